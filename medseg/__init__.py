@@ -1,0 +1,41 @@
+"""medseg: 3D medical image segmentation toolkit.
+
+Subpackages, imported one way (lower never imports higher):
+
+- ``medseg.core``       errors, logging, hashing, atomic writes, model cards (imports nothing from medseg)
+- ``medseg.io``         files <-> :class:`monai.data.MetaTensor` with geometry (NIfTI, NRRD, MHA, DICOM, PNG)
+- ``medseg.transforms`` MONAI dict transforms built from a model card
+- ``medseg.models``     the model zoo: ``create_model``, ``list_models``, ``get_card``
+- ``medseg.inference``  sliding-window engine, stitching, restoring the scan's geometry
+- ``medseg.metrics``    Dice and surface distances
+- ``medseg.reports``    CSV / JSON / HTML evaluation reports
+- ``medseg.training``   training and fine-tuning loops
+- ``medseg.cli``        the ``medseg`` command (the only place that imports typer)
+
+Heavy modules are imported lazily so ``import medseg`` stays fast.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "predict": "medseg.api",
+    "evaluate": "medseg.api",
+    "read_image": "medseg.io",
+    "write_image": "medseg.io",
+    "create_model": "medseg.models",
+    "list_models": "medseg.models",
+    "get_card": "medseg.models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'medseg' has no attribute {name!r}")
+
+
+__all__ = ["__version__", *_LAZY]

@@ -1,0 +1,4 @@
+"""``python -m medseg`` runs the CLI."""
+from medseg.cli.main import run
+
+run()

@@ -1,0 +1,41 @@
+"""``medseg info``: shape, spacing, orientation and intensity summary of a scan."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def info(
+    scan: Path = typer.Argument(..., help="Image file or DICOM series folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    frame: int = typer.Option(None, "--frame", help="For 4D files: the frame/channel to describe."),
+    series: str = typer.Option(None, "--series", help="For DICOM folders with several series: the UID."),
+) -> None:
+    """Describe a scan: shape, spacing, orientation, affine, dtype, intensity range, labels.
+
+    Examples:
+      medseg info scan.nii.gz
+      medseg info scan.nii.gz --json
+      medseg info dicom_folder/ --series 1.2.840.113619...
+    """
+    from medseg.io.summary import describe
+
+    summary = describe(scan, frame=frame, series=series)
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=str(scan), show_header=False)
+    for key, value in summary.items():
+        if key == "affine":
+            value = "\n".join("  ".join(f"{v: .4f}" for v in row) for row in value)
+        table.add_row(key, str(value))
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("info")(info)

@@ -1,0 +1,98 @@
+"""Entry point of the ``medseg`` command: global options, logging, error handling, command discovery."""
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+import sys
+
+import typer
+
+import medseg
+from medseg.core.errors import MedsegError
+
+app = typer.Typer(
+    name="medseg",
+    help="3D medical image segmentation: predict, evaluate, train, fine-tune.\n\n"
+    "Example: medseg predict scan.nii.gz -o seg.nii.gz",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+_STATE = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"medseg {medseg.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show info-level log messages."),
+    debug: bool = typer.Option(False, "--debug", help="Show debug logs and full tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """medseg: segment, evaluate and train on medical images."""
+    _STATE["debug"] = debug
+    setup_logging(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
+
+
+def setup_logging(level: int) -> None:
+    """Route medseg's log records through rich, on stderr."""
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    logger = logging.getLogger("medseg")
+    logger.handlers.clear()
+    handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def _register_commands() -> None:
+    import medseg.cli as package
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if info.name.startswith("_") or info.name == "main":
+            continue
+        module = importlib.import_module(f"medseg.cli.{info.name}")
+        module.register(app)
+
+
+_register_commands()
+
+
+def run() -> None:
+    """Console-script entry: run the app, turning :class:`MedsegError` into one line and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except MedsegError as exc:
+        if _STATE["debug"]:
+            raise
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.secho("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        typer.secho("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,203 @@
+"""STU-Net (Huang et al. 2023): nnU-Net scaled to S/B/L/H with residual blocks and transferable upsampling.
+
+The module and parameter names follow the official release (``conv_blocks_context``,
+``upsample_layers``, ``conv_blocks_localization``, ``seg_outputs``) so official checkpoints load by name.
+
+- Residual block: conv3-IN-LReLU, conv3-IN, plus a 1x1x1 (strided) shortcut without norm in the first
+  block of each stage; biased convs, affine instance norm, LeakyReLU(0.01).
+- Down-sampling: stride-2 convolutions. Up-sampling: nearest interpolation then a 1x1x1 conv, so weights
+  do not depend on the plan's strides.
+- Deep supervision (training mode): full-resolution logits first, then each lower decoder level.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medseg.core.card import Intensity, ModelCard, Pretrained
+from medseg.models._registry import register_model
+
+
+class BasicResBlock(nn.Module):
+    """Residual block with official names: conv1/norm1, conv2/norm2 and the optional shortcut conv3."""
+
+    def __init__(self, cin: int, cout: int, stride: Sequence[int] | int = 1, proj: bool = False) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv3d(cin, cout, 3, stride=stride, padding=1)
+        self.norm1 = nn.InstanceNorm3d(cout, affine=True)
+        self.act1 = nn.LeakyReLU(inplace=True)
+        self.conv2 = nn.Conv3d(cout, cout, 3, padding=1)
+        self.norm2 = nn.InstanceNorm3d(cout, affine=True)
+        self.act2 = nn.LeakyReLU(inplace=True)
+        self.conv3 = nn.Conv3d(cin, cout, 1, stride=stride) if proj else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act1(self.norm1(self.conv1(x)))
+        y = self.norm2(self.conv2(y))
+        shortcut = self.conv3(x) if self.conv3 is not None else x
+        return self.act2(y + shortcut)
+
+
+class UpsampleLayer(nn.Module):
+    """Nearest-neighbour up-sampling by ``scale`` followed by a 1x1x1 convolution."""
+
+    def __init__(self, cin: int, cout: int, scale: Sequence[int]) -> None:
+        super().__init__()
+        self.scale = tuple(int(s) for s in scale)
+        self.conv = nn.Conv3d(cin, cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if any(s != 1 for s in self.scale):
+            x = F.interpolate(x, scale_factor=self.scale, mode="nearest")
+        return self.conv(x)
+
+
+def _stage(cin: int, cout: int, blocks: int, stride) -> nn.Sequential:
+    layers = [BasicResBlock(cin, cout, stride=stride, proj=True)]
+    layers += [BasicResBlock(cout, cout) for _ in range(blocks - 1)]
+    return nn.Sequential(*layers)
+
+
+class STUNet(nn.Module):
+    """STU-Net with any number of stages.
+
+    Args:
+        in_channels: input channels.
+        num_classes: output channels (logits; no softmax is applied).
+        dims: channels per resolution stage, e.g. ``[32, 64, 128, 256, 512, 512]`` for size B.
+        depth: residual blocks per stage (encoder and decoder).
+        strides: down-sampling stride between consecutive stages (``len(dims) - 1`` entries).
+        deep_supervision: in training mode return one logit map per decoder level, high to low resolution.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        dims: Sequence[int] = (32, 64, 128, 256, 512, 512),
+        depth: Sequence[int] | int = 1,
+        strides: Sequence[Sequence[int]] | None = None,
+        deep_supervision: bool = True,
+    ) -> None:
+        super().__init__()
+        n = len(dims)
+        depth = [depth] * n if isinstance(depth, int) else list(depth)
+        strides = [(2, 2, 2)] * (n - 1) if strides is None else [tuple(s) for s in strides]
+        if len(strides) != n - 1 or len(depth) != n:
+            raise ValueError(f"STUNet: {n} stages need {n - 1} strides and {n} depths")
+        self.strides = strides
+        self.deep_supervision = deep_supervision
+        self.conv_blocks_context = nn.ModuleList(
+            [_stage(in_channels, dims[0], depth[0], 1)]
+            + [_stage(dims[k - 1], dims[k], depth[k], strides[k - 1]) for k in range(1, n)]
+        )
+        self.upsample_layers = nn.ModuleList(
+            [UpsampleLayer(dims[n - 1 - u], dims[n - 2 - u], strides[n - 2 - u]) for u in range(n - 1)]
+        )
+        self.conv_blocks_localization = nn.ModuleList(
+            [_stage(2 * dims[n - 2 - u], dims[n - 2 - u], depth[n - 2 - u], 1) for u in range(n - 1)]
+        )
+        self.seg_outputs = nn.ModuleList([nn.Conv3d(dims[n - 2 - u], num_classes, 1) for u in range(n - 1)])
+        self.apply(_init_he)
+
+    @property
+    def divisor(self) -> tuple[int, int, int]:
+        """The input size must be a multiple of this along each axis."""
+        total = [1, 1, 1]
+        for s in self.strides:
+            total = [t * int(v) for t, v in zip(total, s)]
+        return tuple(total)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        skips = []
+        for stage in self.conv_blocks_context[:-1]:
+            x = stage(x)
+            skips.append(x)
+        x = self.conv_blocks_context[-1](x)
+        want_all = self.deep_supervision and self.training
+        outputs = []
+        for u, (up, block) in enumerate(zip(self.upsample_layers, self.conv_blocks_localization)):
+            x = block(torch.cat([up(x), skips[-(u + 1)]], dim=1))
+            if want_all or u == len(self.upsample_layers) - 1:
+                outputs.append(self.seg_outputs[u](x))
+        if want_all:
+            return tuple(outputs[::-1])
+        return outputs[-1]
+
+
+def _init_he(module: nn.Module) -> None:
+    """nnU-Net's InitWeights_He(1e-2): kaiming-normal conv weights, zero biases."""
+    if isinstance(module, nn.Conv3d):
+        nn.init.kaiming_normal_(module.weight, a=1e-2)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+_SIZES = {  # name: (C0, blocks per stage); widths C0 x [1, 2, 4, 8, 16, 16]
+    "s": (16, 1),
+    "b": (32, 1),
+    "l": (64, 2),
+    "h": (96, 3),
+}
+_TOTALSEG_POOLS = ((2, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2), (1, 1, 2))
+
+
+def _totalseg_card(size: str) -> ModelCard:
+    return ModelCard(
+        name=f"stunet_{size}",
+        spatial_dims=3,
+        in_channels=1,
+        out_channels=105,
+        labels=("background",) + tuple(f"class_{i}" for i in range(1, 105)),
+        channel_names=("CT",),
+        roi_size=(128, 128, 128),
+        spacing=(1.5, 1.5, 1.5),
+        intensity=Intensity("zscore"),
+        divisible_by=32,
+        deep_supervision=4,
+        modality="CT",
+        description=f"STU-Net-{size.upper()} (Huang et al. 2023) in the TotalSegmentator configuration",
+    )
+
+
+def _build_size(size: str):
+    c0, blocks = _SIZES[size]
+
+    def build(card: ModelCard, *, deep_supervision: bool = True, strides=_TOTALSEG_POOLS) -> nn.Module:
+        return STUNet(card.in_channels, card.out_channels, dims=[c0 * m for m in (1, 2, 4, 8, 16, 16)],
+                      depth=blocks, strides=strides, deep_supervision=deep_supervision)
+
+    build.__doc__ = f"STU-Net-{size.upper()}: C0={c0}, {blocks} residual block(s) per stage."
+    return build
+
+
+for _size in _SIZES:
+    register_model(_totalseg_card(_size))(_build_size(_size))
+
+
+HIPPOCAMPUS_CARD = ModelCard(
+    name="stunet_t",
+    spatial_dims=3,
+    in_channels=1,
+    out_channels=3,
+    labels=("background", "anterior", "posterior"),
+    channel_names=("MRI",),
+    roi_size=(40, 56, 40),
+    spacing=(1.0, 1.0, 1.0),
+    intensity=Intensity("zscore"),
+    divisible_by=8,
+    deep_supervision=2,
+    modality="MRI",
+    description="STU-Net-T: a 4-stage STU-Net (C0=16, 1 block per stage) for small crops such as MSD hippocampus",
+    pretrained=(),
+)
+
+
+@register_model(HIPPOCAMPUS_CARD)
+def build_stunet_t(card: ModelCard, *, deep_supervision: bool = True, width: int = 16) -> nn.Module:
+    """STU-Net-T: dims width x [1, 2, 4, 8], three stride-2 down-samplings, one block per stage."""
+    return STUNet(card.in_channels, card.out_channels, dims=[width * m for m in (1, 2, 4, 8)], depth=1,
+                  strides=[(2, 2, 2)] * 3, deep_supervision=deep_supervision)

@@ -1,0 +1,36 @@
+"""Shared fixtures: small synthetic volumes built in code, and the optional real data in ../shared."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+SAMPLE = ROOT / "medseg" / "data" / "sample" / "hippocampus_001.nii.gz"
+SAMPLE_LABEL = ROOT / "medseg" / "data" / "sample" / "hippocampus_001_label.nii.gz"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """../shared/data, or skip the test when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA
+
+
+def random_oblique_affine(rng: np.random.Generator, spacing=(0.7, 1.3, 2.5)) -> np.ndarray:
+    """A random rotation times an anisotropic spacing, with a random origin (a 'real scanner' affine)."""
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    if np.linalg.det(q) < 0:
+        q[:, 0] *= -1
+    affine = np.eye(4)
+    affine[:3, :3] = q @ np.diag(spacing)
+    affine[:3, 3] = rng.uniform(-120, 120, 3)
+    return affine
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
