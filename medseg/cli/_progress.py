@@ -1,0 +1,47 @@
+"""Shared CLI plumbing for long runs: rich progress bars around ``medseg.training.fit``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+def make_progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+
+
+def run_fit(recipe_path: Path | None, overrides: list[str], *, resume: bool, device: str | None,
+            export: Path | None, recipe=None, model=None) -> None:
+    """Load the recipe (unless given), train with progress bars, print the result, optionally export."""
+    from medseg.training import fit, load_recipe
+    from medseg.training.distributed import DistContext
+
+    recipe = recipe or load_recipe(recipe_path, overrides)
+    dist = DistContext.from_env(device)
+    console = Console(stderr=True)
+    with make_progress() as progress:
+        epochs = progress.add_task("epochs", total=recipe.train.epochs)
+        iters = progress.add_task("iterations", total=recipe.train.iterations_per_epoch)
+
+        def on_iteration(done: int, total: int) -> None:
+            progress.update(iters, completed=done, total=total)
+
+        def on_epoch(row: dict) -> None:
+            progress.update(epochs, completed=row["epoch"] + 1)
+            progress.reset(iters)
+            if "val_dice" in row and dist.is_main:
+                console.print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, val Dice {row['val_dice']:.4f}")
+
+        result = fit(recipe, resume=resume, model=model, dist=dist, on_epoch=on_epoch,
+                     on_iteration=on_iteration if dist.is_main else None)
+    if dist.is_main:
+        console.print(f"best validation Dice {result.best_dice:.4f} at epoch {result.best_epoch}; "
+                      f"files in {result.output}")
+        if export is not None:
+            from medseg.training.export import export_weights
+
+            name = recipe.model.name.replace(".", "_") + ".safetensors"
+            summary = export_weights(result.output / "best.pt", export, name)
+            console.print(f"exported {export / name} (sha256 {summary['sha256']})")

@@ -1,0 +1,201 @@
+"""The training loop: plain PyTorch, MONAI pieces, nnU-Net defaults, resumable, DDP-aware.
+
+``fit(recipe)`` validates the data, loads and preprocesses the cases once, then trains for
+``epochs x iterations_per_epoch`` patches with Dice+CE (deep supervision where the model has it),
+validates every ``val_every`` epochs with sliding-window inference, and writes ``last.pt`` every epoch
+and ``best.pt`` on a new best mean validation Dice, atomically.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from medseg.core.errors import MedsegError
+from medseg.core.log import get_logger
+from medseg.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from medseg.training.config import Recipe
+from medseg.training.distributed import DistContext
+from medseg.training.history import plot_history, write_history
+from medseg.training.losses import DeepSupervisionLoss, DiceCELoss
+from medseg.training.sampling import PatchDataset, build_augmentation
+from medseg.training.prepare import TrainingData, build_model_for, prepare_data
+
+logger = get_logger(__name__)
+
+
+@dataclass
+class FitResult:
+    """Where the run wrote its files and how it ended."""
+
+    output: Path
+    best_dice: float
+    best_epoch: int
+    epochs_run: int
+    seconds: float
+    history: list[dict]
+
+
+def poly_lr(base: float, epoch: int, epochs: int, exponent: float = 0.9) -> float:
+    """nnU-Net's polynomial decay: base * (1 - epoch/epochs)^0.9."""
+    return base * (1 - epoch / epochs) ** exponent
+
+
+def build_optimizer(model: nn.Module, recipe: Recipe, lr: float) -> torch.optim.Optimizer:
+    t = recipe.train
+    params = [p for p in model.parameters() if p.requires_grad]
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=t.momentum, nesterov=True, weight_decay=t.weight_decay)
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=t.weight_decay)
+    raise MedsegError(f"unknown optimizer {t.optimizer!r}", hint="use 'sgd' or 'adamw'")
+
+
+@torch.no_grad()
+def validate(model: nn.Module, cases: list[dict], roi_size, device: torch.device, num_classes: int) -> dict:
+    """Mean Dice per foreground label over the validation cases (sliding window, Gaussian, overlap 0.5)."""
+    from monai.inferers import sliding_window_inference
+
+    was_training = model.training
+    model.eval()
+    dices = {c: [] for c in range(1, num_classes)}
+    for case in cases:
+        image = case["image"][None].to(device)
+        logits = sliding_window_inference(image, roi_size, sw_batch_size=2, predictor=model, overlap=0.5,
+                                          mode="gaussian")
+        pred = logits.argmax(1)[0].cpu()
+        label = case["label"][0]
+        for c in dices:
+            p, g = pred == c, label == c
+            denom = int(p.sum() + g.sum())
+            dices[c].append(1.0 if denom == 0 else 2.0 * int((p & g).sum()) / denom)
+    model.train(was_training)
+    return {c: float(np.mean(v)) for c, v in dices.items()}
+
+
+def fit(recipe: Recipe, *, resume: bool = False, data: TrainingData | None = None,
+        model: nn.Module | None = None, max_epochs: int | None = None,
+        on_epoch: Callable[[dict], None] | None = None, on_iteration: Callable[[int, int], None] | None = None,
+        dist: DistContext | None = None) -> FitResult:
+    """Train ``recipe``'s model on its dataset; see the module docstring.
+
+    Args:
+        recipe: the resolved recipe.
+        resume: continue from ``<output>/last.pt`` if it exists (a killed run loses at most one epoch).
+        data: preloaded cases (tests and fine-tuning pass them); default: from ``recipe.data``.
+        model: a prepared model (fine-tuning passes one); default: built from ``recipe.model``.
+        max_epochs: stop after this many epochs in this call (the schedule still uses ``train.epochs``).
+        on_epoch / on_iteration: progress callbacks (the CLI draws bars with them).
+        dist: torch.distributed context (from ``medseg.training.distributed``); default: single process.
+    """
+    t = recipe.train
+    dist = dist or DistContext.single()
+    torch.manual_seed(t.seed + dist.rank)
+    np.random.seed(t.seed + dist.rank)
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    device = dist.device
+    data = data or prepare_data(recipe)
+    model = model if model is not None else build_model_for(recipe, data)
+    card = model.card
+    model.to(device)
+    output = Path(t.output)
+    if dist.is_main:
+        output.mkdir(parents=True, exist_ok=True)
+    base_lr = t.lr * (recipe.finetune.lr_factor if recipe.finetune.source else 1.0)
+    optimizer = build_optimizer(model, recipe, base_lr)
+    use_amp = t.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    loss_fn = DeepSupervisionLoss(DiceCELoss())
+    history: list[dict] = []
+    start_epoch, best, best_epoch = 0, -1.0, -1
+    last_path, best_path = output / "last.pt", output / "best.pt"
+    if resume and last_path.is_file():
+        state = load_checkpoint(last_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        start_epoch, best, best_epoch = state["epoch"] + 1, state["best"], state["best_epoch"]
+        history = list(state["history"])
+        logger.info("resumed from %s at epoch %d", last_path, start_epoch)
+    net = dist.wrap(model)
+    roi = tuple(card.roi_size)
+    augment = build_augmentation(roi, spatial_dims=card.spatial_dims, mirror_axes=card.mirror_axes,
+                                 strength=t.augmentation)
+    samples = t.iterations_per_epoch * t.batch_size
+    dataset = PatchDataset(dist.shard(data.train), roi, samples, t.foreground_fraction, augment, seed=t.seed + dist.rank)
+    started = time.time()
+    end_epoch = t.epochs if max_epochs is None else min(t.epochs, start_epoch + max_epochs)
+    for epoch in range(start_epoch, end_epoch):
+        lr = poly_lr(base_lr, epoch, t.epochs)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        _freeze_encoder(model, epoch < recipe.finetune.freeze_encoder_epochs)
+        dataset.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=t.batch_size, num_workers=t.num_workers,
+                                             shuffle=False, drop_last=True, pin_memory=device.type == "cuda")
+        net.train()
+        losses = []
+        for it, batch in enumerate(loader):
+            image, label = batch["image"].to(device), batch["label"].to(device)
+            with torch.autocast(device.type, enabled=use_amp):
+                loss = loss_fn(net(image), label)
+            if not torch.isfinite(loss):
+                raise MedsegError(
+                    f"non-finite loss at epoch {epoch}, iteration {it}; training stopped",
+                    path=last_path if last_path.exists() else None,
+                    hint="the last good checkpoint is kept; lower train.lr or check the data for NaNs",
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            losses.append(float(loss.detach()))
+            if on_iteration:
+                on_iteration(it + 1, t.iterations_per_epoch)
+        row = {"epoch": epoch, "lr": lr, "train_loss": float(np.mean(losses)), "seconds": time.time() - started}
+        is_val = data.val and ((epoch + 1) % t.val_every == 0 or epoch == t.epochs - 1)
+        if is_val and dist.is_main:
+            dice = validate(model, data.val, roi, device, card.out_channels)
+            for c, value in dice.items():
+                row[f"val_dice_{card.labels[c]}"] = value
+            row["val_dice"] = float(np.mean(list(dice.values())))
+        history.append(row)
+        if dist.is_main:
+            improved = is_val and row["val_dice"] > best
+            if improved:
+                best, best_epoch = row["val_dice"], epoch
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                     "rng": rng_state(), "epoch": epoch, "best": best, "best_epoch": best_epoch,
+                     "history": history, "recipe": recipe.to_dict(), "card": card.to_dict()}
+            if improved:
+                save_checkpoint(best_path, **state)
+            save_checkpoint(last_path, **state)
+            write_history(history, output / "history.csv")
+            plot_history(history, output / "curves.png")
+            logger.info("epoch %d  loss %.4f  %s", epoch, row["train_loss"],
+                        f"val dice {row['val_dice']:.4f}" if is_val else "")
+        if on_epoch:
+            on_epoch(row)
+        dist.barrier()
+    return FitResult(output=output, best_dice=best, best_epoch=best_epoch, epochs_run=end_epoch - start_epoch,
+                     seconds=time.time() - started, history=history)
+
+
+def _freeze_encoder(model: nn.Module, frozen: bool) -> None:
+    """Freeze/unfreeze the encoder (modules named like an encoder) for fine-tuning warm-up."""
+    encoder = getattr(model, "conv_blocks_context", None) or getattr(model, "encoder", None)
+    if encoder is None:
+        return
+    for p in encoder.parameters():
+        p.requires_grad_(not frozen)
+
+

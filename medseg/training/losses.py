@@ -1,0 +1,65 @@
+"""Training losses: nnU-Net's Dice + cross-entropy, with nnU-Net's deep-supervision weighting."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class DiceCELoss(nn.Module):
+    """Soft Dice (batch Dice over foreground classes, smooth 1e-5) plus cross-entropy, as nnU-Net trains.
+
+    ``logits``: (N, C, *S); ``target``: (N, 1, *S) integer labels.
+    """
+
+    def __init__(self, smooth: float = 1e-5, include_background: bool = False, batch_dice: bool = True) -> None:
+        super().__init__()
+        self.smooth = smooth
+        self.include_background = include_background
+        self.batch_dice = batch_dice
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        target = target[:, 0].long()
+        ce = F.cross_entropy(logits, target)
+        probs = logits.float().softmax(1)
+        onehot = F.one_hot(target, logits.shape[1]).movedim(-1, 1).to(probs.dtype)
+        if not self.include_background:
+            probs, onehot = probs[:, 1:], onehot[:, 1:]
+        dims = (0, *range(2, probs.ndim)) if self.batch_dice else tuple(range(2, probs.ndim))
+        intersection = (probs * onehot).sum(dims)
+        denominator = probs.sum(dims) + onehot.sum(dims)
+        dice = (2 * intersection + self.smooth) / (denominator + self.smooth).clamp_min(1e-8)
+        return ce + (1 - dice.mean())
+
+
+def deep_supervision_weights(n: int) -> list[float]:
+    """nnU-Net's weights: 2^-i, the lowest resolution set to 0, normalised to sum to 1 (n=1 gives [1])."""
+    if n == 1:
+        return [1.0]
+    weights = [2.0 ** -i for i in range(n)]
+    weights[-1] = 0.0
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+class DeepSupervisionLoss(nn.Module):
+    """Apply ``loss`` to each output of a deep-supervised model against a down-sampled target."""
+
+    def __init__(self, loss: nn.Module) -> None:
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, outputs: torch.Tensor | Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+        if isinstance(outputs, torch.Tensor):
+            return self.loss(outputs, target)
+        total = outputs[0].new_zeros(())
+        for weight, out in zip(deep_supervision_weights(len(outputs)), outputs):
+            if weight == 0:  # keep the head in the graph (DDP needs a gradient for every parameter)
+                total = total + 0.0 * out.sum()
+                continue
+            t = target if out.shape[2:] == target.shape[2:] else F.interpolate(
+                target.float(), size=out.shape[2:], mode="nearest").long()
+            total = total + weight * self.loss(out, t)
+        return total

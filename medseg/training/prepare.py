@@ -1,0 +1,120 @@
+"""Turn a recipe into data and a model: dataset loading, validation, split, preprocessing, model card."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from medseg.core.card import Intensity, ModelCard
+from medseg.core.errors import MedsegError
+from medseg.core.log import get_logger
+from medseg.models import create_model, get_card
+from medseg.training.config import Recipe
+from medseg.training.datalist import Dataset, load_dataset
+from medseg.training.preprocess import load_case
+from medseg.training.validation import validate_dataset
+
+logger = get_logger(__name__)
+
+
+@dataclass
+class TrainingData:
+    """Preprocessed training and validation cases plus the card they were prepared for."""
+
+    train: list[dict]
+    val: list[dict]
+    card: ModelCard
+    dataset: Dataset | None = None
+    split: dict = field(default_factory=dict)
+
+
+def split_cases(names: list[str], recipe: Recipe) -> tuple[list[str], list[str]]:
+    """Validation = ``data.val_cases`` or every k-th case (k from ``val_fraction``); training = the rest."""
+    d = recipe.data
+    if d.val_cases:
+        unknown = sorted(set(d.val_cases) - set(names))
+        if unknown:
+            raise MedsegError(f"validation cases not in the dataset: {unknown[:5]}")
+        val = [n for n in names if n in set(d.val_cases)]
+    elif d.val_fraction > 0:
+        step = max(int(round(1 / d.val_fraction)), 2)
+        val = names[step - 1::step]
+    else:
+        val = []
+    train = [n for n in names if n not in set(val)]
+    if d.train_cases:
+        train = [n for n in names if n in set(d.train_cases)]
+    if d.max_train_cases:
+        train = train[: d.max_train_cases]
+    if not train:
+        raise MedsegError("no training cases left after the split", hint="check data.val_cases / train_cases")
+    return train, val
+
+
+def card_for(recipe: Recipe, dataset: Dataset | None) -> ModelCard:
+    """The model card adapted to the data: label names and count, channels, plan overrides."""
+    card = get_card(recipe.model.name)
+    changes: dict = {}
+    if dataset is not None:
+        names = _label_names(recipe, dataset)
+        if names and card.activation == "softmax":
+            changes.update(labels=names, out_channels=len(names))
+        if len(dataset.channel_names) != card.in_channels or dataset.channel_names != card.channel_names:
+            changes.update(in_channels=len(dataset.channel_names), channel_names=tuple(dataset.channel_names))
+    p = recipe.plan
+    if p.roi_size:
+        changes["roi_size"] = tuple(p.roi_size)
+    if p.spacing:
+        changes["spacing"] = tuple(p.spacing)
+    if p.intensity:
+        changes["intensity"] = Intensity(p.intensity)
+    return card.replace(**changes) if changes else card
+
+
+def _label_names(recipe: Recipe, dataset: Dataset) -> tuple[str, ...]:
+    if recipe.data.labels:
+        mapping = {int(k): v for k, v in recipe.data.labels.items()}
+        return tuple(mapping.get(i, f"class_{i}") for i in range(max(mapping) + 1))
+    return dataset.label_names if dataset.labels else ()
+
+
+def prepare_data(recipe: Recipe) -> TrainingData:
+    """Load, validate, split and preprocess the recipe's dataset (all cases held in memory)."""
+    if not recipe.data.dataset:
+        raise MedsegError("the recipe names no dataset", hint="set data.dataset = 'path/to/dataset'")
+    dataset = load_dataset(Path(recipe.data.dataset))
+    validate_dataset(dataset)
+    card = card_for(recipe, dataset)
+    names = [c["case"] for c in dataset.cases]
+    train_names, val_names = split_cases(names, recipe)
+    by_name = {c["case"]: c for c in dataset.cases}
+    label_map = {int(k): int(v) for k, v in recipe.data.label_map.items()}
+
+    def load(name: str) -> dict:
+        case = load_case(by_name[name], card)
+        if label_map:
+            lut = torch.arange(int(case["label"].max()) + 1)
+            for src, dst in label_map.items():
+                if src < len(lut):
+                    lut[src] = dst
+            case["label"] = lut[case["label"]]
+        return case
+
+    train = [load(n) for n in train_names]
+    val = [load(n) for n in val_names]
+    logger.info("%d training and %d validation cases", len(train), len(val))
+    return TrainingData(train=train, val=val, card=card, dataset=dataset,
+                        split={"train": train_names, "val": val_names})
+
+
+def build_model_for(recipe: Recipe, data: TrainingData) -> nn.Module:
+    """Build the recipe's model with the data's card (labels, channels, roi)."""
+    card = data.card
+    model = create_model(recipe.model.name.partition(".")[0], **dict(recipe.model.overrides),
+                         **{k: getattr(card, k) for k in ("in_channels", "channel_names", "out_channels", "labels",
+                                                          "roi_size", "spacing", "intensity")})
+    return model
+
+
