@@ -18,6 +18,8 @@ from medseg.metrics.definitions import CONVENTIONS, DISTANCE_METRICS
 from medseg.metrics.reductions import monai_reduce, surfel_reduce
 from medseg.metrics.surface import edge_distances, surfel_distances
 
+_DIRECT_LABELS = 65535  # label values up to this are boxed in one find_objects sweep
+
 
 @dataclass(frozen=True)
 class LabelMetrics:
@@ -88,21 +90,38 @@ def compute_metrics(
         raise MedsegError(f"spacing {spacing} does not fit a {pred.ndim}D image (one positive value per axis)")
     if tolerance < 0 or not math.isfinite(tolerance):
         raise MedsegError(f"NSD tolerance must be a finite number >= 0 mm, got {tolerance}")
-    if labels is None:
-        labels = sorted(set(_present(pred)) | set(_present(ref)))
-    labels = [int(v) for v in labels]
-    if any(v <= 0 for v in labels):
-        raise MedsegError(f"labels to evaluate must be positive (0 is background), got {labels}")
-    if not labels:
-        return []
-    top = max(labels)
-    boxes_pred = ndimage.find_objects(pred, max_label=top)
-    boxes_ref = ndimage.find_objects(ref, max_label=top)
+    if labels is not None:
+        labels = [int(v) for v in labels]
+        if any(v <= 0 for v in labels):
+            raise MedsegError(f"labels to evaluate must be positive (0 is background), got {labels}")
+    boxes = _label_boxes(pred, ref, labels)
     voxel = float(np.prod(spacing)) / (1000.0 if pred.ndim == 3 else 1.0)
     return [
-        _label_metrics(pred, ref, v, boxes_pred[v - 1], boxes_ref[v - 1], spacing, voxel, tolerance, convention)
-        for v in labels
+        _label_metrics(pred, ref, v, box_pred, box_ref, spacing, voxel, tolerance, convention)
+        for v, (box_pred, box_ref) in boxes.items()
     ]
+
+
+def _label_boxes(pred: np.ndarray, ref: np.ndarray, labels: list[int] | None) -> dict[int, tuple]:
+    """``{label: (box in pred, box in ref)}`` (None where absent) from one sweep per map; all present
+    labels when ``labels`` is None."""
+    top = max(int(pred.max(initial=0)), int(ref.max(initial=0)))
+    if labels is not None:
+        top = min(top, max(labels, default=0))
+    if top > _DIRECT_LABELS:  # find_objects keeps one slot per value: go label by label instead
+        if labels is None:
+            labels = [int(v) for v in np.union1d(np.unique(pred), np.unique(ref)) if v != 0]
+        return {v: (_box(pred == v), _box(ref == v)) for v in labels}
+    in_pred = ndimage.find_objects(pred, max_label=top) if top else []
+    in_ref = ndimage.find_objects(ref, max_label=top) if top else []
+    if labels is None:
+        labels = [v for v in range(1, top + 1) if in_pred[v - 1] is not None or in_ref[v - 1] is not None]
+    return {v: (in_pred[v - 1], in_ref[v - 1]) if v <= top else (None, None) for v in labels}
+
+
+def _box(mask: np.ndarray) -> tuple[slice, ...] | None:
+    found = ndimage.find_objects(mask.view(np.uint8))
+    return found[0] if found else None
 
 
 def _as_labels(array: np.ndarray, what: str) -> np.ndarray:
@@ -119,17 +138,6 @@ def _as_labels(array: np.ndarray, what: str) -> np.ndarray:
     if array.dtype.kind == "i" and array.size and array.min() < 0:
         raise MedsegError(f"the {what} has negative values; label maps hold 0 (background) and positive labels")
     return array
-
-
-def _present(labels: np.ndarray) -> list[int]:
-    """Non-zero values of a label map (bincount for small labels, unique otherwise)."""
-    if labels.size == 0:
-        return []
-    top = int(labels.max())
-    if top < 65536:
-        counts = np.bincount(labels.ravel(), minlength=top + 1)
-        return [int(v) for v in np.flatnonzero(counts) if v != 0]
-    return [int(v) for v in np.unique(labels) if v != 0]
 
 
 def _label_metrics(pred, ref, label, box_pred, box_ref, spacing, voxel, tolerance, convention) -> LabelMetrics:

@@ -152,3 +152,15 @@ def test_definitions_name_every_metric_and_the_tolerance():
         assert "2.5 mm" in text["nsd"]
     assert "MONAI" in definitions("monai")["convention"]
     assert "DeepMind" in definitions("surface-distance")["convention"]
+
+
+def test_large_label_values_are_evaluated_like_small_ones():
+    small = cube((12, 12, 12), (2, 2, 2), 5, label=3)
+    shifted = cube((12, 12, 12), (3, 2, 2), 5, label=3)
+    big = small.astype(np.uint32) * 30000  # 90000: beyond one find_objects slot per value
+    big_shifted = shifted.astype(np.uint32) * 30000
+    [expected] = compute_metrics(shifted, small)
+    [m] = compute_metrics(big_shifted, big)
+    assert m.label == 90000
+    assert (m.dice, m.hd, m.hd95, m.assd) == (expected.dice, expected.hd, expected.hd95, expected.assd)
+    assert compute_metrics(big_shifted, big, labels=[90000, 7])[1].empty_reference
