@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from typing import Self
 
 import numpy as np
 from scipy import ndimage
@@ -88,7 +89,7 @@ def monai_metrics(pred: np.ndarray, ref: np.ndarray, labels: list[int]) -> tuple
 class Timer:
     """Wall-clock and CPU seconds of a block (CPU time is the steadier figure on a shared machine)."""
 
-    def __enter__(self) -> Timer:
+    def __enter__(self) -> Self:
         self.wall, self.cpu = -time.perf_counter(), -time.process_time()
         return self
 

@@ -17,7 +17,7 @@ def evaluate(
     pred: Path = typer.Argument(..., help="Prediction label file, or folder of them."),
     ref: Path = typer.Argument(..., help="Reference label file, or folder (matched to PRED by case name)."),
     labels: str = typer.Option(None, "--labels", help="Labels to evaluate, as values or names: 1,2 or liver,spleen. "
-                               "Default: every named label and every label found."),
+                               "Default: every label found in any map."),
     tolerance: float = typer.Option(1.0, "--tolerance", help="NSD (surface Dice) tolerance in mm."),
     report: Path = typer.Option(None, "--report", help="Folder for metrics.csv, summary.json and report.html."),
     json_file: Path = typer.Option(None, "--json", help="Write cases, summary and definitions as JSON ('-': stdout)."),

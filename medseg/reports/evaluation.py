@@ -95,8 +95,8 @@ def evaluate(
     Args:
         pred: prediction label file, folder of files, or array (numpy, torch, MetaTensor).
         ref: reference label file, folder (matched by case name) or array.
-        labels: labels to evaluate, as values or names (``"1,2"``, ``["liver"]``); default: all labels
-            named in ``label_names`` plus every label found in any map.
+        labels: labels to evaluate, as values or names (``"1,2"``, ``["liver"]``); default: every label
+            found in any prediction or reference (named labels found nowhere are listed in the summary).
         label_names: ``{value: name}``, or a dataset.json path (MSD or nnU-Net v2 style).
         tolerance: NSD tolerance in mm.
         convention: ``"monai"`` or ``"surface-distance"`` (see :func:`medseg.metrics.definitions`).
@@ -200,9 +200,10 @@ def _process_context():
 
 def _assemble(outcomes, names, settings, unmatched, sources, pred, ref) -> EvaluationResult:
     wanted = settings["labels"]
-    if wanted is None:
-        found = {v for o in outcomes for v in o["labels_pred"] + o["labels_ref"]}
-        wanted = sorted(found | {v for v in names if v > 0})
+    found = {v for o in outcomes for v in o["labels_pred"] + o["labels_ref"]}
+    not_found = sorted(v for v in names if v > 0 and v not in found)
+    if wanted is None:  # named labels absent from every map would only add rows of "both empty"
+        wanted = sorted(found)
     label_table = {v: label_name(v, names) for v in wanted}
     rows = []
     for outcome in outcomes:
@@ -229,6 +230,7 @@ def _assemble(outcomes, names, settings, unmatched, sources, pred, ref) -> Evalu
         "empty_masks": EMPTY_RULE,
         **unmatched,
         "labels_only_in_prediction": only_pred,
+        "named_labels_not_found": [] if settings["labels"] else not_found,
         "resampled_cases": [o["case"] for o in outcomes if o["resampled"]],
         "prediction": str(pred) if _is_path(pred) else "array",
         "reference": str(ref) if _is_path(ref) else "array",

@@ -27,9 +27,9 @@ def _pyplot():
     return plt
 
 
-def _png(fig) -> bytes:
+def _png(fig, tight: bool = True) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight" if tight else None, facecolor="white")
     _pyplot().close(fig)
     return buffer.getvalue()
 
@@ -98,14 +98,15 @@ def overlay(pred: np.ndarray, ref: np.ndarray, affine: np.ndarray, label: int, t
         rgb[mask] = _rgb(colour)
     box = _crop_box(p | r)
     rgb = rgb[box]
-    fig, ax = plt.subplots(figsize=(3.0, 3.0))
+    fig = plt.figure(figsize=(3.0, 3.2))  # one size for every overlay: an even grid, equal title sizes
+    ax = fig.add_axes((0.03, 0.02, 0.94, 0.88))
     # rows = second array axis (anterior up), columns = first axis flipped (radiological)
     ax.imshow(np.transpose(rgb, (1, 0, 2))[::-1, ::-1] if pred.ndim == 3 else np.transpose(rgb, (1, 0, 2)),
               aspect=aspect, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=8, loc="left")
-    return _png(fig), where
+    return _png(fig, tight=False), where
 
 
 def _horizontal() -> dict[str, Any]:

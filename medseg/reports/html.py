@@ -56,15 +56,15 @@ def render(result: EvaluationResult) -> str:
         _notes(result),
         '<section><h2>Summary per label</h2>',
         _summary_table(result),
-        '<p class="small">Mean with its 95% bootstrap confidence interval; distances in mm, over cases where '
-        "both masks are non-empty. <em>Missed</em>: the prediction is empty; <em>extra</em>: the reference "
-        "is empty; both count as Dice 0 and infinite distance.</p></section>",
+        ('<p class="small">Mean with its 95% bootstrap confidence interval; distances in mm, over cases where '
+         "both masks are non-empty. <em>Missed</em>: the prediction is empty; <em>extra</em>: the reference "
+         "is empty; both count as Dice 0 and infinite distance.</p></section>"),
         f'<section><h2>Distribution over cases</h2><div class="plots">{plots}</div></section>' if plots else "",
         _worst_cases(result),
         _definitions(result),
-        f'<footer>medseg {escape(s["medseg_version"])} · generated '
-        f'{_dt.datetime.now().strftime("%Y-%m-%d %H:%M")} · full per-case numbers in metrics.csv, '
-        "statistics in summary.json</footer>",
+        (f'<footer>medseg {escape(s["medseg_version"])} · generated '
+         f'{_dt.datetime.now().strftime("%Y-%m-%d %H:%M")} · full per-case numbers in metrics.csv, '
+         "statistics in summary.json</footer>"),
         "</main></body></html>",
     ]
     return "\n".join(p for p in parts if p)
@@ -91,6 +91,9 @@ def _notes(result: EvaluationResult) -> str:
         name = s["labels"].get(value, {}).get("name", f"label_{value}")
         notes.append(f"Label {value} ({name}) is in the prediction but not in the reference of {len(cases)} "
                      f"case(s): {_list(cases)}")
+    if s.get("named_labels_not_found"):
+        notes.append(f"{len(s['named_labels_not_found'])} named label(s) occur in no prediction and no reference "
+                     f"and are not listed: {_list([str(v) for v in s['named_labels_not_found']], 20)}")
     if s["resampled_cases"]:
         notes.append(f"{len(s['resampled_cases'])} prediction(s) were resampled onto the reference grid "
                      f"(nearest neighbour): {_list(s['resampled_cases'])}")
@@ -118,7 +121,8 @@ def _summary_table(result: EvaluationResult) -> str:
             f"<td{_flag(block['n_only_reference_empty'])}>{block['n_only_reference_empty']}</td>"
             f"<td>{block['n_both_empty']}</td></tr>"
         )
-    return f'<div class="table-wrap"><table class="summary"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table></div>'
+    return (f'<div class="table-wrap"><table class="summary"><thead>{head}</thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
 
 
 def select_worst(rows: list[dict[str, Any]], per_label: int = WORST_PER_LABEL, total: int = WORST_TOTAL) -> list[dict]:
@@ -153,11 +157,12 @@ def _worst_cases(result: EvaluationResult) -> str:
             png, where = overlay(pred.array, ref.array, ref.affine, row["label"],
                                  f"{row['case']} · {row['label_name']} · Dice {row['dice']:.3f}")
             figures.append(_figure(png, where))
-        except Exception as exc:  # a figure must not cost the numbers: report it and go on
+        except Exception as exc:  # noqa: BLE001  (a figure must not cost the numbers: report it, go on)
             logger.warning("no overlay for %s label %s: %s", row["case"], row["label"], exc)
     unit = result.summary["volume_unit"]
-    table = ("<table class=\"worst\"><thead><tr><th class=\"name\">Case</th><th class=\"name\">Label</th><th>Dice</th><th>HD95 (mm)</th>"
-             f"<th>ASSD (mm)</th><th>Volume diff. ({unit})</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    table = ('<table class="worst"><thead><tr><th class="name">Case</th><th class="name">Label</th><th>Dice</th>'
+             f"<th>HD95 (mm)</th><th>ASSD (mm)</th><th>Volume diff. ({unit})</th></tr></thead>"
+             f"<tbody>{''.join(rows)}</tbody></table>")
     legend = "".join(f'<span><i style="background:{colour}"></i>{text}</span>' for colour, text in
                      ((AGREE, "in both"), (MISSED, "reference only (missed)"), (EXTRA, "prediction only (extra)"),
                       (CONTEXT, "other reference labels")))
@@ -170,7 +175,8 @@ def _worst_cases(result: EvaluationResult) -> str:
 def _definitions(result: EvaluationResult) -> str:
     items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in result.definitions.items())
     agg = escape(result.summary["aggregation"])
-    return f"<section class=\"definitions\"><h2>Definitions</h2><dl>{items}<dt>aggregation</dt><dd>{agg}</dd></dl></section>"
+    return (f'<section class="definitions"><h2>Definitions</h2><dl>{items}<dt>aggregation</dt><dd>{agg}</dd>'
+            "</dl></section>")
 
 
 def _figure(png: bytes, caption: str) -> str:
@@ -188,7 +194,9 @@ def _dist(value: float | None) -> str:
 
 
 def _signed(value: float) -> str:
-    return f"{value:+.3g}"
+    """Signed volume difference, no scientific notation: +1,043 / +2.71 / -0.027."""
+    size = abs(value)
+    return f"{value:+,.0f}" if size >= 100 else f"{value:+.2f}" if size >= 1 else f"{value:+.3f}"
 
 
 def _mean_ci(stats: dict[str, Any], digits: int) -> str:

@@ -26,7 +26,8 @@ def names_from_dataset_json(path: str | PathLike) -> dict[int, str]:
         raise MedsegError(f"is not valid JSON ({exc})", path=p) from exc
     labels = data.get("labels") if isinstance(data, dict) else None
     if not isinstance(labels, dict) or not labels:
-        raise MedsegError("has no 'labels' mapping", path=p, hint='expected e.g. "labels": {"0": "background", "1": "liver"}')
+        raise MedsegError("has no 'labels' mapping", path=p,
+                          hint='expected e.g. "labels": {"0": "background", "1": "liver"}')
     names: dict[int, str] = {}
     for key, value in labels.items():
         if isinstance(value, str) and _is_int(key):  # MSD: value -> name

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from medseg.metrics import DISTANCE_METRICS, METRICS
+from medseg.metrics import METRICS
 
 BOOTSTRAP_SAMPLES = 5000
 BOOTSTRAP_SEED = 0
@@ -72,7 +72,3 @@ def summarize(rows: Sequence[Mapping[str, Any]], labels: Mapping[int, str]) -> d
         block["metrics"] = {key: describe([r[key] for r in mine]) for key in METRICS}
         out[str(label)] = block
     return out
-
-
-def is_distance(metric: str) -> bool:
-    return metric in DISTANCE_METRICS

@@ -16,8 +16,9 @@ ISSUE_KEYS = ["case", "label", "label_name", "dice", "iou", "hd", "hd95", "assd"
 def test_folders_with_json_and_report(folders, tmp_path):  # noqa: F811
     pred_dir, ref_dir = folders
     out = tmp_path / "metrics.json"
-    result = runner.invoke(app, ["evaluate", str(pred_dir), str(ref_dir), "--dataset-json", str(ref_dir / "dataset.json"),
-                                 "--json", str(out), "--report", str(tmp_path / "rep"), "--tolerance", "2", "-j", "1"])
+    result = runner.invoke(app, ["evaluate", str(pred_dir), str(ref_dir), "--dataset-json",
+                                 str(ref_dir / "dataset.json"), "--json", str(out), "--report", str(tmp_path / "rep"),
+                                 "--tolerance", "2", "-j", "1"])
     assert result.exit_code == 0, result.output
     assert "liver" in result.output and "spleen" in result.output
     document = json.loads(out.read_text())

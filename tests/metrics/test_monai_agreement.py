@@ -25,7 +25,7 @@ def monai_reference(pred, ref, spacing, labels, tolerance):
         return torch.from_numpy(np.stack([a == v for v in labels])[None]).float()
 
     p, r = one_hot(pred), one_hot(ref)
-    kw = dict(include_background=True, spacing=list(spacing))
+    kw = {"include_background": True, "spacing": list(spacing)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return {
@@ -74,7 +74,7 @@ def test_matches_monai_2d_and_at_the_image_border():
 
 def test_dense_and_sparse_distance_paths_agree(monkeypatch):
     """The KD-tree and distance-transform paths give the same distances (speckle makes surfaces dense)."""
-    import medseg.metrics.surface as surface
+    from medseg.metrics import surface
 
     rng = np.random.default_rng(3)
     pred = (rng.random((30, 30, 20)) < 0.3).astype(np.uint8)
@@ -84,3 +84,19 @@ def test_dense_and_sparse_distance_paths_agree(monkeypatch):
         monkeypatch.setattr(surface, "_DENSE_FRACTION", fraction)
         results.append(compute_metrics(pred, ref, (0.9, 1.3, 2.1), tolerance=1.0)[0])
     assert results[0] == results[1]
+
+
+def test_matches_monai_on_real_hippocampus_labels(shared_data):
+    """A real MSD hippocampus label map against a prediction one voxel off and partly eroded."""
+    import nibabel as nib
+
+    path = shared_data / "msd_hippocampus" / "labelsTr" / "hippocampus_003.nii.gz"  # stored as float32
+    ref = np.asarray(nib.load(str(path)).dataobj).astype(np.uint8)
+    pred = np.roll(ref, 1, axis=1)
+    pred[ndimage.binary_erosion(ref == 2, iterations=2)] = 0  # a hole in the posterior part
+    spacing = (1.0, 1.0, 1.0)
+    ours = compute_metrics(pred, ref, spacing, [1, 2], tolerance=1.0)
+    expected = monai_reference(pred, ref, spacing, [1, 2], 1.0)
+    for i, m in enumerate(ours):
+        for key, values in expected.items():
+            assert getattr(m, key) == pytest.approx(float(values[i]), abs=1e-6), (m.label, key)

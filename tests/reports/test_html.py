@@ -52,7 +52,7 @@ def test_report_folder(folders, tmp_path):
     worst = select_worst(result.cases)
     assert len(page.images) == 2 + len(worst)  # Dice and HD95 plots, one overlay per worst case
     assert "@media print" in text and "break-inside" in text
-    assert re.search(r"<table class=\"summary\">.*liver.*spleen.*label_3", text, re.S)
+    assert re.search(r"<table class=\"summary\">.*liver.*spleen.*label_3", text, re.DOTALL)
     assert "Check first" in text and "lonely" in text  # unmatched cases are called out
     assert "reference only (missed)" in text
 

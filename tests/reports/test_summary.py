@@ -35,8 +35,9 @@ def test_summarize_counts_empty_cases_by_kind():
     def row(label, dice, hd, empty_ref, empty_pred):
         keys = ("iou", "precision", "sensitivity", "nsd", "hd95", "assd", "msd_pred_to_ref", "msd_ref_to_pred",
                 "volume_ref", "volume_pred", "volume_difference")
+        values = {k: hd if k.startswith(("hd", "assd", "msd")) else dice for k in keys}
         return {"label": label, "dice": dice, "hd": hd, "empty_reference": empty_ref,
-                "empty_prediction": empty_pred, **{k: hd if k.startswith(("hd", "assd", "msd")) else dice for k in keys}}
+                "empty_prediction": empty_pred, **values}
 
     rows = [row(1, 0.9, 2.0, False, False), row(1, 0.0, None, False, True), row(1, 0.0, None, True, False),
             row(1, 1.0, 0.0, True, True)]
