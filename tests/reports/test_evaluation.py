@@ -117,3 +117,15 @@ def test_parallel_workers_give_the_same_rows(folders):
     parallel = evaluate(pred_dir, ref_dir, workers=2, progress=lambda done, total, case: seen.append((done, total)))
     assert parallel.cases == serial.cases
     assert sorted(seen) == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_metatensors_bring_their_spacing():
+    from medseg.io import read_image
+    from tests.conftest import SAMPLE_LABEL
+
+    ref = read_image(SAMPLE_LABEL)
+    pred = ref.clone()
+    pred[0, :, :, 17:] = 0
+    result = evaluate(pred, ref, labels=[1, 2])
+    [expected] = compute_metrics(pred.numpy()[0], ref.numpy()[0], (1.0, 1.0, 1.0), [2])
+    assert result.cases[1]["hd95"] == expected.hd95 and result.cases[1]["dice"] < 1
