@@ -12,12 +12,16 @@ from collections.abc import Iterator
 from os import PathLike
 from pathlib import Path
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def _temp_name(final: Path) -> Path:
     """A unique temp name next to ``final`` that keeps its (possibly double) suffix, e.g. ``.nii.gz``."""
     suffix = "".join(final.suffixes[-2:]) if final.name.endswith((".nii.gz", ".tar.gz")) else final.suffix
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp" + suffix, dir=final.parent)
     os.close(fd)
+    os.chmod(name, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
     return Path(name)
 
 
