@@ -49,3 +49,11 @@ def sitk_from_array(array: np.ndarray, affine: np.ndarray, *, dim: int, geometry
         image.SetOrigin(origin)
         image.SetDirection(direction)
     return image
+
+
+def error_detail(exc: BaseException) -> str:
+    """The informative line of a library error (ITK puts file/line noise first), for one-line messages."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(("Exception thrown", "/", "- "))] or lines or [""]
+    text = useful[0].replace("sitk::ERROR: ", "").replace("ITK ERROR: ", "")
+    return f"{type(exc).__name__}: {text[:160] if text else 'no detail'}"

@@ -106,15 +106,28 @@ def read_dicom_series(folder: Path, series: str | None = None) -> tuple[np.ndarr
         files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series)
         reader = sitk.ImageSeriesReader()
         reader.SetFileNames(files)
+        reader.MetaDataDictionaryArrayUpdateOn()
         image = reader.Execute()
-    if image.HasMetaDataKey("ITK_non_uniform_sampling_deviation"):
-        logger.warning("%s: the slices of series %s are not evenly spaced (missing slices?); the volume "
-                       "uses the average spacing", folder, series)
+    _warn_uneven_slices(reader, image, folder, series)
     array, affine, _ = array_from_sitk(image)
     if array.dtype == np.float64:  # GDCM applies a fractional RescaleSlope in float64; float32 holds it
         array = array.astype(np.float32)
     extra = {"dicom_series": series, "dicom_modality": _tag(files[0], "0008|0060")}
     return array, affine, extra
+
+
+def _warn_uneven_slices(reader, image, folder: Path, series: str) -> None:
+    """Warn when slice positions along the normal are not evenly spaced (missing or duplicate slices)."""
+    key = "0020|0032"
+    count = len(reader.GetFileNames())
+    if count < 3 or not all(reader.HasMetaDataKey(i, key) for i in range(count)):
+        return
+    normal = np.asarray(image.GetDirection()).reshape(3, 3)[:, 2]
+    positions = np.array([[float(v) for v in reader.GetMetaData(i, key).split("\\")] for i in range(count)])
+    gaps = np.diff(positions @ normal)
+    if np.abs(gaps - gaps.mean()).max() > 0.01 * abs(gaps.mean()):
+        logger.warning("%s: the slices of series %s are not evenly spaced (from %.4g to %.4g mm; missing "
+                       "slices?); the volume uses their average spacing", folder, series, gaps.min(), gaps.max())
 
 
 def _ds(value: float) -> str:

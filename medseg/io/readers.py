@@ -19,7 +19,7 @@ from monai.data import MetaTensor
 
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
-from medseg.io._sitk import array_from_sitk
+from medseg.io._sitk import array_from_sitk, error_detail
 from medseg.io.dicom import read_dicom_series
 from medseg.io.formats import detect_format, split_ext
 from medseg.io.geometry import is_singular, spacing_from_affine
@@ -66,7 +66,7 @@ def read_image(
         raise
     except (EOFError, zlib.error, gzip.BadGzipFile, OSError, RuntimeError, ValueError, TypeError) as exc:
         raise MedsegError(
-            f"cannot read this {_kind(p, fmt)} file: it is truncated, corrupt or not an image ({_detail(exc)})",
+            f"cannot read this {_kind(p, fmt)}: it is truncated, corrupt or not an image ({error_detail(exc)})",
             path=p,
             hint="re-export or re-download it, or check that its extension matches its content",
         ) from exc
@@ -79,15 +79,7 @@ _KIND = {".nii": "NIfTI", ".nii.gz": "NIfTI", ".nrrd": "NRRD", ".nhdr": "NRRD", 
 
 def _kind(p: Path, fmt: str) -> str:
     ext = split_ext(p)[1]
-    return "DICOM" if fmt == "dicom" else _KIND.get(ext, ext.lstrip(".").upper())
-
-
-def _detail(exc: BaseException) -> str:
-    """The informative line of a library error (ITK puts file/line noise first)."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    useful = [ln for ln in lines if not ln.startswith(("Exception thrown", "/", "- "))] or lines or [""]
-    text = useful[0].replace("sitk::ERROR: ", "").replace("ITK ERROR: ", "")
-    return f"{type(exc).__name__}: {text[:160] if text else 'no detail'}"
+    return "DICOM series" if fmt == "dicom" else f"{_KIND.get(ext, ext.lstrip('.').upper())} file"
 
 
 def _to_metatensor(p, array, affine, extra, *, frame, allow_multichannel) -> MetaTensor:

@@ -17,7 +17,7 @@ import torch
 from medseg.core.atomic import atomic_path
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
-from medseg.io._sitk import sitk_from_array
+from medseg.io._sitk import error_detail, sitk_from_array
 from medseg.io._staging import publish_files, publish_folder, staging_folder
 from medseg.io.formats import DETACHED_HEADER, IMAGE_2D_DTYPES, detect_format, split_ext
 from medseg.io.geometry import (
@@ -84,8 +84,7 @@ def write_image(
     except MedsegError:
         raise
     except (OSError, RuntimeError, ValueError) as exc:
-        detail = str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else type(exc).__name__
-        raise MedsegError(f"could not be written ({detail})", path=out,
+        raise MedsegError(f"could not be written ({error_detail(exc)})", path=out,
                           hint="check free disk space, write permission and the folder") from exc
     logger.debug("wrote %s %s %s", out, tuple(array.shape), array.dtype)
     return out
@@ -108,8 +107,11 @@ def _prepare(image, affine, dtype, meta, out: Path) -> tuple[np.ndarray, np.ndar
     else:
         array = np.asarray(image)
     if dtype is None and "original_dtype" in meta:
-        candidate = np.dtype(meta["original_dtype"])
-        if _fits(array, candidate):
+        try:
+            candidate = np.dtype(str(meta["original_dtype"]))
+        except TypeError:  # not a numpy dtype name (e.g. set by another library): ignore it
+            candidate = None
+        if candidate is not None and _fits(array, candidate):
             dtype = candidate
     if dtype is not None:
         array = array.astype(np.dtype(dtype), copy=False)

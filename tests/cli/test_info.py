@@ -112,9 +112,9 @@ def test_the_console_entry_point_prints_one_line_and_exits_2_without_traceback(t
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     missing = tmp_path / "missing.nii.gz"
     done = subprocess.run([sys.executable, "-m", "medseg", "info", str(missing)], check=False, capture_output=True,
-                          text=True, env=env, cwd=tmp_path, timeout=120)
+                          text=True, env=env, cwd=tmp_path, timeout=300)
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: {missing}: file not found (check the path and the working directory)"
     done = subprocess.run([sys.executable, "-m", "medseg", "info", "--bogus"], check=False, capture_output=True,
-                          text=True, env=env, cwd=tmp_path, timeout=120)
+                          text=True, env=env, cwd=tmp_path, timeout=300)
     assert done.returncode == 2 and "No such option" in done.stderr and "Traceback" not in done.stderr

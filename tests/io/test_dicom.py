@@ -140,3 +140,15 @@ def test_an_existing_empty_folder_and_a_trailing_slash_both_mean_dicom(tmp_path,
     write_image(data, f"{tmp_path / 'with_slash'}/")
     for name in ("empty", "with_slash"):
         np.testing.assert_array_equal(read_image(tmp_path / name).numpy(), data)
+
+
+def test_a_single_dicom_file_reads_as_its_own_slice(tmp_path, rng):
+    affine = random_oblique_affine(rng)
+    data = volume(rng, "int16", shape=(6, 5, 4))
+    write_image(data, tmp_path / "series", affine=affine)
+    third = sorted((tmp_path / "series").iterdir())[2]
+    image = read_image(third)
+    assert image.shape == (1, 6, 5, 1)
+    np.testing.assert_array_equal(image.numpy()[..., 0], data[..., 2])
+    np.testing.assert_allclose(image.affine.numpy()[:, :2], affine[:, :2], atol=1e-5)
+    np.testing.assert_allclose(image.affine.numpy()[:3, 3], (affine @ [0, 0, 2, 1])[:3], atol=1e-5)
