@@ -8,6 +8,8 @@ import pytest
 from medseg.io import read_image, write_image
 from medseg.io.summary import describe
 
+pytestmark = pytest.mark.shared
+
 TOTALSEG = "totalsegmentator_example"
 SCANS = {  # relative path -> (shape, spacing, orientation, dtype)
     f"{TOTALSEG}/example_ct_sm.nii.gz": ((122, 101, 30), (3.0, 3.0, 3.0), "RAS", "int16"),
