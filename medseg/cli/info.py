@@ -3,17 +3,33 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 
 def info(
-    scan: Path = typer.Argument(..., help="Image file or DICOM series folder."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
-    frame: int = typer.Option(None, "--frame", help="For 4D files: the frame/channel to describe."),
-    series: str = typer.Option(None, "--series", help="For DICOM folders with several series: the UID."),
+    scan: Annotated[Path, typer.Argument(help="Image file or DICOM series folder.")],
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print one JSON object instead of a table."),
+    ] = False,
+    frame: Annotated[
+        int | None,
+        typer.Option("--frame", help="For 4D files: the frame/channel to describe."),
+    ] = None,
+    series: Annotated[
+        str | None,
+        typer.Option("--series", help="For DICOM folders with several series: the UID."),
+    ] = None,
 ) -> None:
     """Describe a scan: shape, spacing, orientation, affine, dtype, intensity range, labels.
+
+    The affine is the 4x4 voxel-to-world matrix in RAS+ mm (nibabel's convention), for every format.
+
+    "labels" appears when the scan looks like a label map (integer, non-negative, spatially coherent).
+
+    NaN/inf voxels are counted ("non_finite") and reported as a warning.
 
     Examples:
       medseg info scan.nii.gz

@@ -7,11 +7,33 @@ import pkgutil
 import sys
 
 import typer
+from typer.core import TyperGroup
 
 import medseg
 from medseg.core.errors import MedsegError
 
+_STATE = {"debug": False}
+
+
+class MedsegGroup(TyperGroup):
+    """The command group: a :class:`MedsegError` from any command becomes one red line and exit code 2.
+
+    Handling it here (not only in :func:`run`) makes ``medseg``, ``python -m medseg`` and typer's
+    ``CliRunner`` behave the same. With ``--debug`` the error propagates with its traceback.
+    """
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except MedsegError as exc:
+            if _STATE["debug"]:
+                raise
+            typer.secho(f"error: {exc}", err=True, fg="red")
+            raise typer.Exit(exc.exit_code) from None
+
+
 app = typer.Typer(
+    cls=MedsegGroup,
     name="medseg",
     help="3D medical image segmentation: predict, evaluate, train, fine-tune.\n\n"
     "Example: medseg predict scan.nii.gz -o seg.nii.gz",
@@ -20,8 +42,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-
-_STATE = {"debug": False}
 
 
 def _version(value: bool) -> None:
@@ -71,8 +91,9 @@ _register_commands()
 def run() -> None:
     """Console-script entry: run the app, turning :class:`MedsegError` into one line and exit code 2."""
     try:
-        app(standalone_mode=False)
-    except MedsegError as exc:
+        code = app(standalone_mode=False)  # returns the exit code of a typer.Exit raised inside a command
+        sys.exit(code if isinstance(code, int) else 0)
+    except MedsegError as exc:  # raised before any command runs (e.g. while parsing)
         if _STATE["debug"]:
             raise
         typer.secho(f"error: {exc}", err=True, fg="red")
@@ -85,12 +106,11 @@ def run() -> None:
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:  # usage errors: click's, or the copy of click vendored in recent typer
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            sys.exit(code)
         raise
 
 

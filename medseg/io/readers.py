@@ -2,11 +2,13 @@
 
 Every reader returns a channel-first tensor ``(C, *spatial)`` whose ``.affine`` is the 4x4 voxel-to-world
 matrix in nibabel's RAS+ convention (array axes are x, y[, z] as in nibabel and MONAI, also for ITK
-formats and 2D images). ``meta`` holds ``filename_or_obj``, ``format``, ``original_dtype`` (so a write
-restores the on-disk dtype), ``spatial_shape`` and ``spacing``.
+formats and 2D images). ``meta`` holds ``filename_or_obj``, ``format``, ``original_dtype`` (the on-disk
+dtype, so a write restores it), ``spatial_shape``, ``spacing`` (one value per spatial axis) and
+``space`` (``RAS``).
 """
 from __future__ import annotations
 
+import gzip
 import zlib
 from os import PathLike
 from pathlib import Path
@@ -17,8 +19,10 @@ from monai.data import MetaTensor
 
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
-from medseg.io.formats import detect_format
-from medseg.io.geometry import affine_from_itk, spacing_from_affine
+from medseg.io._sitk import array_from_sitk, error_detail
+from medseg.io.dicom import read_dicom_series
+from medseg.io.formats import detect_format, split_ext
+from medseg.io.geometry import is_singular, spacing_from_affine
 
 logger = get_logger(__name__)
 
@@ -34,185 +38,147 @@ def read_image(
     series: str | None = None,
     allow_multichannel: bool = False,
 ) -> MetaTensor:
-    """Read a NIfTI, NRRD, MetaImage, 2D image file, or a DICOM series folder.
+    """Read a NIfTI, NRRD, MetaImage, 2D image (PNG/TIFF/JPEG/BMP), DICOM file, or a DICOM series folder.
 
     Args:
-        path: the file, or a folder holding one DICOM series.
-        frame: for a 4D file, the frame/channel to keep (the result is then 3D).
+        path: the file, or a folder holding a DICOM series.
+        frame: for a 4D file (or a 3D volume with vector pixels), the frame/channel to keep.
         series: for a DICOM folder with several series, the SeriesInstanceUID to read.
         allow_multichannel: keep all frames of a 4D file as channels instead of raising.
+            (2D images keep their colour channels regardless.)
 
     Raises:
-        MedsegError: a missing, corrupt or unsupported file, a 4D file without ``frame``, a singular affine.
+        MedsegError: a missing, corrupt or unsupported file, a 4D file without ``frame``, a singular affine,
+            a DICOM folder that is empty or holds several series (without ``series``).
     """
     p = Path(path)
     if not p.exists():
-        raise MedsegError("file not found", path=p, hint="check the path")
+        raise MedsegError("file not found", path=p, hint="check the path and the working directory")
     fmt = detect_format(p)
     try:
         if fmt == "nifti":
             array, affine, extra = _read_nifti(p)
         elif fmt == "dicom":
-            array, affine, extra = _read_dicom(p, series)
+            array, affine, extra = read_dicom_series(p, series)
         else:
-            array, affine, extra = _read_itk(p, fmt)
+            array, affine, extra = _read_itk(p)
     except MedsegError:
         raise
-    except (EOFError, zlib.error, OSError, RuntimeError, ValueError, TypeError) as exc:
+    except (EOFError, zlib.error, gzip.BadGzipFile, OSError, RuntimeError, ValueError, TypeError) as exc:
         raise MedsegError(
-            f"cannot read this {fmt} file, it looks truncated or corrupt ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:160] if str(exc) else 'no detail'})",
+            f"cannot read this {_kind(p, fmt)}: it is truncated, corrupt or not an image ({error_detail(exc)})",
             path=p,
-            hint="re-export or re-download the file",
+            hint="re-export or re-download it, or check that its extension matches its content",
         ) from exc
-    return _to_metatensor(p, fmt, array, affine, extra, frame=frame, allow_multichannel=allow_multichannel)
+    return _to_metatensor(p, array, affine, extra, frame=frame, allow_multichannel=allow_multichannel)
 
 
-def _to_metatensor(p, fmt, array, affine, extra, *, frame, allow_multichannel) -> MetaTensor:
-    channel_axis = extra.pop("channel_axis", None)
-    if channel_axis is not None:  # vector pixels (RGB): channels first
-        array = np.moveaxis(array, channel_axis, 0)
-    elif array.ndim == 4:
+_KIND = {".nii": "NIfTI", ".nii.gz": "NIfTI", ".nrrd": "NRRD", ".nhdr": "NRRD", ".mha": "MetaImage",
+         ".mhd": "MetaImage", ".dcm": "DICOM", ".tif": "TIFF", ".tiff": "TIFF", ".jpeg": "JPEG"}
+
+
+def _kind(p: Path, fmt: str) -> str:
+    ext = split_ext(p)[1]
+    return "DICOM series" if fmt == "dicom" else f"{_KIND.get(ext, ext.lstrip('.').upper())} file"
+
+
+def _to_metatensor(p, array, affine, extra, *, frame, allow_multichannel) -> MetaTensor:
+    has_frames = extra.pop("has_frames", False)
+    vector = extra.pop("vector", False)
+    if has_frames and array.shape[-1] == 1:
+        array, has_frames = array[..., 0], False
+    ndim = array.ndim - (1 if has_frames else 0)
+    if ndim not in (2, 3):
+        raise MedsegError(f"has {ndim} spatial dimensions (shape {tuple(array.shape)}), expected 2D or 3D",
+                          path=p, hint="convert it to a 2D or 3D image first")
+    if has_frames:
+        count = array.shape[-1]
         if frame is not None:
-            if not 0 <= frame < array.shape[3]:
-                raise MedsegError(f"frame {frame} out of range, the file has {array.shape[3]}", path=p)
-            array = array[..., frame]
-            array = array[None]
-        elif allow_multichannel:
-            array = np.moveaxis(array, 3, 0)
+            if not 0 <= frame < count:
+                raise MedsegError(f"frame {frame} is out of range, the file has {count} (0..{count - 1})",
+                                  path=p, hint=f"pass --frame between 0 and {count - 1}")
+            array = array[..., frame][None]
+        elif allow_multichannel or (vector and ndim == 2):
+            array = np.moveaxis(array, -1, 0)
         else:
             raise MedsegError(
-                f"is 4D with shape {tuple(array.shape)}, a 3D volume is expected",
+                f"is 4D with shape {tuple(array.shape)} ({count} frames/channels), a 3D volume is expected",
                 path=p,
                 hint="pick one frame/channel with --frame N (frame= in Python)",
             )
-    elif array.ndim in (2, 3):
-        array = array[None]
     else:
-        raise MedsegError(f"has {array.ndim} dimensions, expected 2D or 3D", path=p)
+        if frame not in (None, 0):
+            raise MedsegError(f"has no frames to pick from (shape {tuple(array.shape)})", path=p,
+                              hint="drop --frame")
+        array = array[None]
 
-    if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+    if is_singular(affine, ndim):
         raise MedsegError(
-            "has a singular or non-finite affine (voxel-to-world matrix)",
+            "has a singular or non-finite affine (voxel-to-world matrix): zero spacing or collapsed axes",
             path=p,
-            hint="fix the header's spacing/direction, e.g. re-save it with correct pixdim or sform",
+            hint="fix the header's spacing/direction, e.g. re-save it with a correct pixdim/sform",
         )
-    original_dtype = array.dtype
+    original_dtype = extra.pop("original_dtype", array.dtype)
     if array.dtype.kind == "f":
-        bad = int(np.count_nonzero(~np.isfinite(array)))
+        bad = array.size - int(np.count_nonzero(np.isfinite(array)))
         if bad:
-            logger.warning("%s: %d NaN/inf voxels (%.3g%% of the image)", p, bad, 100.0 * bad / array.size)
+            logger.warning("%s: %d NaN/inf voxels (%.3g%% of the image); they are kept as they are, "
+                           "replace them (e.g. numpy.nan_to_num) before processing", p, bad,
+                           100.0 * bad / array.size)
     safe = _TORCH_SAFE.get(array.dtype)
     if safe is not None:
         array = array.astype(safe)
     tensor = torch.from_numpy(np.ascontiguousarray(array))
+    affine_t = torch.as_tensor(affine, dtype=torch.float64)
     meta = {
         "filename_or_obj": str(p),
-        "format": "dicom" if p.is_dir() else p.name,
-        "original_dtype": str(original_dtype),
+        "format": "dicom" if p.is_dir() else split_ext(p)[1].lstrip("."),
+        "original_dtype": str(np.dtype(original_dtype)),
         "spatial_shape": tuple(int(s) for s in array.shape[1:]),
-        "spacing": spacing_from_affine(affine),
-        "original_affine": torch.as_tensor(affine, dtype=torch.float64),
+        "spacing": spacing_from_affine(affine, ndim),
+        "original_affine": affine_t.clone(),
+        "space": "RAS",
         **extra,
     }
-    return MetaTensor(tensor, affine=torch.as_tensor(affine, dtype=torch.float64), meta=meta)
+    return MetaTensor(tensor, affine=affine_t, meta=meta)
 
 
 def _read_nifti(p: Path):
     import nibabel as nib
     from nibabel.filebasedimages import ImageFileError
+    from nibabel.spatialimages import HeaderDataError
 
     try:
-        img = nib.load(str(p))
-        array = np.asanyarray(img.dataobj)
-    except ImageFileError as exc:
+        img = nib.load(str(p), mmap=False)
+    except (ImageFileError, HeaderDataError) as exc:
         raise MedsegError(
-            "is not a NIfTI file (nibabel cannot read its header)",
+            "is not a NIfTI file (its header is not a NIfTI header)",
             path=p,
-            hint="check that it really is NIfTI, or give it its true extension",
+            hint="check that it really is NIfTI, or give it the extension of its true format",
         ) from exc
-    extra = {}
-    sform_code = int(img.header.get("sform_code", 0)) if hasattr(img.header, "get") else 0
-    extra["nifti_sform_code"] = sform_code
+    array = np.asanyarray(img.dataobj)
+    extra: dict = {
+        "nifti_sform_code": int(img.header["sform_code"]),
+        "nifti_qform_code": int(img.header["qform_code"]),
+    }
+    on_disk = img.get_data_dtype()
+    if array.dtype != on_disk:  # scl_slope/scl_inter applied: a writer may store the raw type again
+        extra["original_dtype"] = on_disk.newbyteorder("=") if on_disk.kind in "iuf" else array.dtype
+    if array.ndim == 5 and array.shape[3] == 1:  # NIfTI vector convention (x, y, z, 1, C)
+        array = array[:, :, :, 0, :]
+    if array.ndim == 4:
+        extra["has_frames"] = True
     return array, np.asarray(img.affine, dtype=np.float64), extra
 
 
-def _read_itk(p: Path, fmt: str):
+def _read_itk(p: Path):
     import SimpleITK as sitk
 
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(p))
     image = reader.Execute()
-    return _from_sitk(image)
-
-
-def _from_sitk(image):
-    import SimpleITK as sitk
-
-    array = sitk.GetArrayFromImage(image)  # (z, y, x[, components])
-    ncomp = image.GetNumberOfComponentsPerPixel()
-    extra = {}
-    if ncomp > 1:
-        array = np.moveaxis(array, -1, 0)  # components first
-        array = np.transpose(array, (0, *range(array.ndim - 1, 0, -1)))
-        extra["channel_axis"] = 0
-    else:
-        array = np.transpose(array, tuple(range(array.ndim - 1, -1, -1)))
-    affine = affine_from_itk(image.GetOrigin()[:3], image.GetSpacing()[:3], _direction3(image))
-    return array, affine, extra
-
-
-def _direction3(image):
-    dim = image.GetDimension()
-    direction = np.asarray(image.GetDirection()).reshape(dim, dim)
-    return direction[: min(dim, 3), : min(dim, 3)].ravel()
-
-
-def list_dicom_series(folder: str | PathLike) -> list[tuple[str, int, str]]:
-    """(SeriesInstanceUID, number of files, description) for each DICOM series in a folder."""
-    import SimpleITK as sitk
-
-    uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or ()
-    out = []
-    for uid in uids:
-        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)
-        description = ""
-        try:
-            header = sitk.ImageFileReader()
-            header.SetFileName(files[0])
-            header.ReadImageInformation()
-            if header.HasMetaDataKey("0008|103e"):
-                description = header.GetMetaData("0008|103e").strip()
-        except RuntimeError:
-            pass
-        out.append((uid, len(files), description))
-    return out
-
-
-def _read_dicom(folder: Path, series: str | None):
-    import SimpleITK as sitk
-
-    found = list_dicom_series(folder)
-    if not found:
-        raise MedsegError(
-            "holds no DICOM series" if any(folder.iterdir()) else "is an empty folder",
-            path=folder,
-            hint="point to a folder of .dcm files from one series, or to an image file",
-        )
-    if series is None:
-        if len(found) > 1:
-            listing = "; ".join(f"{uid} ({n} files{', ' + d if d else ''})" for uid, n, d in found)
-            raise MedsegError(
-                f"holds {len(found)} DICOM series: {listing}",
-                path=folder,
-                hint="pick one with --series UID (series= in Python)",
-            )
-        series = found[0][0]
-    elif series not in {uid for uid, _, _ in found}:
-        raise MedsegError(f"has no series {series}; found {[u for u, _, _ in found]}", path=folder)
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series))
-    image = reader.Execute()
-    array, affine, extra = _from_sitk(image)
-    extra["dicom_series"] = series
-    return array, affine, extra
+    array, affine, has_frames = array_from_sitk(image)
+    if array.dtype == np.float64 and split_ext(p)[1] == ".dcm":  # GDCM's rescaled pixels, as for series
+        array = array.astype(np.float32)
+    vector = image.GetNumberOfComponentsPerPixel() > 1
+    return array, affine, {"has_frames": has_frames, "vector": vector}

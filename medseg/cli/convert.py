@@ -1,0 +1,47 @@
+"""``medseg convert``: convert a scan between formats, keeping geometry and dtype."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def convert(
+    source: Annotated[Path, typer.Argument(help="Image file or DICOM series folder to read.")],
+    target: Annotated[str, typer.Argument(help="File to write (format from its extension), or a folder for DICOM.")],
+    series: Annotated[
+        str | None,
+        typer.Option("--series", help="For DICOM folders with several series: the UID."),
+    ] = None,
+    frame: Annotated[
+        int | None,
+        typer.Option("--frame", help="For 4D files: keep only this frame/channel (0-based)."),
+    ] = None,
+) -> None:
+    """Convert between NIfTI, NRRD, MetaImage, DICOM series and PNG/TIFF, keeping geometry and dtype.
+
+    The output format follows TARGET: .nii .nii.gz .nrrd .nhdr .mha .mhd .png .tif, or a DICOM series.
+
+    A TARGET ending in / (or without extension) is written as a DICOM series folder, one file per slice.
+
+    4D files keep all frames unless --frame picks one (DICOM and PNG need a single frame).
+
+    Examples:
+      medseg convert scan.nii.gz scan.nrrd
+      medseg convert dicom_folder/ scan.nii.gz
+      medseg convert dicom_folder/ scan.nii.gz --series 1.2.840.113619.2.55...
+      medseg convert scan.nii.gz dicom_out/
+      medseg convert fmri.nii.gz volume0.mha --frame 0
+    """
+    from medseg.io import read_image, write_image
+
+    image = read_image(source, frame=frame, series=series, allow_multichannel=True)
+    written = write_image(image, target)
+    shape = "x".join(str(s) for s in image.meta["spatial_shape"])
+    channels = f", {image.shape[0]} channels" if image.shape[0] > 1 else ""
+    typer.echo(f"wrote {written} ({shape}{channels}, {image.meta['original_dtype']})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("convert")(convert)
