@@ -73,7 +73,7 @@ def load_checkpoint(path: str | PathLike) -> Any:
             from safetensors.torch import load_file
 
             return load_file(str(p))
-        except Exception as exc:  # noqa: BLE001 - any failure means an unreadable file
+        except Exception as exc:
             raise MedsegError(f"cannot read safetensors file ({exc})", path=p) from exc
     reason = _sniff(p)
     if reason:
@@ -81,7 +81,7 @@ def load_checkpoint(path: str | PathLike) -> Any:
     try:
         with torch.serialization.safe_globals(safe_globals()):
             return torch.load(str(p), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - translated into one clear message
+    except Exception as exc:
         first = str(exc).splitlines()[0][:200] if str(exc) else ""
         hint = "the file may be truncated or not a PyTorch checkpoint; download it again"
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):

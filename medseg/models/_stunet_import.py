@@ -26,7 +26,12 @@ from torch import nn
 
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
-from medseg.models._adapt import LoadReport, apply_state, match_state_dict, raise_for_report
+from medseg.models._adapt import (
+    LoadReport,
+    apply_state,
+    match_state_dict,
+    raise_for_report,
+)
 from medseg.models._checkpoint import load_checkpoint, strip_key
 
 logger = get_logger(__name__)

@@ -148,7 +148,7 @@ BRATS_CARD = ModelCard(
             license="Apache-2.0 (Project-MONAI/research-contributions)",
             data=f"BraTS 2021 training set, fold {fold} of brats21_folds.json held out",
             metrics={"brats21_fold_mean_dice": dice},
-            url=f"{_RELEASE}fold{fold}_f48_ep300_4gpu_dice0_{int(round(dice * 10000))}.zip", arch=_LEGACY,
+            url=f"{_RELEASE}fold{fold}_f48_ep300_4gpu_dice0_{round(dice * 10000)}.zip", arch=_LEGACY,
             format="monai_bundle", note="unzip the release and import its model.pt",
         )
         for fold, dice in enumerate((0.8854, 0.9059, 0.8981, 0.8924, 0.9035))

@@ -7,8 +7,14 @@ import pytest
 import torch
 
 from medseg.core.card import Pretrained
-from medseg.models import count_parameters, create_model, get_entry, list_models, unpack_train_output
-from medseg.models import weights
+from medseg.models import (
+    count_parameters,
+    create_model,
+    get_entry,
+    list_models,
+    unpack_train_output,
+    weights,
+)
 from medseg.models._registry import resolve
 
 EINOPS = importlib.util.find_spec("einops") is not None

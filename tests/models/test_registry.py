@@ -5,7 +5,13 @@ import pytest
 
 from medseg.core.card import ModelCard
 from medseg.core.errors import MedsegError
-from medseg.models import count_parameters, create_model, get_card, list_models, register_model
+from medseg.models import (
+    count_parameters,
+    create_model,
+    get_card,
+    list_models,
+    register_model,
+)
 
 
 def test_unknown_name_suggests_close_ones():

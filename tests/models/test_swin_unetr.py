@@ -8,10 +8,19 @@ import pytest
 import torch
 
 from medseg.core.errors import MedsegError
-from medseg.models import count_parameters, create_model, get_card, load_monai_checkpoint, load_swin_ssl_encoder
+from medseg.models import (
+    count_parameters,
+    create_model,
+    get_card,
+    load_monai_checkpoint,
+    load_swin_ssl_encoder,
+)
 from medseg.models._swin_import import map_ssl_encoder_keys
 from medseg.models.swin_unetr import LegacyPatchMerging
-from tests.models.official_checkpoints import official_stunet_state, official_swin_ssl_state
+from tests.models.official_checkpoints import (
+    official_stunet_state,
+    official_swin_ssl_state,
+)
 
 needs_einops = pytest.mark.skipif(importlib.util.find_spec("einops") is None, reason="einops not installed")
 

@@ -7,8 +7,7 @@ import torch
 from medseg.core.card import Pretrained
 from medseg.core.errors import MedsegError
 from medseg.core.hashing import sha256_file
-from medseg.models import create_model, get_card
-from medseg.models import weights
+from medseg.models import create_model, get_card, weights
 from tests.models.official_checkpoints import official_stunet_state, save_nnunet_v1
 
 
