@@ -33,24 +33,34 @@ class Intensity:
     high: float | None = None
     mean: float | None = None
     std: float | None = None
+    nonzero: bool = False   # zscore: statistics over non-zero voxels only, zeros kept (BraTS-style skull-stripped MR)
 
 
 @dataclass(frozen=True)
 class Pretrained:
-    """One set of weights for a model: a local file checked by sha256 before every load."""
+    """One set of weights for a model: a local file checked by sha256 before every load.
+
+    ``sha256`` is None when the authors publish no hash: ``medseg models import`` then records the hash of
+    the file the user supplies next to it, and every later load is checked against that record.
+    ``format`` says how the file is read: ``state_dict`` (our/MONAI names), ``nnunet`` (official STU-Net
+    nnU-Net v1 ``.model`` / v2 ``.pth``), ``swin_ssl`` (Swin UNETR self-supervised encoder only),
+    ``monai_bundle`` (a MONAI bundle / research checkpoint).
+    """
 
     tag: str
     file: str
-    sha256: str
+    sha256: str | None
     license: str = "unknown"
     data: str = ""
     metrics: Mapping[str, float] = field(default_factory=dict)
     url: str | None = None
     card: Mapping[str, Any] = field(default_factory=dict)   # ModelCard field overrides (labels, spacing, ...)
     arch: Mapping[str, Any] = field(default_factory=dict)   # builder keyword overrides the weights need
+    format: str = "state_dict"
+    note: str = ""                                           # e.g. how to obtain / unpack the file
 
     def __post_init__(self) -> None:
-        if not _SHA256.match(self.sha256):
+        if self.sha256 is not None and not _SHA256.match(self.sha256):
             raise ValueError(f"pretrained entry {self.tag!r}: sha256 must be 64 lowercase hex characters")
         unknown = set(self.card) - {f.name for f in dataclasses.fields(ModelCard)}
         if unknown:
@@ -84,6 +94,11 @@ class ModelCard:
     postprocess: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     pretrained: tuple[Pretrained, ...] = ()
+    reference: str = ""                    # the paper / code the model follows
+    # What forward returns in training mode: "default" = logits, or a tuple of logits (full resolution
+    # first) when deep_supervision > 0; "dict" = {"logits", "predictions", "aux_loss"}, see
+    # medseg.models.unpack_train_output.
+    train_output: Literal["default", "dict"] = "default"
 
     def __post_init__(self) -> None:
         if self.spatial_dims not in (2, 3):

@@ -1,15 +1,44 @@
 """The model zoo: every network is created, described and given weights the same way.
 
 Adding a model is one file in this folder that decorates its builder with ``@register_model(card)``;
-this package imports every sibling module, so no list needs editing.
+this package imports every sibling module, so no list needs editing (helper modules start with ``_``).
+
+Forward contract: eval mode returns logits ``(B, out_channels, *spatial)``; training mode returns
+logits, a tuple of logits (full resolution first) when ``card.deep_supervision > 0``, or a dict when
+``card.train_output == "dict"`` (see :func:`unpack_train_output`).
 """
 import importlib
 import pkgutil
 
-from medseg.models._registry import create_model, get_card, get_entry, list_models, register_model
+from medseg.models._adapt import LoadReport, adapt_state_dict
+from medseg.models._outputs import TrainOutput, unpack_train_output
+from medseg.models._registry import (
+    count_parameters,
+    create_model,
+    get_card,
+    get_entry,
+    list_models,
+    register_model,
+)
+from medseg.models._stunet_import import load_official_stunet
+from medseg.models._swin_import import load_monai_checkpoint, load_swin_ssl_encoder
 
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
     if not _info.name.startswith("_") and _info.name not in ("weights",):
         importlib.import_module(f"{__name__}.{_info.name}")
 
-__all__ = ["create_model", "get_card", "get_entry", "list_models", "register_model"]
+__all__ = [
+    "LoadReport",
+    "TrainOutput",
+    "adapt_state_dict",
+    "count_parameters",
+    "create_model",
+    "get_card",
+    "get_entry",
+    "list_models",
+    "load_monai_checkpoint",
+    "load_official_stunet",
+    "load_swin_ssl_encoder",
+    "register_model",
+    "unpack_train_output",
+]

@@ -5,40 +5,62 @@
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
-from collections.abc import Callable
-from dataclasses import dataclass
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from os import PathLike
 from typing import Any
 
+import torch
 from torch import nn
 
 from medseg.core.card import ModelCard
 from medseg.core.errors import MedsegError
 
 Builder = Callable[..., nn.Module]
+CardHook = Callable[[ModelCard, Mapping[str, Any]], ModelCard]
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered model: its card and the function that builds it from the card."""
+    """A registered model: its card, the function that builds it from the card, and test settings.
+
+    ``test_overrides``: ``create_model`` keywords (card fields or builder options) that make the model
+    small enough for the CPU contract test (tiny widths, small ROI). ``finalize_card``: recomputes
+    derived card fields (e.g. divisibility from a plan) after user overrides.
+    """
 
     card: ModelCard
     builder: Builder
     module: str
+    test_overrides: Mapping[str, Any] = field(default_factory=dict)
+    finalize_card: CardHook | None = None
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(card: ModelCard) -> Callable[[Builder], Builder]:
-    """Register ``builder(card, **kwargs) -> nn.Module`` under ``card.name``. Duplicate names are an error."""
+def register_model(
+    card: ModelCard,
+    *,
+    test_overrides: Mapping[str, Any] | None = None,
+    finalize_card: CardHook | None = None,
+) -> Callable[[Builder], Builder]:
+    """Register ``builder(card, **kwargs) -> nn.Module`` under ``card.name``. Duplicate names are an error.
+
+    The builder reads everything it needs from the card (channels, classes, ROI, ``deep_supervision``);
+    its keyword options are architecture choices (widths, variants) that a pretrained entry may pin.
+    """
 
     def decorator(builder: Builder) -> Builder:
         if card.name in _REGISTRY:
             raise ValueError(f"model {card.name!r} is already registered by {_REGISTRY[card.name].module}")
-        _REGISTRY[card.name] = ModelEntry(card=card, builder=builder, module=builder.__module__)
+        final = finalize_card(card, {}) if finalize_card else card
+        _REGISTRY[card.name] = ModelEntry(card=final, builder=builder, module=builder.__module__,
+                                          test_overrides=dict(test_overrides or {}), finalize_card=finalize_card)
         return builder
 
     return decorator
@@ -95,7 +117,8 @@ def create_model(
         pretrained: ``None``/``False`` for random init (unless ``name`` has a tag); ``True`` for the
             first tag; a tag string; or a path to a checkpoint file to load.
         weights_dir: where weight files are looked up first (see :func:`medseg.models.weights.find_weights`).
-        **overrides: card fields (``out_channels``, ``labels``, ``in_channels``...) or builder keywords.
+        **overrides: card fields (``out_channels``, ``labels``, ``in_channels``, ``roi_size``,
+            ``deep_supervision`` (bool or count)...) or builder keywords (see ``medseg models show NAME``).
 
     The returned module has a ``.card`` attribute describing it.
     """
@@ -109,11 +132,29 @@ def create_model(
             raise MedsegError(f"model {base!r} has no pretrained weights", hint="see `medseg models list`")
     elif isinstance(pretrained, str) and not _looks_like_path(pretrained):
         tag = pretrained
-    card = get_card(f"{base}.{tag}" if tag else base)
+    card, arch_kwargs = resolve(f"{base}.{tag}" if tag else base, **overrides)
+    model = entry.builder(card, **arch_kwargs)
+    model.card = card
+    if tag:
+        _weights.load_pretrained(model, card, tag, weights_dir=weights_dir)
+    elif pretrained not in (None, False):
+        _weights.load_checkpoint_file(model, pretrained)
+    return model
+
+
+def resolve(name: str, **overrides: Any) -> tuple[ModelCard, dict[str, Any]]:
+    """The final card and builder keywords for ``name`` (with optional ``.tag``) and user overrides."""
+    base, tag = split_name(name)
+    entry = get_entry(base)
+    card = get_card(name)
     arch_kwargs: dict[str, Any] = dict(card.get_pretrained(tag).arch) if tag else {}
-    card_fields = {f for f in card.__dataclass_fields__}
+    card_fields = set(card.__dataclass_fields__)
     card_changes = {k: v for k, v in overrides.items() if k in card_fields}
-    arch_kwargs.update({k: v for k, v in overrides.items() if k not in card_fields})
+    builder_kwargs = {k: v for k, v in overrides.items() if k not in card_fields}
+    _check_builder_kwargs(entry, builder_kwargs, card_fields)
+    arch_kwargs.update(builder_kwargs)
+    if isinstance(card_changes.get("deep_supervision"), bool):
+        card_changes["deep_supervision"] = entry.card.deep_supervision if card_changes["deep_supervision"] else 0
     if card_changes:
         if "out_channels" in card_changes and "labels" not in card_changes:
             card_changes["labels"] = ("background",) + tuple(
@@ -122,13 +163,60 @@ def create_model(
         if "in_channels" in card_changes and "channel_names" not in card_changes:
             card_changes["channel_names"] = tuple(f"channel_{i}" for i in range(card_changes["in_channels"]))
         card = card.replace(**card_changes)
-    model = entry.builder(card, **arch_kwargs)
+    if entry.finalize_card is not None:
+        card = entry.finalize_card(card, arch_kwargs)
+    return card, arch_kwargs
+
+
+def _check_builder_kwargs(entry: ModelEntry, kwargs: Mapping[str, Any], card_fields: set[str]) -> None:
+    params = list(inspect.signature(entry.builder).parameters.values())[1:]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return
+    known = {p.name for p in params}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(known | card_fields), n=2)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise MedsegError(
+            f"{entry.card.name}: unknown option(s) {', '.join(unknown)}",
+            hint=hint + f"builder options: {', '.join(sorted(known)) or 'none'}; or any card field",
+        )
+
+
+def count_parameters(name: str, **overrides: Any) -> int:
+    """Number of parameters of a model, built on the meta device (instant even for 1.5B parameters)."""
+    return sum(p.numel() for p in build_on_meta(name, **overrides).parameters())
+
+
+def build_on_meta(name: str, **overrides: Any) -> nn.Module:
+    """The model with every parameter on the meta device: structure and shapes, no memory, no init cost."""
+    entry = get_entry(name)
+    card, arch_kwargs = resolve(name, **overrides)
+    try:
+        with torch.device("meta"):
+            model = entry.builder(card, **arch_kwargs)
+    except (RuntimeError, NotImplementedError):  # builders that compute values (.item()) while building
+        with _parameters_to_meta():
+            model = entry.builder(card, **arch_kwargs)
     model.card = card
-    if tag:
-        _weights.load_pretrained(model, card, tag, weights_dir=weights_dir)
-    elif pretrained not in (None, False):
-        _weights.load_checkpoint_file(model, pretrained)
     return model
+
+
+@contextlib.contextmanager
+def _parameters_to_meta():
+    """Move each parameter to the meta device as it is registered (other tensors stay on the CPU)."""
+    original = nn.Module.register_parameter
+
+    def register(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        if param is not None and param.device.type != "meta":
+            param = nn.Parameter(param.detach().to("meta"), requires_grad=param.requires_grad)
+        original(module, name, param)
+
+    nn.Module.register_parameter = register
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = original
 
 
 def _looks_like_path(value: str) -> bool:

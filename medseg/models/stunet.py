@@ -8,6 +8,8 @@ The module and parameter names follow the official release (``conv_blocks_contex
 - Down-sampling: stride-2 convolutions. Up-sampling: nearest interpolation then a 1x1x1 conv, so weights
   do not depend on the plan's strides.
 - Deep supervision (training mode): full-resolution logits first, then each lower decoder level.
+
+Official checkpoints load with :func:`medseg.models.load_official_stunet` (``_stunet_import``).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medseg.core.card import Intensity, ModelCard, Pretrained
+from medseg.models._labels import TOTALSEG_V1_SORTED
 from medseg.models._registry import register_model
 
 
@@ -72,6 +75,9 @@ class STUNet(nn.Module):
         strides: down-sampling stride between consecutive stages (``len(dims) - 1`` entries).
         deep_supervision: in training mode return one logit map per decoder level, high to low resolution.
     """
+
+    head_prefixes = ("seg_outputs.",)
+    stem_keys = ("conv_blocks_context.0.0.conv1.weight", "conv_blocks_context.0.0.conv3.weight")
 
     def __init__(
         self,
@@ -143,39 +149,74 @@ _SIZES = {  # name: (C0, blocks per stage); widths C0 x [1, 2, 4, 8, 16, 16]
     "h": (96, 3),
 }
 _TOTALSEG_POOLS = ((2, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2), (1, 1, 2))
+_WORD = {"s": "small", "b": "base", "l": "large", "h": "huge"}
+# mean DSC on the TotalSegmentator test set: H from the project page, S/B/L read off the paper's figure
+_TOTALSEG_DSC = {"s": ("totalseg_test_mean_dsc_from_figure", 0.837), "b": ("totalseg_test_mean_dsc_from_figure", 0.871),
+                 "l": ("totalseg_test_mean_dsc_from_figure", 0.887), "h": ("totalseg_test_mean_dsc", 0.9006)}
+_REFERENCE = "Huang et al., STU-Net, arXiv 2304.06716 (2023); code: uni-medical/STU-Net"
 
 
 def _totalseg_card(size: str) -> ModelCard:
+    metric, value = _TOTALSEG_DSC[size]
     return ModelCard(
         name=f"stunet_{size}",
         spatial_dims=3,
         in_channels=1,
         out_channels=105,
-        labels=("background",) + tuple(f"class_{i}" for i in range(1, 105)),
+        labels=("background",) + TOTALSEG_V1_SORTED,
         channel_names=("CT",),
         roi_size=(128, 128, 128),
         spacing=(1.5, 1.5, 1.5),
-        intensity=Intensity("zscore"),
+        intensity=Intensity("zscore"),  # nnU-Net 'nonCT': per-image z-score, no CT window
         divisible_by=32,
         deep_supervision=4,
         modality="CT",
         description=f"STU-Net-{size.upper()} (Huang et al. 2023) in the TotalSegmentator configuration",
+        reference=_REFERENCE,
+        pretrained=(
+            Pretrained(
+                tag="totalseg", file=f"{_WORD[size]}_ep4k.model", sha256=None,
+                license="MIT (uni-medical/STU-Net repository; no separate weights licence stated)",
+                data="TotalSegmentator v1 (1204 CTs, 104 classes), 4000 epochs, nnU-Net v1 plans",
+                metrics={metric: value}, url="https://github.com/uni-medical/STU-Net#pre-trained-models",
+                format="nnunet",
+                note="official nnU-Net v1 checkpoint from the STU-Net README (Google Drive / Baidu)",
+            ),
+        ),
     )
+
+
+def _stride_divisor(strides) -> int:
+    """The smallest size every axis can be padded to: lcm over axes of the product of strides."""
+    import math
+
+    per_axis = [math.prod(int(s[a]) for s in strides) for a in range(3)]
+    return math.lcm(*per_axis)
+
+
+def _finalize(card: ModelCard, kwargs) -> ModelCard:
+    divisor = _stride_divisor(kwargs.get("strides", _TOTALSEG_POOLS))
+    return card if card.divisible_by == divisor else card.replace(divisible_by=divisor)
 
 
 def _build_size(size: str):
     c0, blocks = _SIZES[size]
 
-    def build(card: ModelCard, *, deep_supervision: bool = True, strides=_TOTALSEG_POOLS) -> nn.Module:
-        return STUNet(card.in_channels, card.out_channels, dims=[c0 * m for m in (1, 2, 4, 8, 16, 16)],
-                      depth=blocks, strides=strides, deep_supervision=deep_supervision)
+    def build(card: ModelCard, *, strides=_TOTALSEG_POOLS, width: int | None = None) -> nn.Module:
+        base = width or c0
+        return STUNet(card.in_channels, card.out_channels, dims=[base * m for m in (1, 2, 4, 8, 16, 16)],
+                      depth=blocks, strides=strides, deep_supervision=card.deep_supervision > 0)
 
-    build.__doc__ = f"STU-Net-{size.upper()}: C0={c0}, {blocks} residual block(s) per stage."
+    build.__doc__ = (f"STU-Net-{size.upper()}: C0={c0}, {blocks} residual block(s) per stage; "
+                     "``strides``: 5 down-sampling strides; ``width``: other C0 (custom sizes, tests).")
     return build
 
 
+# tests: 32x32x64 is the smallest ROI the TotalSegmentator strides allow with >1 voxel at the bottleneck
+# (exact widths are checked by parameter count on the meta device)
+_TEST = {"roi_size": (32, 32, 64), "width": 4}
 for _size in _SIZES:
-    register_model(_totalseg_card(_size))(_build_size(_size))
+    register_model(_totalseg_card(_size), test_overrides=_TEST, finalize_card=_finalize)(_build_size(_size))
 
 
 HIPPOCAMPUS_CARD = ModelCard(
@@ -193,11 +234,16 @@ HIPPOCAMPUS_CARD = ModelCard(
     modality="MRI",
     description="STU-Net-T: a 4-stage STU-Net (C0=16, 1 block per stage) for small crops such as MSD hippocampus",
     pretrained=(),
+    reference=_REFERENCE,
 )
 
 
 @register_model(HIPPOCAMPUS_CARD)
-def build_stunet_t(card: ModelCard, *, deep_supervision: bool = True, width: int = 16) -> nn.Module:
-    """STU-Net-T: dims width x [1, 2, 4, 8], three stride-2 down-samplings, one block per stage."""
+def build_stunet_t(card: ModelCard, *, deep_supervision: bool | None = None, width: int = 16) -> nn.Module:
+    """STU-Net-T: dims width x [1, 2, 4, 8], three stride-2 down-samplings, one block per stage.
+
+    Deep supervision follows ``card.deep_supervision`` unless ``deep_supervision`` is given.
+    """
+    ds = card.deep_supervision > 0 if deep_supervision is None else deep_supervision
     return STUNet(card.in_channels, card.out_channels, dims=[width * m for m in (1, 2, 4, 8)], depth=1,
-                  strides=[(2, 2, 2)] * 3, deep_supervision=deep_supervision)
+                  strides=[(2, 2, 2)] * 3, deep_supervision=ds)

@@ -1,0 +1,164 @@
+"""``medseg models``: list and describe the zoo, import downloaded weights, hash files."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+models_app = typer.Typer(
+    help="The model zoo: list models, show a model card, import pretrained weights.\n\n"
+    "Example: medseg models show stunet_b",
+    no_args_is_help=True,
+)
+
+
+def _params(name: str) -> int | None:
+    from medseg.core.errors import MedsegError
+    from medseg.models import count_parameters
+
+    try:
+        return count_parameters(name)
+    except MedsegError:  # e.g. an optional dependency is missing
+        return None
+
+
+def _summary(name: str) -> dict:
+    from medseg.models import get_card
+
+    card = get_card(name)
+    return {
+        "name": name,
+        "dims": card.spatial_dims,
+        "in_channels": card.in_channels,
+        "out_channels": card.out_channels,
+        "activation": card.activation,
+        "params": _params(name),
+        "pretrained": [p.tag for p in card.pretrained],
+        "description": card.description,
+    }
+
+
+def _fmt_params(n: int | None) -> str:
+    if n is None:
+        return "?"
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M"
+
+
+@models_app.command("list")
+def list_cmd(
+    pattern: str = typer.Argument("*", help="Glob on model names, e.g. 'stunet*'."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
+) -> None:
+    """List registered models: dims, channels, activation, parameters, pretrained tags.
+
+    Examples:
+      medseg models list
+      medseg models list 'swin*' --json
+    """
+    from medseg.models import list_models
+
+    rows = [_summary(n) for n in list_models(pattern)]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="medseg models")
+    for column in ("name", "dims", "in", "out", "activation", "params", "pretrained"):
+        table.add_column(column, justify="right" if column in ("dims", "in", "out", "params") else "left")
+    for r in rows:
+        table.add_row(r["name"], f"{r['dims']}D", str(r["in_channels"]), str(r["out_channels"]), r["activation"],
+                      _fmt_params(r["params"]), ", ".join(r["pretrained"]) or "-")
+    Console().print(table)
+
+
+@models_app.command("show")
+def show_cmd(
+    name: str = typer.Argument(..., help="Model name, optionally NAME.TAG for a pretrained entry."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole card as JSON."),
+) -> None:
+    """Show a model card: inputs, outputs, labels, ROI, spacing, intensity, weights and options.
+
+    Examples:
+      medseg models show stunet_b
+      medseg models show swin_unetr_brats.fold0 --json
+    """
+    import inspect
+
+    from medseg.models import get_card, get_entry
+
+    card = get_card(name)
+    info = card.to_dict()
+    info["params"] = _params(name)
+    options = list(inspect.signature(get_entry(name).builder).parameters.values())[1:]
+    info["builder_options"] = {p.name: repr(p.default) for p in options}
+    if as_json:
+        typer.echo(json.dumps(info, indent=1, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=name, show_header=False)
+    table.add_row("params", f"{info['params']:,}" if info["params"] is not None else "? (optional dependency missing)")
+    for key in ("description", "spatial_dims", "in_channels", "channel_names", "out_channels", "activation",
+                "roi_size", "spacing", "intensity", "divisible_by", "deep_supervision", "slice_axis",
+                "train_output", "modality", "reference"):
+        value = info[key]
+        if key == "slice_axis" and card.spatial_dims == 3:
+            continue
+        table.add_row(key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
+    labels = info["labels"]
+    table.add_row("labels", ", ".join(f"{i}:{n}" for i, n in enumerate(labels[:12]))
+                  + (f" ... ({len(labels)} total)" if len(labels) > 12 else ""))
+    table.add_row("builder options", ", ".join(f"{k}={v}" for k, v in info["builder_options"].items()) or "-")
+    for entry in card.pretrained:
+        sha = entry.sha256 or "not published (pinned at import)"
+        text = f"file {entry.file}; sha256 {sha}; licence {entry.license}; data {entry.data}"
+        if entry.metrics:
+            text += "; " + ", ".join(f"{k}={v}" for k, v in entry.metrics.items())
+        if entry.url:
+            text += f"; from {entry.url}"
+        if entry.note:
+            text += f"; {entry.note}"
+        table.add_row(f"weights '{entry.tag}'", text)
+    Console().print(table)
+
+
+@models_app.command("import")
+def import_cmd(
+    name: str = typer.Argument(..., help="Model name, optionally NAME.TAG."),
+    file: Path = typer.Argument(..., help="The downloaded weights file."),
+    tag: str = typer.Option(None, "--tag", help="Pretrained tag (default: the one in NAME.TAG, else the first)."),
+    weights_dir: Path = typer.Option(None, "--weights-dir", help="Destination (default ~/.cache/medseg/weights)."),
+) -> None:
+    """Check a downloaded weights file against the model card and copy it into the weights folder.
+
+    Examples:
+      medseg models import stunet_b ~/Downloads/base_ep4k.model
+      medseg models import swin_unetr_brats --tag fold0 model.pt --weights-dir ./weights
+    """
+    from medseg.models.weights import import_weights
+
+    dest, digest = import_weights(name, file, tag=tag, weights_dir=weights_dir)
+    typer.echo(f"imported {file} -> {dest}\nsha256 {digest}")
+
+
+@models_app.command("hash")
+def hash_cmd(file: Path = typer.Argument(..., help="Any file.")) -> None:
+    """Print a file's sha256 (what model cards pin).
+
+    Examples:
+      medseg models hash base_ep4k.model
+    """
+    from medseg.core.errors import MedsegError
+    from medseg.core.hashing import sha256_file
+
+    if not file.is_file():
+        raise MedsegError("file not found", path=file)
+    typer.echo(f"{sha256_file(file)}  {file}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(models_app, name="models")
