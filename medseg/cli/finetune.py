@@ -47,6 +47,11 @@ def finetune(
     _, net, report = prepare_finetune(resolved)
     console = Console(stderr=True)
     console.print(f"[bold]fine-tune load:[/] {report.summary()}")
+    for title, keys in (("re-initialised", report.reinitialised), ("adapted (input channels tiled)", report.adapted),
+                        ("unused from the checkpoint", report.unused)):
+        if keys:
+            console.print(f"  {title}: {', '.join(keys)}")
+    console.print(f"  loaded unchanged: {len(report.loaded)} tensors (all others)")
     run_fit(None, [], resume=resume, device=device, export=export, recipe=resolved, model=net)
 
 

@@ -1,13 +1,13 @@
 """Fine-tuning: load pretrained weights into a model built for new labels/channels, saying what happened.
 
-Every tensor of the target model is either *loaded* (same name and shape), *re-initialised* (an output
-head whose class count changed), or *adapted* (an input layer whose channel count changed: the
-pretrained kernel is tiled across the new channels, as STU-Net's fine-tuning does). Any other shape
-mismatch is an error naming the tensors; a source that matches nothing is refused.
+Every tensor of the target model is either *loaded* (same name and shape), *re-initialised* (the output
+heads the model declares in ``head_prefixes``: a new label set), or *adapted* (the ``stem_keys`` input
+layers, tiled across the new input channels as STU-Net's fine-tuning does). Any other missing or
+mis-shaped tensor is an error naming it; a source that matches nothing is refused. Official STU-Net
+``.model``/``.pth`` files go through :func:`medseg.models._stunet_import.load_official_stunet`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 
@@ -16,78 +16,22 @@ from torch import nn
 
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
+from medseg.models import adapt_state_dict
+from medseg.models._adapt import LoadReport
 
 logger = get_logger(__name__)
 
 
-@dataclass
-class TransferReport:
-    loaded: list[str] = field(default_factory=list)
-    reinitialised: list[str] = field(default_factory=list)
-    adapted: list[str] = field(default_factory=list)
-    unused: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        return (f"{len(self.loaded)} tensors loaded, {len(self.reinitialised)} re-initialised "
-                f"({', '.join(self.reinitialised) or 'none'}), {len(self.adapted)} adapted "
-                f"({', '.join(self.adapted) or 'none'}), {len(self.unused)} unused")
-
-
-def _is_head(key: str, target: torch.Tensor, source: torch.Tensor, out_channels: int) -> bool:
-    """An output layer: first dim is the class count and differs, every other dim agrees."""
-    if target.ndim == 0 or target.shape[0] != out_channels or source.shape[0] == out_channels:
-        return False
-    return target.shape[1:] == source.shape[1:]
-
-
-def _is_input(target: torch.Tensor, source: torch.Tensor) -> bool:
-    """An input convolution whose in-channel count differs (dim 1), every other dim agrees."""
-    return (target.ndim >= 3 and target.shape[0] == source.shape[0] and target.shape[2:] == source.shape[2:]
-            and target.shape[1] != source.shape[1])
-
-
-def transfer_weights(model: nn.Module, source: dict[str, torch.Tensor], *, out_channels: int,
-                     reinit_heads: bool = True, source_name: str | PathLike = "checkpoint") -> TransferReport:
-    """Load ``source`` into ``model`` as described in the module docstring and return the report."""
+def transfer_weights(model: nn.Module, source: dict[str, torch.Tensor], *,
+                     source_name: str | PathLike = "checkpoint") -> LoadReport:
+    """Load ``source`` into ``model`` for fine-tuning: heads re-initialised, stem tiled to the new input
+    channels, every other tensor loaded by name with its shape checked (see the module docstring)."""
     source = {k.removeprefix("module."): v for k, v in source.items()}
-    target = model.state_dict()
-    report = TransferReport()
-    new_state: dict[str, torch.Tensor] = {}
-    problems = []
-    for key, tensor in target.items():
-        if key not in source:
-            continue
-        src = source[key]
-        if src.shape == tensor.shape:
-            new_state[key] = src.to(tensor.dtype)
-            report.loaded.append(key)
-        elif reinit_heads and _is_head(key, tensor, src, out_channels):
-            report.reinitialised.append(key)
-        elif _is_input(tensor, src):
-            reps = -(-tensor.shape[1] // src.shape[1])
-            new_state[key] = src.repeat(1, reps, *([1] * (src.ndim - 2)))[:, : tensor.shape[1]].to(tensor.dtype)
-            report.adapted.append(key)
-        else:
-            problems.append(f"{key} {tuple(src.shape)} vs {tuple(tensor.shape)}")
-    # a head's bias follows its weight: re-initialise both
-    for key in list(report.reinitialised):
-        prefix = key.rsplit(".", 1)[0]
-        for other in [k for k in report.loaded if k.rsplit(".", 1)[0] == prefix]:
-            report.loaded.remove(other)
-            new_state.pop(other)
-            report.reinitialised.append(other)
-    if problems:
-        raise MedsegError("pretrained weights do not fit this architecture: " + "; ".join(problems[:6]),
-                          path=source_name, hint="check the model name and size of the checkpoint")
-    if not report.loaded:
+    matched = set(source) & set(model.state_dict())
+    if not matched:
         raise MedsegError("no tensor of the checkpoint matches this model", path=source_name,
                           hint="it is for another architecture; pick the matching --model")
-    report.unused = sorted(set(source) - set(target))
-    missing = sorted(set(target) - set(source))
-    report.reinitialised += [k for k in missing if k not in report.reinitialised]
-    model.load_state_dict({**target, **new_state}, strict=True)
-    logger.info("fine-tune load from %s: %s", source_name, report.summary())
-    return report
+    return adapt_state_dict(source, model, reinit_heads=True, tile_input_channels=True, source=source_name)
 
 
 def read_source_weights(source: str, weights_dir: str | PathLike | None = None) -> tuple[dict, str]:
@@ -113,6 +57,12 @@ def prepare_finetune(recipe, *, weights_dir: str | PathLike | None = None):
         raise MedsegError("nothing to fine-tune from", hint="give --from NAME.TAG or a checkpoint file")
     data = prepare_data(recipe)
     model = build_model_for(recipe, data)
-    state, name = read_source_weights(recipe.finetune.source, weights_dir)
-    report = transfer_weights(model, state, out_channels=model.card.out_channels, source_name=name)
+    source = recipe.finetune.source
+    if Path(source).suffix in (".model", ".pth") and Path(source).is_file():
+        from medseg.models._stunet_import import load_official_stunet
+
+        report = load_official_stunet(model, source, reinit_heads=True, tile_input_channels=True)
+    else:
+        state, name = read_source_weights(source, weights_dir)
+        report = transfer_weights(model, state, source_name=name)
     return data, model, report

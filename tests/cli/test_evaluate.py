@@ -59,9 +59,10 @@ def test_geometry_mismatch_is_one_line_naming_both_files(tmp_path):
     save(tmp_path / "gt.nii.gz", ref)
     save(tmp_path / "seg.nii.gz", ref, shifted)
     result = runner.invoke(app, ["evaluate", str(tmp_path / "seg.nii.gz"), str(tmp_path / "gt.nii.gz")])
-    assert result.exit_code != 0
-    assert isinstance(result.exception, Exception) and "seg.nii.gz" in str(result.exception)
-    assert "gt.nii.gz" in str(result.exception) and "--resample-to-reference" in str(result.exception)
+    assert result.exit_code == 2
+    message = result.output.strip()
+    assert message.startswith("error:") and len(message.splitlines()) == 1
+    assert "seg.nii.gz" in message and "gt.nii.gz" in message and "--resample-to-reference" in message
     ok = runner.invoke(app, ["evaluate", str(tmp_path / "seg.nii.gz"), str(tmp_path / "gt.nii.gz"),
                              "--resample-to-reference", "--json", "-"])
     assert ok.exit_code == 0, ok.output
