@@ -28,7 +28,7 @@ from medseg.core.log import get_logger
 logger = get_logger(__name__)
 ONNX_FILE = "model.onnx"
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-EXPORT_BATCH = 2  # traced with 2 windows so no size-1 batch gets baked in; the batch axis stays dynamic
+EXPORT_BATCH = 1  # traced with one window (cheapest); the batch axis stays dynamic (tested with 1 and 3)
 
 
 class Predictor:
