@@ -38,7 +38,7 @@ class Predictor:
     precision: str
     reason: str
     cache_path: Path | None = None
-    build_seconds: float | None = None   # export + compile time spent in this call (None: cache hit)
+    build_seconds: float | None = None   # export + compile seconds spent in this call (None: cache hit)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -160,15 +160,16 @@ def _compiled(model: nn.Module, plan: Plan, roi: tuple[int, ...], root: Path, th
     def build_onnx(entry: Path) -> None:
         export_onnx(model, entry / ONNX_FILE, roi_size=roi, in_channels=channels, batch_size=EXPORT_BATCH)
 
-    onnx_entry = cache.get_or_build(root, onnx_fields, build_onnx, lambda entry: entry)
-    onnx_path = onnx_entry.value / ONNX_FILE
+    def onnx_path() -> Path:  # only needed when the compiled form is (re)built
+        return cache.get_or_build(root, onnx_fields, build_onnx, lambda entry: entry).value / ONNX_FILE
+
     fields = {"kind": plan.backend, "onnx": cache.cache_key(onnx_fields), "precision": plan.precision,
               "versions": library_versions(plan.backend), "cpu": cpu_fingerprint()}
     if plan.backend == "openvino":
         from medseg.backends import openvino_backend as impl
 
         def build(entry: Path) -> None:
-            impl.build(entry, onnx_path, window=(channels, *roi), precision=plan.precision, threads=threads)
+            impl.build(entry, onnx_path(), window=(channels, *roi), precision=plan.precision, threads=threads)
 
         def load(entry: Path):
             return impl.OpenVINORunner(entry, precision=plan.precision, threads=threads)
@@ -176,15 +177,13 @@ def _compiled(model: nn.Module, plan: Plan, roi: tuple[int, ...], root: Path, th
         from medseg.backends import onnxruntime_backend as impl
 
         def build(entry: Path) -> None:
-            impl.build(entry, onnx_path, threads=threads)
+            impl.build(entry, onnx_path(), threads=threads)
 
         def load(entry: Path):
             return impl.ONNXRuntimeRunner(entry, threads=threads)
 
     compiled = cache.get_or_build(root, fields, build, load)
     predictor = CompiledPredictor(compiled.value, plan, (channels, *roi), model)
-    predictor.cache_path = compiled.path
-    spent = [r.build_seconds for r in (onnx_entry, compiled) if r.build_seconds is not None]
-    predictor.build_seconds = sum(spent) if spent else None
+    predictor.cache_path, predictor.build_seconds = compiled.path, compiled.build_seconds
     logger.info("inference backend: %s, cache %s", predictor.describe(), compiled.path)
     return predictor
