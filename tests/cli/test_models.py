@@ -32,8 +32,8 @@ def test_show_prints_card_and_weights():
 
 def test_unknown_model_suggests(tmp_path):
     result = runner.invoke(app, ["models", "show", "stunet-b"])
-    assert result.exit_code != 0
-    assert "stunet_b" in str(result.exception)
+    assert result.exit_code == 2
+    assert "did you mean 'stunet_b'" in result.output
 
 
 def test_import_and_hash(tmp_path):

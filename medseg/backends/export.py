@@ -1,0 +1,96 @@
+"""Export a segmentation network to ONNX for one fixed window, and fingerprint its weights.
+
+The export runs the model in eval mode (so deep supervision returns only the full-resolution logits),
+with the window's spatial size fixed and the batch axis dynamic. The model is restored to its former
+mode afterwards.
+"""
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Sequence
+from os import PathLike
+
+import torch
+from torch import nn
+
+OPSET = 17
+INPUT_NAME = "image"
+OUTPUT_NAME = "logits"
+
+
+class ExportError(RuntimeError):
+    """The model cannot be exported to ONNX (the caller falls back to PyTorch)."""
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """sha256 over the state_dict: every tensor's name, dtype, shape and raw bytes, in name order."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{name}|{t.dtype}|{tuple(tensor.shape)}\n".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def architecture_sha256(model: nn.Module) -> str:
+    """sha256 of the module tree's repr: strides, kernels and activations that weights alone do not fix."""
+    return hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}\n{model!r}".encode()).hexdigest()
+
+
+def infer_in_channels(model: nn.Module) -> int:
+    """Input channels: ``model.card.in_channels`` if present, else the first convolution's input width."""
+    card = getattr(model, "card", None)
+    if card is not None and getattr(card, "in_channels", None):
+        return int(card.in_channels)
+    for module in model.modules():
+        if isinstance(module, nn.modules.conv._ConvNd):
+            return int(module.in_channels)
+    raise ExportError("cannot tell the model's input channels; pass in_channels=")
+
+
+def _first_output(out):
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+class _EvalLogits(nn.Module):
+    """Wraps a model so the exported graph has one output even if forward returns a tuple."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _first_output(self.model(x))
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | PathLike,
+    *,
+    roi_size: Sequence[int],
+    in_channels: int,
+    batch_size: int = 1,
+) -> None:
+    """Write ``model`` as ONNX for input ``(N, in_channels, *roi_size)`` with a dynamic batch axis N.
+
+    Raises :class:`ExportError` (with the exporter's reason) when the model cannot be traced.
+    """
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    example = torch.zeros(batch_size, in_channels, *[int(s) for s in roi_size], device=device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # legacy-exporter deprecation and instance-norm notes
+            torch.onnx.export(
+                _EvalLogits(model), (example,), str(path),
+                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                opset_version=OPSET, do_constant_folding=True, dynamo=False,
+            )
+    except Exception as exc:  # any exporter failure means "run this model in PyTorch"
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        raise ExportError(f"ONNX export failed: {type(exc).__name__}: {first}") from exc
+    finally:
+        model.train(was_training)
