@@ -68,7 +68,7 @@ def main() -> None:
                              "anterior": round(row["val_dice_Anterior"], 4),
                              "posterior": round(row["val_dice_Posterior"], 4)})
     args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "transfer.csv", "w", newline="") as handle:
+    with open(args.out / "transfer.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)

@@ -80,7 +80,7 @@ def expected_sha256(entry: Pretrained, path: Path) -> str:
             "weights with no published sha256 were not imported, so they cannot be verified", path=path,
             hint=f"run `medseg models import NAME {path}` once to check and record the file's hash",
         )
-    return record.read_text().split()[0].strip()
+    return record.read_text(encoding="utf-8").split()[0].strip()
 
 
 def read_state_dict(path: str | PathLike) -> dict[str, torch.Tensor]:

@@ -150,7 +150,7 @@ def load_recipe(path: str | PathLike | None, overrides: list[str] | None = None)
         if not p.is_file():
             raise MedsegError("recipe not found", path=p, hint="see pipelines/ for examples")
         try:
-            raw = tomllib.loads(p.read_text())
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise MedsegError(f"invalid TOML: {exc}", path=p) from exc
     return recipe_from_dict(apply_overrides(raw, overrides or []), source=path)

@@ -43,7 +43,7 @@ def load_dataset(source: str | PathLike) -> Dataset:
     if src.suffix == ".csv":
         return _from_csv(src)
     if src.suffix == ".json":
-        data = json.loads(src.read_text())
+        data = json.loads(src.read_text(encoding="utf-8"))
         return _from_dataset_json(src) if isinstance(data, dict) else _from_pairs(data, src.parent, src)
     raise MedsegError("unknown dataset file type", path=src, hint="use a folder, dataset.json or a .csv list")
 
@@ -61,7 +61,7 @@ def _labels_from(meta: dict) -> dict[int, str]:
 def _from_dataset_json(path: Path) -> Dataset:
     root = path.parent
     try:
-        meta = json.loads(path.read_text())
+        meta = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise MedsegError(f"invalid JSON ({exc})", path=path) from exc
     modality = meta.get("modality") or meta.get("channel_names") or {"0": "image"}
@@ -90,7 +90,7 @@ def _from_folders(root: Path) -> Dataset:
 
 
 def _from_csv(path: Path) -> Dataset:
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     return _from_pairs(rows, path.parent, path)
 

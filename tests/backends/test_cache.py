@@ -60,7 +60,7 @@ def test_corrupt_entry_is_detected_and_rebuilt(backend, damage, tmp_path, window
         (entry / cache.MANIFEST).write_text("{not json")
     else:                             # hashes match, but the runtime cannot read the file
         victim.write_bytes(b"garbage" * 10)
-        manifest = json.loads((entry / cache.MANIFEST).read_text())
+        manifest = json.loads((entry / cache.MANIFEST).read_text(encoding="utf-8"))
         manifest["files"][victim.name] = sha256_file(victim)
         (entry / cache.MANIFEST).write_text(json.dumps(manifest))
     corrupt = STATS["corrupt"]
@@ -104,7 +104,7 @@ def _slow_build(entry: Path, log: str) -> None:
 
 
 def _build_in_process(root: str, log: str) -> str:
-    result = get_or_build(root, {"k": 1}, lambda e: _slow_build(e, log), lambda e: (e / "payload.txt").read_text())
+    result = get_or_build(root, {"k": 1}, lambda e: _slow_build(e, log), lambda e: (e / "payload.txt").read_text(encoding="utf-8"))
     return f"{result.value}:{result.path}"
 
 
@@ -112,9 +112,9 @@ def test_concurrent_builders_build_once_and_share_the_entry(tmp_path):
     log = tmp_path / "builds.log"
     with multiprocessing.get_context("fork").Pool(2) as pool:
         results = pool.starmap(_build_in_process, [(str(tmp_path / "c"), str(log))] * 2)
-    assert log.read_text().count("built") == 1
+    assert log.read_text(encoding="utf-8").count("built") == 1
     assert len(set(results)) == 1 and results[0].startswith("ok:")
-    manifest = json.loads((Path(results[0].split(":", 1)[1]) / cache.MANIFEST).read_text())
+    manifest = json.loads((Path(results[0].split(":", 1)[1]) / cache.MANIFEST).read_text(encoding="utf-8"))
     assert set(manifest["files"]) == {"payload.txt"}
 
 

@@ -21,7 +21,7 @@ def test_folders_with_json_and_report(folders, tmp_path):  # noqa: F811
                                  "--tolerance", "2", "-j", "1"])
     assert result.exit_code == 0, result.output
     assert "liver" in result.output and "spleen" in result.output
-    document = json.loads(out.read_text())
+    document = json.loads(out.read_text(encoding="utf-8"))
     assert set(document) == {"cases", "summary", "definitions"}
     row = document["cases"][0]
     assert list(row)[: len(ISSUE_KEYS)] == ISSUE_KEYS

@@ -12,7 +12,7 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path):
         with atomic_path(target) as temp:
             temp.write_text("partial")
             raise RuntimeError("crash mid-write")
-    assert target.read_text() == "old"
+    assert target.read_text(encoding="utf-8") == "old"
     assert os.listdir(tmp_path) == ["out.nii.gz"]
 
 

@@ -48,7 +48,7 @@ def test_import_pins_an_unpublished_hash_and_loads_official_files(tmp_path):
     folder = tmp_path / "weights"
     dest, digest = weights.import_weights("stunet_s.totalseg", src, weights_dir=folder)
     assert dest == folder / "small_ep4k.model" and dest.read_bytes() == src.read_bytes()
-    assert (folder / "small_ep4k.model.sha256").read_text().startswith(digest)
+    assert (folder / "small_ep4k.model.sha256").read_text(encoding="utf-8").startswith(digest)
     model = create_model("stunet_s", pretrained="totalseg", weights_dir=folder, width=2)  # nnunet format
     assert torch.equal(model.seg_outputs[0].bias, state["seg_outputs.0.bias"])
     dest.write_bytes(dest.read_bytes()[:-10])  # corrupted later

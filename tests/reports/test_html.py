@@ -30,7 +30,7 @@ def test_report_folder(folders, tmp_path):
     folder = html_path.parent
     assert sorted(p.name for p in folder.iterdir()) == ["metrics.csv", "report.html", "summary.json"]
 
-    with open(folder / "metrics.csv", newline="") as handle:
+    with open(folder / "metrics.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 3 * 3  # cases x labels
     assert list(rows[0])[:11] == ["case", "label", "label_name", "dice", "iou", "hd", "hd95", "assd", "nsd",
@@ -38,13 +38,13 @@ def test_report_folder(folders, tmp_path):
     missed = next(r for r in rows if r["case"] == "c" and r["label"] == "2")
     assert missed["hd95"] == "inf" and float(missed["hd95"]) == float("inf") and missed["dice"] == "0.0"
 
-    summary = json.loads((folder / "summary.json").read_text())
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     dice = summary["summary"]["labels"]["1"]["metrics"]["dice"]
     assert set(dice) >= {"mean", "median", "std", "min", "max", "ci95", "n"}
     assert summary["summary"]["labels"]["2"]["n_only_prediction_empty"] == 1
     assert "dice" in summary["definitions"]
 
-    text = html_path.read_text()
+    text = html_path.read_text(encoding="utf-8")
     page = Collector()
     page.feed(text)
     assert "script" not in page.tags and page.links == []  # self-contained: nothing to fetch

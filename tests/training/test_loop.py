@@ -11,7 +11,7 @@ def test_a_few_iterations_reduce_the_loss(tiny_recipe):
     losses = [row["train_loss"] for row in result.history]
     assert losses[-1] < losses[0]
     assert (result.output / "last.pt").is_file() and (result.output / "best.pt").is_file()
-    assert (result.output / "history.csv").read_text().count("\n") == 7
+    assert (result.output / "history.csv").read_text(encoding="utf-8").count("\n") == 7
     assert (result.output / "curves.png").stat().st_size > 1000
     assert "val_dice_a" in result.history[-1]
 
