@@ -21,7 +21,6 @@ def _temp_name(final: Path) -> Path:
     suffix = "".join(final.suffixes[-2:]) if final.name.endswith((".nii.gz", ".tar.gz")) else final.suffix
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp" + suffix, dir=final.parent)
     os.close(fd)
-    os.chmod(name, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
     return Path(name)
 
 
@@ -36,6 +35,8 @@ def atomic_path(path: str | PathLike) -> Iterator[Path]:
     temp = _temp_name(final)
     try:
         yield temp
+        if temp.is_file():  # mkstemp (and some writers) make 0600 files; outputs get the usual permissions
+            os.chmod(temp, 0o666 & ~_UMASK)
         os.replace(temp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

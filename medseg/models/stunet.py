@@ -233,7 +233,19 @@ HIPPOCAMPUS_CARD = ModelCard(
     deep_supervision=2,
     modality="MRI",
     description="STU-Net-T: a 4-stage STU-Net (C0=16, 1 block per stage) for small crops such as MSD hippocampus",
-    pretrained=(),
+    pretrained=(
+        Pretrained(
+            tag="hippocampus",
+            file="stunet_t_hippocampus.safetensors",
+            sha256="06fc799e8133cf4f3e1b8589ea8ce5b400c5c1bf72334d4d328dfb578a117815",
+            license="CC-BY-SA-4.0",
+            data="MSD Task04 Hippocampus (MR, Vanderbilt): 160 training / 40 validation cases "
+                 "(every 5th case of ../shared/data/msd_hippocampus held out)",
+            metrics={"val_dice_anterior": 0.8900, "val_dice_posterior": 0.8728, "val_dice_mean": 0.8814,
+                     "val_dice_mean_no_tta": 0.8775},
+            note="pipelines/hippocampus/stunet_t.toml; card: pretrained/stunet_t_hippocampus.md",
+        ),
+    ),
     reference=_REFERENCE,
 )
 
