@@ -141,6 +141,8 @@ def write_probabilities(probs, affine: np.ndarray, path: Path) -> dict[str, Any]
     data = np.empty(tuple(probs.shape), dtype=np.uint8)
     for c in range(probs.shape[0]):  # channel by channel keeps the float copy small
         data[c] = np.rint(probs[c].float().numpy() * 255.0).clip(0, 255).astype(np.uint8)
+    if data.ndim == 3:  # a 2D picture: (C, X, Y) -> (C, X, Y, 1) so NIfTI keeps C as the 4th axis
+        data = data[..., None]
     info = write_verified(data, affine, path, dtype="uint8")
     info["scale"] = "probability = value / 255"
     return info

@@ -104,6 +104,7 @@ class Predictor:
             self.tta, self.overlap = False, min(self.overlap, FAST_OVERLAP)
         self.model = model.eval()
         self._model_device: torch.device | None = None
+        self._batch_size = self.options.batch_size
         self._to_device(self.device)
         self.postprocess = (self.options.postprocess if self.options.postprocess is not None
                             else PostprocessSpec.from_mapping(self.card.postprocess))
@@ -171,7 +172,8 @@ class Predictor:
         out = MetaTensor(torch.from_numpy(labels_np)[None], affine=torch.as_tensor(input_affine),
                          meta={"labels": list(self.label_names), "model": self.info.full_name,
                                "filename_or_obj": path or ""})
-        settings = {**self.settings(), "placement": str(placement)}
+        settings = {**self.settings(), "placement": str(placement), "batch_size": self._batch_size,
+                    "accumulate": result.accumulate, "peak_stitch_mib": round(result.peak_stitch_bytes / 2**20, 1)}
         timings["total_s"] = time.perf_counter() - t0
         return Prediction(out, self.label_names, probs, settings, timings, warnings)
 
@@ -201,6 +203,7 @@ class Predictor:
     def _run(self, x: torch.Tensor, placement: Placement, progress=None) -> StitchResult:
         self._to_device(placement.compute)
         options = self._engine_options(placement, tuple(x.shape[1:]))
+        self._batch_size = options.batch_size
         net = window_network(self.model, spatial_dims=self.card.spatial_dims, slice_axis=options.order[0]
                              if options.order else self.card.slice_axis)
         return sliding_window_labels(x, net, channels=self.card.out_channels, activation=self.card.activation,

@@ -21,6 +21,8 @@ class StitchResult:
 
     labels: torch.Tensor                      # (*size) uint8 or int16
     probabilities: torch.Tensor | None = None  # (C, *size) float16 in [0, 1]
+    accumulate: str = "float32"                # dtype the cell sums were kept in
+    peak_stitch_bytes: int = 0                 # most bytes held by live cells at once
 
 
 def label_dtype(activation: str, channels: int) -> torch.dtype:
@@ -110,7 +112,8 @@ class CellStitcher:
         """The finished labels; every cell must have been finalised."""
         if self._cells:
             raise RuntimeError(f"{len(self._cells)} cells were never finalised")
-        return StitchResult(self.labels, self.probabilities)
+        return StitchResult(self.labels, self.probabilities, str(self.accum_dtype).removeprefix("torch."),
+                            self.peak_live_bytes)
 
 
 def _cells_in(ranges: tuple[tuple[int, int], ...]):

@@ -74,3 +74,22 @@ def test_per_class_outputs_and_no_prefetch(tmp_path, rng):
     high = read_image(tmp_path / "out" / "case1" / "high.nii.gz")[0].numpy()
     np.testing.assert_array_equal(high, (expected(volumes["case1"]) == 2).astype(np.uint8))
     assert json.loads((tmp_path / "out" / "case1.json").read_text())["outputs"]["class:high"]["bytes"] > 0
+
+
+def test_2d_pictures_keep_a_lossless_picture_format(tmp_path, rng):
+    from PIL import Image
+
+    from medseg.core.card import Intensity
+
+    (tmp_path / "in").mkdir()
+    picture = rng.integers(0, 256, (30, 40)).astype(np.uint8)
+    Image.fromarray(picture).save(tmp_path / "in" / "xray.jpg", quality=100)
+    model = threshold_model(spatial_dims=2, intensity=Intensity("minmax"))
+    cases = plan_cases([tmp_path / "in"], tmp_path / "out")
+    predictor = Predictor(model, options=PredictOptions(probabilities=True))
+    assert run_batch(predictor, cases, OutputOptions(stats=True)).exit_code == 0
+    labels = read_image(tmp_path / "out" / "xray.png")
+    scan = read_image(tmp_path / "in" / "xray.jpg")
+    assert labels.shape == scan.shape and np.allclose(labels.affine.numpy(), scan.affine.numpy())
+    probs = read_image(tmp_path / "out" / "xray_probabilities.nii.gz", allow_multichannel=True)
+    assert probs.shape == (3, *scan.shape[1:], 1)
