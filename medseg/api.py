@@ -1,0 +1,110 @@
+"""The one-call Python API: the CLI, notebooks and scripts all come through here.
+
+Orchestration only: load the model once, hand scans to :mod:`medseg.inference`, return or write results.
+
+Example::
+
+    import medseg
+    labels = medseg.predict("scan.nii.gz")                     # MetaTensor, the scan's geometry
+    labels = medseg.predict(image, model="stunet_t.hippocampus", device="cpu", fast=True)
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from os import PathLike
+from typing import Any
+
+import torch
+from monai.data import MetaTensor
+from torch import nn
+
+from medseg.inference.batch import BatchEvent, BatchSummary, OutputOptions, run_batch
+from medseg.inference.cases import parse_shard, plan_cases, select_shard, shard_from_env
+from medseg.inference.model_loading import load_model
+from medseg.inference.postprocess import PostprocessSpec
+from medseg.inference.predictor import Prediction, PredictOptions, Predictor
+from medseg.io import read_image
+
+ModelArg = str | nn.Module | None
+
+
+def _postprocess_spec(card_values: Mapping[str, Any], postprocess: Mapping[str, Any] | bool | None) -> PostprocessSpec:
+    if postprocess is False:
+        return PostprocessSpec()
+    if postprocess is None or postprocess is True:
+        return PostprocessSpec.from_mapping(card_values)
+    return PostprocessSpec.from_mapping({**dict(card_values), **dict(postprocess)})
+
+
+def _device_for_rank(device: str) -> str:
+    local = os.environ.get("LOCAL_RANK")
+    if local is not None and device in ("auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{int(local)}"
+    return device
+
+
+def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: float = 0.5, tta: bool | None = None,
+                    fast: bool = False, batch_size: int | None = None,
+                    postprocess: Mapping[str, Any] | bool | None = None,
+                    probabilities: bool = False, weights_dir: str | PathLike | None = None,
+                    checkpoint: str | PathLike | None = None, threads: int | None = None,
+                    amp: bool = True) -> Predictor:
+    """Load a model (name, ``name.tag``, nn.Module with ``.card``, or the default) into a :class:`Predictor`."""
+    net, card, info = load_model(model, weights_dir=weights_dir, checkpoint=checkpoint)
+    options = PredictOptions(
+        overlap=overlap, tta=tta, fast=fast, batch_size=batch_size, device=_device_for_rank(device), amp=amp,
+        probabilities=probabilities, postprocess=_postprocess_spec(card.postprocess, postprocess), threads=threads,
+    )
+    return Predictor(net, card, options, info)
+
+
+def predict(image_or_path: str | PathLike | torch.Tensor, model: ModelArg = None, *, frame: int | None = None,
+            return_prediction: bool = False, progress: Callable[[int, int], None] | None = None,
+            **settings: Any) -> MetaTensor | Prediction:
+    """Segment one scan and return its label map in the scan's own geometry.
+
+    Args:
+        image_or_path: a file/DICOM folder path, or a channel-first (Meta)Tensor (its affine is kept).
+        model: ``"name.tag"``, an ``nn.Module`` with ``.card``, or None for the shipped default.
+        frame: for 4D files, the frame to segment.
+        return_prediction: return the full :class:`Prediction` (probabilities, timings, settings).
+        progress: ``progress(windows_done, windows_total)``.
+        **settings: ``device``, ``overlap``, ``tta``, ``fast``, ``batch_size``, ``postprocess``,
+            ``probabilities``, ``weights_dir``, ``checkpoint``, ``threads``, ``amp`` (see build_predictor).
+
+    Returns:
+        A ``(1, *spatial)`` integer MetaTensor with the input's affine; ``meta["labels"]`` names the values.
+    """
+    predictor = model if isinstance(model, Predictor) else build_predictor(model, **settings)
+    if isinstance(image_or_path, (str, PathLike)):
+        image = read_image(image_or_path, frame=frame, allow_multichannel=predictor.card.in_channels > 1)
+        path = str(image_or_path)
+    else:
+        image, path = image_or_path, None
+    prediction = predictor.predict(image, path=path, progress=progress)
+    return prediction if return_prediction else prediction.labels
+
+
+def predict_files(inputs: Sequence[str | PathLike], output: str | PathLike | None = None, model: ModelArg = None, *,
+                  output_type: str = "multilabel", stats: bool = False, resume: bool = False,
+                  shard: str | tuple[int, int] | None = None, frame: int | None = None,
+                  progress: Callable[[BatchEvent], None] | None = None,
+                  predictor: Predictor | None = None, **settings: Any) -> BatchSummary:
+    """Segment files and folders, writing results (see :mod:`medseg.inference.cases` for naming).
+
+    Args:
+        shard: ``"i/n"`` or ``(i, n)`` to take every n-th case from i; default: torchrun's RANK/WORLD_SIZE.
+        resume: skip cases whose outputs and sidecar are complete for the same model and parameters.
+        predictor: an already-built predictor (else ``model`` and ``**settings`` build one).
+
+    Returns:
+        The per-case results; ``summary.exit_code`` is 1 if any case failed.
+    """
+    cases = plan_cases(inputs, output, output_type)
+    split = parse_shard(shard) if isinstance(shard, str) else shard or shard_from_env()
+    if split is not None:
+        cases = select_shard(cases, *split)
+    predictor = predictor or build_predictor(model, **settings)
+    options = OutputOptions(output_type=output_type, stats=stats, frame=frame)
+    return run_batch(predictor, cases, options, resume=resume, progress=progress)

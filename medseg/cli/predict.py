@@ -1,0 +1,71 @@
+"""``medseg predict``: segment scans with a zoo model; results keep each scan's own geometry."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def predict(
+    inputs: list[Path] = typer.Argument(..., help="Scan files, folders of scans, or DICOM series folders."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o",
+        help="A file (one input, image extension) or a folder. Default: CASE_seg.EXT next to each input."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="NAME[.TAG] from `medseg models list`. "
+                                        "Default: the shipped model with local weights."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Your own weights file for --model NAME."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    overlap: float = typer.Option(0.5, "--overlap", min=0.0, max=0.95, help="Sliding-window overlap (0..0.95)."),
+    tta: Optional[bool] = typer.Option(None, "--tta/--no-tta",
+                                       help="Mirroring test-time augmentation. Default: on for CUDA, off otherwise."),
+    fast: bool = typer.Option(False, "--fast", help="Overlap <= 0.25 and no TTA."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Windows per forward pass."),
+    output_type: str = typer.Option("multilabel", "--output-type", help="multilabel (one file) or per-class."),
+    stats: bool = typer.Option(False, "--stats", help="Write per-structure volume (mL), voxels, mean intensity."),
+    probabilities: bool = typer.Option(False, "--probabilities", help="Also write probability maps (<= 16 classes)."),
+    resume: bool = typer.Option(False, "--resume", help="Skip cases whose outputs and sidecar are complete."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="i/n: this process takes cases i, i+n, ... "
+                                        "(0-based). Default: torchrun's RANK/WORLD_SIZE."),
+    weights_dir: Optional[Path] = typer.Option(None, "--weights-dir", help="Extra folder searched for weights."),
+    frame: Optional[int] = typer.Option(None, "--frame", help="For 4D files: the frame to segment."),
+    keep_largest: bool = typer.Option(False, "--keep-largest", help="Keep the largest component of each class."),
+    remove_islands: float = typer.Option(0.0, "--remove-islands", min=0.0, metavar="MM3",
+                                         help="Remove components smaller than MM3 cubic millimetres."),
+    fill_holes: bool = typer.Option(False, "--fill-holes", help="Fill holes inside each class."),
+    no_postprocess: bool = typer.Option(False, "--no-postprocess", help="Ignore the model card's postprocessing."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: all allowed)."),
+) -> None:
+    """Segment scans. Outputs: label map (+ JSON provenance sidecar), optional stats and probabilities.
+
+    Examples:
+      medseg predict scan.nii.gz -o seg.nii.gz
+      medseg predict scans/ -o segs/ --model stunet_t.hippocampus --device cuda --stats
+      medseg predict scans/ -o segs/ --fast --resume --shard 0/2
+      medseg predict ct.nrrd -o masks/ --output-type per-class --remove-islands 200
+    """
+    from medseg import api
+    from medseg.cli._predict_view import PredictProgress, print_summary
+    from medseg.core.errors import MedsegError
+
+    if output_type not in ("multilabel", "per-class"):
+        raise MedsegError(f"unknown --output-type {output_type!r}", hint="use multilabel or per-class")
+    if no_postprocess and (keep_largest or remove_islands or fill_holes):
+        raise MedsegError("--no-postprocess cannot be combined with --keep-largest/--remove-islands/--fill-holes")
+    flags = {k: v for k, v in (("keep_largest", keep_largest), ("min_island_mm3", remove_islands),
+                               ("fill_holes", fill_holes)) if v}
+    postprocess = False if no_postprocess else (flags or None)
+    predictor = api.build_predictor(
+        model, device=device, overlap=overlap, tta=tta, fast=fast, batch_size=batch_size, postprocess=postprocess,
+        probabilities=probabilities, weights_dir=weights_dir, checkpoint=checkpoint, threads=threads,
+    )
+    with PredictProgress() as view:
+        summary = api.predict_files(inputs, output, predictor=predictor, output_type=output_type, stats=stats,
+                                    resume=resume, shard=shard, frame=frame, progress=view.update)
+    print_summary(summary, predictor)
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict")(predict)

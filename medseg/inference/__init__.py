@@ -1,0 +1,1 @@
+"""Inference: sliding-window engine, stitching, restoring the scan geometry, outputs and batch runs."""

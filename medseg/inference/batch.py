@@ -1,0 +1,169 @@
+"""Batch prediction over many cases: one loaded model, the next scan read while the current one runs,
+``--resume`` skipping finished cases, and a failed case reported without stopping the others."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from medseg.core.errors import MedsegError
+from medseg.core.log import get_logger
+from medseg.inference.cases import Case, output_extension
+from medseg.inference.outputs import (
+    case_files,
+    remove_stale,
+    write_multilabel,
+    write_per_class,
+    write_probabilities,
+)
+from medseg.inference.predictor import Prediction, Predictor
+from medseg.inference.provenance import build_sidecar, input_digest, is_complete, now_iso, write_sidecar
+from medseg.inference.stats import label_statistics, write_statistics
+from medseg.io import read_image
+
+logger = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchEvent:
+    """Progress report: ``kind`` is ``case_start``, ``windows`` or ``case_end``."""
+
+    kind: str
+    case: str
+    index: int
+    total: int
+    done: int = 0          # windows done (kind == "windows")
+    of: int = 0            # windows in this case
+    status: str = ""       # case_end: done / skipped / failed
+
+
+@dataclass
+class CaseResult:
+    """How one case went."""
+
+    case: Case
+    status: str            # "done", "skipped" or "failed"
+    seconds: float = 0.0
+    message: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BatchSummary:
+    """All case results; ``exit_code`` is 1 when any case failed."""
+
+    results: list[CaseResult]
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.count("failed") else 0
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """What to write for each case."""
+
+    output_type: str = "multilabel"
+    stats: bool = False
+    frame: int | None = None
+
+    def parameters(self, predictor: Predictor) -> dict[str, Any]:
+        """The parameters that define a result (recorded, and compared by ``--resume``)."""
+        return {"output_type": self.output_type, "stats": self.stats, "frame": self.frame,
+                "probabilities": predictor.options.probabilities, "overlap": predictor.overlap,
+                "tta": predictor.tta, "fast": predictor.options.fast,
+                "postprocess": predictor.postprocess.to_dict()}
+
+
+def _load(case: Case, frame: int | None, channels: int):
+    image = read_image(case.input, frame=frame, allow_multichannel=channels > 1)
+    return image, input_digest(case.input)
+
+
+def write_case(case: Case, prediction: Prediction, image, *, predictor: Predictor, options: OutputOptions,
+               input_sha256: str, started: str, seconds: float) -> dict[str, Any]:
+    """Write every output of one case, the provenance sidecar last; returns the sidecar's output list."""
+    files = case_files(case, options.output_type)
+    remove_stale(files)
+    labels = prediction.labels[0].as_tensor().numpy()
+    affine = np.asarray(prediction.labels.affine, dtype=np.float64)
+    names, model_name = prediction.label_names, predictor.info.full_name
+    if options.output_type == "per-class":
+        outputs = write_per_class(labels, affine, files.labels, names, output_extension(case.input), model_name)
+    else:
+        outputs = {"labels": write_multilabel(labels, affine, files.labels, names, model_name)}
+    if options.stats:
+        spacing = np.linalg.norm(affine[:3, :3], axis=0)
+        rows = label_statistics(labels, image[0].as_tensor().numpy(), spacing, names)
+        write_statistics(rows, files.stats_csv, files.stats_json,
+                         extra={"case": case.name, "spacing_mm": spacing.tolist(), "model": model_name})
+        for key, path in (("stats_csv", files.stats_csv), ("stats_json", files.stats_json)):
+            outputs[key] = {"path": path.name, "bytes": path.stat().st_size}
+    if prediction.probabilities is not None:
+        outputs["probabilities"] = write_probabilities(prediction.probabilities, affine, files.probabilities)
+    record = build_sidecar(
+        input_path=str(case.input), input_sha256=input_sha256, input_shape=labels.shape, input_affine=affine,
+        model=predictor.info, card_dict=predictor.card.to_dict(), label_names=names,
+        parameters=options.parameters(predictor), settings=prediction.settings, outputs=outputs,
+        started=started, seconds=seconds, timings=prediction.timings, warnings=prediction.warnings,
+    )
+    write_sidecar(files.sidecar, record)
+    return outputs
+
+
+def run_batch(predictor: Predictor, cases: Sequence[Case], options: OutputOptions, *, resume: bool = False,
+              progress: Callable[[BatchEvent], None] | None = None, prefetch: bool = True) -> BatchSummary:
+    """Segment every case; reading case i+1 overlaps inference of case i (one background thread)."""
+    parameters = options.parameters(predictor)
+    todo: list[Case] = []
+    results: dict[Case, CaseResult] = {}
+    for case in cases:
+        if resume and is_complete(case_files(case, options.output_type).sidecar, model=predictor.info,
+                                  parameters=parameters):
+            results[case] = CaseResult(case, "skipped", message="already complete")
+        else:
+            todo.append(case)
+    total = len(cases)
+    notify = progress or (lambda event: None)
+    for i, case in enumerate(cases):
+        if case in results:
+            notify(BatchEvent("case_end", case.name, i, total, status="skipped"))
+    index_of = {case: i for i, case in enumerate(cases)}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="medseg-read") as pool:
+        def submit(case: Case) -> Future:
+            return pool.submit(_load, case, options.frame, predictor.card.in_channels)
+
+        pending: Future | None = submit(todo[0]) if todo else None
+        for k, case in enumerate(todo):
+            current, pending = pending, (submit(todo[k + 1]) if prefetch and k + 1 < len(todo) else None)
+            i = index_of[case]
+            notify(BatchEvent("case_start", case.name, i, total))
+            start, started = time.perf_counter(), now_iso()
+            try:
+                image, digest = current.result()
+                prediction = predictor.predict(
+                    image, path=str(case.input),
+                    progress=lambda done, of, c=case, j=i: notify(BatchEvent("windows", c.name, j, total, done, of)),
+                )
+                outputs = write_case(case, prediction, image, predictor=predictor, options=options,
+                                     input_sha256=digest, started=started, seconds=time.perf_counter() - start)
+                results[case] = CaseResult(case, "done", time.perf_counter() - start, outputs=outputs)
+            except MedsegError as exc:
+                results[case] = CaseResult(case, "failed", time.perf_counter() - start, str(exc))
+                logger.error("%s", exc)
+            except Exception as exc:  # noqa: BLE001 - one bad case must not stop the batch
+                results[case] = CaseResult(case, "failed", time.perf_counter() - start,
+                                           f"{case.input}: {type(exc).__name__}: {exc}")
+                logger.error("%s: %s: %s", case.input, type(exc).__name__, exc, exc_info=True)
+            finally:
+                if pending is None and k + 1 < len(todo):  # prefetch off: read the next one now
+                    pending = submit(todo[k + 1])
+            notify(BatchEvent("case_end", case.name, i, total, status=results[case].status))
+    return BatchSummary([results[c] for c in cases])

@@ -1,0 +1,220 @@
+"""Predictor: one loaded model that turns scans into label maps in the scans' own geometry.
+
+Per scan: checks -> card preprocessing -> sliding-window engine (with the out-of-memory ladder) ->
+labels mapped back to the input grid -> postprocessing. The model is loaded once and reused, so a
+batch run or a notebook pays for it a single time.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from torch import nn
+
+from medseg.core.card import ModelCard
+from medseg.core.errors import MedsegError
+from medseg.core.log import get_logger
+from medseg.inference.checks import check_dimensions, check_modality, match_channels
+from medseg.inference.devices import (
+    Placement,
+    describe_device,
+    placements_for,
+    resolve_device,
+    run_with_fallback,
+    set_cpu_threads,
+)
+from medseg.inference.model_loading import ModelInfo
+from medseg.inference.postprocess import PostprocessSpec, postprocess_labels
+from medseg.inference.restore import labels_to_grid, probabilities_to_grid
+from medseg.inference.sliding_window import EngineOptions, auto_batch_size, sliding_window_labels, window_network
+from medseg.inference.stitcher import StitchResult
+from medseg.transforms import build_preprocessing
+
+logger = get_logger(__name__)
+
+MAX_PROBABILITY_CLASSES = 16
+FAST_OVERLAP = 0.25
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """User-facing settings. ``tta=None``: on for CUDA, off elsewhere; ``fast``: overlap <= 0.25, no TTA."""
+
+    overlap: float = 0.5
+    tta: bool | None = None
+    fast: bool = False
+    batch_size: int | None = None
+    device: str = "auto"
+    amp: bool = True
+    probabilities: bool = False
+    postprocess: PostprocessSpec | None = None   # None: the card's
+    accumulate: str = "auto"
+    threads: int | None = None
+
+
+@dataclass
+class Prediction:
+    """A label map in the input's geometry, plus what it took to make it."""
+
+    labels: MetaTensor                       # (1, *input spatial), integer, input affine
+    label_names: tuple[str, ...]             # index = label value
+    probabilities: torch.Tensor | None = None  # (C, *input spatial) float16, same grid
+    settings: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Predictor:
+    """A model ready to segment scans.
+
+    Args:
+        model: a network returning logits, with ``card`` describing it.
+        card: the model card (defaults to ``model.card``).
+        options: see :class:`PredictOptions`.
+        info: provenance of the weights.
+    """
+
+    def __init__(self, model: nn.Module, card: ModelCard | None = None, options: PredictOptions | None = None,
+                 info: ModelInfo | None = None) -> None:
+        self.card = card or model.card
+        self.options = options or PredictOptions()
+        self.info = info or ModelInfo(self.card.name)
+        if self.card.activation not in ("softmax", "sigmoid"):
+            raise MedsegError(f"{self.card.name} is a {self.card.activation} model; predict makes label maps "
+                              "from softmax or sigmoid models only")
+        if not 0.0 <= self.options.overlap < 1.0:
+            raise MedsegError(f"overlap must be in [0, 1), got {self.options.overlap}")
+        if self.options.probabilities and self.card.out_channels > MAX_PROBABILITY_CLASSES:
+            raise MedsegError(
+                f"probability maps are offered for at most {MAX_PROBABILITY_CLASSES} classes; "
+                f"{self.card.name} has {self.card.out_channels}",
+                hint="drop --probabilities, or use --output-type per-class for binary masks",
+            )
+        self.device = resolve_device(self.options.device)
+        self.threads = set_cpu_threads(self.options.threads) if self.device.type == "cpu" else None
+        self.tta = (self.device.type == "cuda") if self.options.tta is None else bool(self.options.tta)
+        self.overlap = self.options.overlap
+        if self.options.fast:
+            self.tta, self.overlap = False, min(self.overlap, FAST_OVERLAP)
+        self.model = model.eval()
+        self._model_device: torch.device | None = None
+        self._batch_size = self.options.batch_size
+        self._to_device(self.device)
+        self.postprocess = (self.options.postprocess if self.options.postprocess is not None
+                            else PostprocessSpec.from_mapping(self.card.postprocess))
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """Class name per label value (0 = background)."""
+        if self.card.activation == "softmax":
+            return tuple(self.card.labels)
+        return ("background", *self.card.labels)
+
+    def settings(self) -> dict[str, Any]:
+        """The resolved settings (recorded in provenance)."""
+        return {
+            "device": describe_device(self.device), "overlap": self.overlap, "tta": self.tta,
+            "mirror_axes": list(self.card.mirror_axes) if self.tta else [], "fast": self.options.fast,
+            "batch_size": self.options.batch_size, "amp": self.options.amp and self.device.type == "cuda",
+            "accumulate": self.options.accumulate, "probabilities": self.options.probabilities,
+            "postprocess": self.postprocess.to_dict(), "roi_size": list(self.card.roi_size),
+        }
+
+    def _to_device(self, device: torch.device) -> None:
+        if self._model_device == device:
+            return
+        self.model.to(device)
+        if device.type == "cuda" and self.card.spatial_dims == 3:
+            self.model.to(memory_format=torch.channels_last_3d)
+        self._model_device = device
+
+    def predict(self, image: torch.Tensor, *, path: str | None = None,
+                progress: Callable[[int, int], None] | None = None) -> Prediction:
+        """Segment one channel-first image (a MetaTensor from :func:`medseg.io.read_image`)."""
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        if not isinstance(image, MetaTensor):
+            image = MetaTensor(image)
+        path = path or image.meta.get("filename_or_obj")
+        check_dimensions(image, self.card, path)
+        spatial = image.ndim - 1
+        source, warnings = match_channels(image, self.card, path)
+        warnings += check_modality(source, self.card, path)
+        for message in warnings:
+            logger.warning(message)
+        pre = build_preprocessing(self.card, spatial_dims=spatial)({"image": source})["image"]
+        model_affine = np.asarray(pre.affine, dtype=np.float64)
+        x = pre.as_tensor() if spatial == 3 else pre.as_tensor()[..., None]
+        del pre
+        timings["preprocess_s"] = time.perf_counter() - t0
+
+        t1 = time.perf_counter()
+        attempt = functools.partial(self._run, x, progress=progress)
+        del x  # the partial holds the only reference; freed right after inference
+        result, placement = run_with_fallback(attempt, placements_for(self.device), warnings.append)
+        del attempt
+        timings["inference_s"] = time.perf_counter() - t1
+
+        t2 = time.perf_counter()
+        input_affine = np.asarray(image.affine, dtype=np.float64)
+        labels, probs = self._restore(result, model_affine, tuple(image.shape[1:]), input_affine, spatial)
+        timings["restore_s"] = time.perf_counter() - t2
+        t3 = time.perf_counter()
+        spacing = np.linalg.norm(input_affine[:3, :3], axis=0)
+        labels_np = postprocess_labels(labels.numpy(), self.postprocess, spacing=spacing, names=self.label_names)
+        timings["postprocess_s"] = time.perf_counter() - t3
+        out = MetaTensor(torch.from_numpy(labels_np)[None], affine=torch.as_tensor(input_affine),
+                         meta={"labels": list(self.label_names), "model": self.info.full_name,
+                               "filename_or_obj": path or ""})
+        settings = {**self.settings(), "placement": str(placement), "batch_size": self._batch_size,
+                    "accumulate": result.accumulate, "peak_stitch_mib": round(result.peak_stitch_bytes / 2**20, 1)}
+        timings["total_s"] = time.perf_counter() - t0
+        return Prediction(out, self.label_names, probs, settings, timings, warnings)
+
+    def _engine_options(self, placement: Placement, shape: tuple[int, ...]) -> EngineOptions:
+        card = self.card
+        if card.spatial_dims == 3:
+            roi = tuple(int(r) for r in card.roi_size)
+            mirror = tuple(a for a in card.mirror_axes if 0 <= a < 3)
+            order = None
+        else:
+            axis = card.slice_axis if shape[2] != 1 else 2
+            plane = [a for a in range(3) if a != axis]
+            roi_list = [int(r) for r in card.roi_size]
+            roi_list.insert(axis, 1)
+            roi = tuple(roi_list)
+            mirror = tuple(plane[a] for a in card.mirror_axes if 0 <= a < 2)
+            order = (axis, *sorted(plane, key=lambda a: -shape[a]))
+        batch = self.options.batch_size or auto_batch_size(card.out_channels, roi, placement.compute.type)
+        on_gpu = placement.compute.type == "cuda"
+        return EngineOptions(
+            roi=roi, overlap=self.overlap, mirror_axes=mirror if self.tta else (), batch_size=batch,
+            compute_device=str(placement.compute), stitch_device=str(placement.stitch),
+            amp=self.options.amp and on_gpu, channels_last=on_gpu and card.spatial_dims == 3,
+            accumulate=self.options.accumulate, probabilities=self.options.probabilities, order=order,
+        )
+
+    def _run(self, x: torch.Tensor, placement: Placement, progress=None) -> StitchResult:
+        self._to_device(placement.compute)
+        options = self._engine_options(placement, tuple(x.shape[1:]))
+        self._batch_size = options.batch_size
+        net = window_network(self.model, spatial_dims=self.card.spatial_dims, slice_axis=options.order[0]
+                             if options.order else self.card.slice_axis)
+        return sliding_window_labels(x, net, channels=self.card.out_channels, activation=self.card.activation,
+                                     options=options, progress=progress)
+
+    def _restore(self, result: StitchResult, model_affine, shape, input_affine, spatial):
+        if spatial == 2:  # 2D images are not resampled: the model grid is the input grid
+            probs = result.probabilities[..., 0] if result.probabilities is not None else None
+            return result.labels[..., 0], probs
+        labels = labels_to_grid(result.labels, model_affine, shape, input_affine)
+        probs = None
+        if result.probabilities is not None:
+            probs = probabilities_to_grid(result.probabilities, model_affine, shape, input_affine)
+        return labels, probs

@@ -1,0 +1,137 @@
+"""Memory-bounded stitching: Gaussian-weighted window logits are summed per cell, and each cell is
+turned into labels (and optional probabilities) and freed as soon as its last window has run.
+
+Only the live cells hold C channels: at most ``C x roi_slow x (product of the two other axes)`` values
+(see :meth:`WindowGrid.live_voxels_bound`), in float16 for large class counts. Labels need no
+normalisation: every class shares the same positive weight sum per voxel, so argmax (softmax models)
+and the sign test (sigmoid models) are taken on the raw weighted sums.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from medseg.inference.windows import WindowGrid
+
+
+@dataclass
+class StitchResult:
+    """Labels (and probabilities, if asked for) over the whole grid, on the CPU."""
+
+    labels: torch.Tensor                      # (*size) uint8 or int16
+    probabilities: torch.Tensor | None = None  # (C, *size) float16 in [0, 1]
+    accumulate: str = "float32"                # dtype the cell sums were kept in
+    peak_stitch_bytes: int = 0                 # most bytes held by live cells at once
+
+
+def label_dtype(activation: str, channels: int) -> torch.dtype:
+    """The smallest integer dtype holding every label value of a model."""
+    top = channels - 1 if activation == "softmax" else channels
+    return torch.uint8 if top <= 255 else torch.int16
+
+
+class CellStitcher:
+    """Accumulate weighted window logits into cells and finalise them in window order.
+
+    Args:
+        grid: the window plan.
+        channels: output channels of the model.
+        activation: ``"softmax"`` (label = argmax) or ``"sigmoid"`` (label = 1 + best channel > 0).
+        accum_dtype: float32 or float16 for the cell sums.
+        device: where cells live (the GPU, or the CPU when stitching on CPU).
+        probabilities: also keep normalised probabilities (needs a weight sum per voxel).
+    """
+
+    def __init__(self, grid: WindowGrid, channels: int, activation: str, *, accum_dtype: torch.dtype,
+                 device: torch.device, probabilities: bool = False) -> None:
+        self.grid, self.channels, self.activation = grid, channels, activation
+        self.accum_dtype, self.device, self.keep_probabilities = accum_dtype, torch.device(device), probabilities
+        self.labels = torch.zeros(grid.size, dtype=label_dtype(activation, channels))
+        self.probabilities = (
+            torch.zeros((channels, *grid.size), dtype=torch.float16) if probabilities else None
+        )
+        self._cells: dict[tuple[int, ...], torch.Tensor] = {}
+        self._weights: dict[tuple[int, ...], torch.Tensor] = {}
+        self._scratch: torch.Tensor | None = None
+        self._next_final = 0
+        self.peak_live_bytes = 0
+
+    def add(self, index: int, weighted: torch.Tensor, weights: torch.Tensor | None = None) -> None:
+        """Add window ``index``'s Gaussian-weighted logits ``(C, *roi)`` (float32, on ``device``)."""
+        start = self.grid.windows[index]
+        ranges = self.grid.cell_ranges[index]
+        if self.accum_dtype != weighted.dtype:  # one fast conversion, then same-dtype adds
+            if self._scratch is None or self._scratch.shape != weighted.shape:
+                self._scratch = torch.empty(weighted.shape, dtype=self.accum_dtype, device=self.device)
+            weighted = self._scratch.copy_(weighted)
+        bounds = self.grid.bounds
+        for cell in _cells_in(ranges):
+            region = tuple(slice(b[c] - s, b[c + 1] - s) for b, c, s in zip(bounds, cell, start))
+            piece = weighted[(slice(None), *region)]
+            target = self._cells.get(cell)
+            if target is None:
+                self._cells[cell] = piece.clone()
+            else:
+                target.add_(piece)
+            if self.keep_probabilities and weights is not None:
+                wpiece = weights[region]
+                wtarget = self._weights.get(cell)
+                if wtarget is None:
+                    self._weights[cell] = wpiece.clone()
+                else:
+                    wtarget.add_(wpiece)
+        live = sum(t.numel() * t.element_size() for t in self._cells.values())
+        self.peak_live_bytes = max(self.peak_live_bytes, live)
+
+    def finalize_through(self, index: int) -> None:
+        """Turn every cell whose last window is ``<= index`` into labels and free it."""
+        while self._next_final <= index:
+            for cell in self.grid.final_after.get(self._next_final, ()):
+                self._finalize(cell)
+            self._next_final += 1
+
+    def _finalize(self, cell: tuple[int, ...]) -> None:
+        sums = self._cells.pop(cell)
+        region = self.grid.cell_slices(cell)
+        self.labels[region] = self._decide(sums).to("cpu", non_blocking=False)
+        if self.probabilities is not None:
+            weight = self._weights.pop(cell).float()
+            logits = sums.float().div_(weight)
+            probs = torch.softmax(logits, 0) if self.activation == "softmax" else torch.sigmoid(logits)
+            self.probabilities[(slice(None), *region)] = probs.to("cpu", torch.float16)
+
+    def _decide(self, sums: torch.Tensor) -> torch.Tensor:
+        dtype = self.labels.dtype
+        if self.activation == "softmax":
+            return _argmax_channels(sums).to(dtype)
+        best, index = sums.max(dim=0)
+        return torch.where(best > 0, index + 1, torch.zeros_like(index)).to(dtype)
+
+    def result(self) -> StitchResult:
+        """The finished labels; every cell must have been finalised."""
+        if self._cells:
+            raise RuntimeError(f"{len(self._cells)} cells were never finalised")
+        return StitchResult(self.labels, self.probabilities, str(self.accum_dtype).removeprefix("torch."),
+                            self.peak_live_bytes)
+
+
+def _cells_in(ranges: tuple[tuple[int, int], ...]):
+    (a0, a1), (b0, b1), (c0, c1) = ranges
+    for a in range(a0, a1):
+        for b in range(b0, b1):
+            for c in range(c0, c1):
+                yield (a, b, c)
+
+
+def _argmax_channels(sums: torch.Tensor) -> torch.Tensor:
+    """argmax over dim 0 (first index wins ties); a running max over channels is ~2x faster on CPU."""
+    if sums.device.type != "cpu" or sums.shape[0] <= 2:
+        return sums.argmax(dim=0)
+    best = sums[0].clone()
+    index = torch.zeros(sums.shape[1:], dtype=torch.int16 if sums.shape[0] > 255 else torch.uint8)
+    for c in range(1, sums.shape[0]):
+        better = sums[c] > best
+        torch.where(better, sums[c], best, out=best)
+        index.masked_fill_(better, c)
+    return index

@@ -1,0 +1,66 @@
+"""Preprocessing pipelines built from a model card (MONAI dict transforms, key ``"image"``).
+
+Order: orientation to the card's frame (a flip/permute, exact) -> float32 copy -> resampling to the
+card's spacing -> intensity scheme. 2D images (PNG, JPEG, single-slice TIFF) have no patient frame and
+usually no real spacing, so only the intensity step applies to them.
+"""
+from __future__ import annotations
+
+from monai.transforms import Compose, MapTransform, Orientationd
+
+from medseg.core.card import ModelCard
+from medseg.core.errors import MedsegError
+from medseg.transforms.ct_normalize import CTNormalized
+from medseg.transforms.ensure_float import EnsureFloatd
+from medseg.transforms.minmax_scale import MinMaxScaled
+from medseg.transforms.percentile_scale import PercentileScaled
+from medseg.transforms.resample_spacing import ResampleToSpacingd
+from medseg.transforms.zscore import ZScoreNormalized
+
+IMAGE = "image"
+RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
+
+
+def target_spacing(card: ModelCard) -> tuple[float | None, ...] | None:
+    """The card's spacing as one entry per volume axis (``None`` keeps an axis, e.g. a 2D model's slice axis)."""
+    if card.spacing is None:
+        return None
+    spacing = tuple(float(s) for s in card.spacing)
+    if len(spacing) == 3:
+        return spacing
+    if card.spatial_dims == 2 and len(spacing) == 2:
+        full: list[float | None] = list(spacing)
+        full.insert(card.slice_axis, None)
+        return tuple(full)
+    raise MedsegError(f"model card {card.name!r}: spacing {card.spacing} needs 3 entries (or 2 for a 2D model)")
+
+
+def intensity_transform(card: ModelCard, key: str = IMAGE, *, inplace: bool = False) -> MapTransform | None:
+    """The card's intensity scheme as a dict transform (None for ``kind="none"``)."""
+    spec = card.intensity
+    if spec.kind == "zscore":
+        return ZScoreNormalized(key, spec.low, spec.high, inplace=inplace)
+    if spec.kind == "ct":
+        return CTNormalized(key, spec.low, spec.high, spec.mean, spec.std, inplace=inplace)
+    if spec.kind == "percentile":
+        return PercentileScaled(key, spec.low, spec.high, inplace=inplace)
+    if spec.kind == "minmax":
+        return MinMaxScaled(key, inplace=inplace)
+    if spec.kind == "none":
+        return None
+    raise MedsegError(f"model card {card.name!r}: unknown intensity kind {spec.kind!r}")
+
+
+def build_preprocessing(card: ModelCard, *, spatial_dims: int = 3, key: str = IMAGE) -> Compose:
+    """The inference preprocessing for ``card`` applied to an image with ``spatial_dims`` axes (2 or 3)."""
+    steps: list[MapTransform] = []
+    if spatial_dims == 3 and card.orientation:
+        steps.append(Orientationd(key, axcodes=card.orientation, labels=RAS_LABELS))
+    steps.append(EnsureFloatd(key))
+    spacing = target_spacing(card) if spatial_dims == 3 else None
+    if spacing is not None:
+        steps.append(ResampleToSpacingd(key, spacing))
+    intensity = intensity_transform(card, key, inplace=True)  # EnsureFloatd made an owned copy
+    if intensity is not None:
+        steps.append(intensity)
+    return Compose(steps)

@@ -1,0 +1,39 @@
+"""ZScoreNormalized: per-image, per-channel (x - mean) / std, optionally after a percentile clip (MR)."""
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+
+import torch
+from monai.config import KeysCollection
+from monai.transforms import MapTransform
+
+from medseg.transforms._util import as_plain, like, percentiles
+
+
+def zscore(image: torch.Tensor, low: float | None = None, high: float | None = None, *,
+           inplace: bool = False) -> torch.Tensor:
+    """Clip each channel to its [low, high] percentiles (when given), then subtract mean, divide by std."""
+    data = as_plain(image)
+    data = data if inplace else data.to(torch.float32, copy=True)
+    for channel in data:
+        if low is not None or high is not None:
+            lo, hi = percentiles(channel, (0.0 if low is None else low, 100.0 if high is None else high))
+            channel.clamp_(lo, hi)
+        std, mean = torch.std_mean(channel.double() if channel.numel() < (1 << 24) else channel)
+        channel.sub_(float(mean)).div_(max(float(std), 1e-8))
+    return like(data, image)
+
+
+class ZScoreNormalized(MapTransform):
+    """Dict transform around :func:`zscore`; ``low``/``high`` are percentiles (0..100) or None."""
+
+    def __init__(self, keys: KeysCollection, low: float | None = None, high: float | None = None,
+                 inplace: bool = False, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.low, self.high, self.inplace = low, high, inplace
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = zscore(d[key], self.low, self.high, inplace=self.inplace)
+        return d
