@@ -18,7 +18,7 @@ def predict(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     overlap: float = typer.Option(0.5, "--overlap", min=0.0, max=0.95, help="Sliding-window overlap (0..0.95)."),
     tta: Optional[bool] = typer.Option(None, "--tta/--no-tta",
-                                       help="Mirroring test-time augmentation. Default: on for CUDA, off otherwise."),
+                                       help="Mirroring test-time augmentation (default on; --fast turns it off)."),
     fast: bool = typer.Option(False, "--fast", help="Overlap <= 0.25 and no TTA."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Windows per forward pass."),
     output_type: str = typer.Option("multilabel", "--output-type", help="multilabel (one file) or per-class."),

@@ -44,7 +44,8 @@ FAST_OVERLAP = 0.25
 
 @dataclass(frozen=True)
 class PredictOptions:
-    """User-facing settings. ``tta=None``: on for CUDA, off elsewhere; ``fast``: overlap <= 0.25, no TTA."""
+    """User-facing settings. ``tta=None``: mirroring TTA on (as nnU-Net; the shipped model's card Dice
+    includes it); ``fast``: overlap <= 0.25, no TTA."""
 
     overlap: float = 0.5
     tta: bool | None = None
@@ -98,7 +99,7 @@ class Predictor:
             )
         self.device = resolve_device(self.options.device)
         self.threads = set_cpu_threads(self.options.threads) if self.device.type == "cpu" else None
-        self.tta = (self.device.type == "cuda") if self.options.tta is None else bool(self.options.tta)
+        self.tta = True if self.options.tta is None else bool(self.options.tta)
         self.overlap = self.options.overlap
         if self.options.fast:
             self.tta, self.overlap = False, min(self.overlap, FAST_OVERLAP)

@@ -241,7 +241,7 @@ HIPPOCAMPUS_CARD = ModelCard(
             license="CC-BY-SA-4.0",
             data="MSD Task04 Hippocampus (MR, Vanderbilt): 160 training / 40 validation cases "
                  "(every 5th case of ../shared/data/msd_hippocampus held out)",
-            metrics={"val_dice_anterior": 0.8900, "val_dice_posterior": 0.8728, "val_dice_mean": 0.8814,
+            metrics={"val_dice_anterior": 0.8890, "val_dice_posterior": 0.8724, "val_dice_mean": 0.8807,
                      "val_dice_mean_no_tta": 0.8775},
             note="pipelines/hippocampus/stunet_t.toml; card: pretrained/stunet_t_hippocampus.md",
         ),
