@@ -1,0 +1,1 @@
+"""Dictionary and array transforms (MONAI-style) that are specific to medseg."""
