@@ -66,10 +66,14 @@ class SaunaTarget:
     def prepare(self, cases: list[dict]) -> None:
         """Add the (shifted) SAUNA map of each whole case under :data:`SOFT_KEY`, in place; cases that
         already have one are left alone."""
+        added = 0
         for case in cases:
             if self.key not in case:
                 soft = sauna_soft_label(case["label"], self.classes, self.spacing)
                 case[self.key] = torch.from_numpy(soft + 1.0)
+                added += case[self.key].numel() * 4
+        if added:
+            logger.info("SAUNA soft labels for %d cases (%.1f MB)", len(cases), added / 2**20)
 
     def batch_target(self, batch: dict) -> torch.Tensor:
         """The loss target of a collated batch: the signed map y in [-1, 1]."""

@@ -132,3 +132,15 @@ def test_sigmoid_activation_is_the_same_signed_map():
     torch.testing.assert_close(sauna_activation(2 * z, "sigmoid"), sauna_activation(z, "tanh"))
     with pytest.raises(MedsegError):
         sauna_activation(z, "relu")
+
+
+@pytest.mark.parametrize("shape, spacing", [((70, 60), None), ((40, 36, 30), (0.8, 0.8, 2.5))])
+def test_bounding_box_shortcut_is_exact(shape, spacing):
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        mask = np.zeros(shape, bool)
+        part = tuple(slice(4, s // 2) for s in shape)          # blobs in one corner, thin bits included
+        mask[part] = gaussian_filter(rng.random(mask[part].shape), 1.5) > 0.55
+        np.testing.assert_array_equal(sauna_map(mask, spacing), sauna_map(mask, spacing, crop=False))
