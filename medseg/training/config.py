@@ -58,6 +58,7 @@ class TrainConfig:
     augmentation: str = "default"      # "default" or "none"
     threads: int = 0                   # torch CPU threads; 0 = leave the default
     output: str = "runs/train"
+    target: str = "labels"             # "labels" (hard, Dice+CE) or "sauna" (soft labels, tanh, see [sauna])
 
 
 @dataclass
@@ -68,12 +69,26 @@ class FinetuneConfig:
 
 
 @dataclass
+class SaunaConfig:
+    """Options of ``train.target = "sauna"`` (medseg.training.sauna_target)."""
+
+    threshold: float = 0.5             # on (y + 1) / 2; 0.5 = the official rule y > 0
+    jml_weight: float = 1.0            # L = focal-L1 + jml_weight * signed JML (paper: 1.0)
+    alpha: float = 2.0                 # focal-L1 weight alpha * |e|^beta on correctly signed pixels
+    beta: float = 1.0
+    pos_weight: float = 1.0
+    activation: str = "tanh"           # "tanh" or "sigmoid" (2 sigmoid(z) - 1)
+    save_soft: bool = False            # prediction also writes the soft map (recorded in the card)
+
+
+@dataclass
 class Recipe:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     plan: PlanConfig = field(default_factory=PlanConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    sauna: SaunaConfig = field(default_factory=SaunaConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -23,6 +23,7 @@ from medseg.training.config import Recipe
 from medseg.training.distributed import DistContext
 from medseg.training.history import plot_history, write_history
 from medseg.training.losses import DeepSupervisionLoss, DiceCELoss
+from medseg.training.sauna_target import target_for
 from medseg.training.sampling import PatchDataset, build_augmentation
 from medseg.training.prepare import TrainingData, build_model_for, prepare_data
 
@@ -57,8 +58,10 @@ def build_optimizer(model: nn.Module, recipe: Recipe, lr: float) -> torch.optim.
 
 
 @torch.no_grad()
-def validate(model: nn.Module, cases: list[dict], roi_size, device: torch.device, num_classes: int) -> dict:
-    """Mean Dice per foreground label over the validation cases (sliding window, Gaussian, overlap 0.5)."""
+def validate(model: nn.Module, cases: list[dict], roi_size, device: torch.device, num_classes: int,
+             decode: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict:
+    """Mean Dice per foreground label over the validation cases (sliding window, Gaussian, overlap 0.5).
+    ``decode`` turns logits into labels (default argmax; SAUNA thresholds its tanh output)."""
     from monai.inferers import sliding_window_inference
 
     was_training = model.training
@@ -68,7 +71,7 @@ def validate(model: nn.Module, cases: list[dict], roi_size, device: torch.device
         image = case["image"][None].to(device)
         logits = sliding_window_inference(image, roi_size, sw_batch_size=2, predictor=model, overlap=0.5,
                                           mode="gaussian")
-        pred = logits.argmax(1)[0].cpu()
+        pred = (decode(logits) if decode else logits.argmax(1))[0].cpu()
         label = case["label"][0]
         for c in dices:
             p, g = pred == c, label == c
@@ -111,7 +114,11 @@ def fit(recipe: Recipe, *, resume: bool = False, data: TrainingData | None = Non
     optimizer = build_optimizer(model, recipe, base_lr)
     use_amp = t.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    loss_fn = DeepSupervisionLoss(DiceCELoss())
+    target = target_for(recipe, card)  # None: hard labels; else the SAUNA soft-label mode
+    loss_fn = target.loss if target else DeepSupervisionLoss(DiceCELoss())
+    soft_keys = (target.key,) if target else ()
+    if target:
+        target.prepare(data.train)
     history: list[dict] = []
     start_epoch, best, best_epoch = 0, -1.0, -1
     last_path, best_path = output / "last.pt", output / "best.pt"
@@ -127,9 +134,10 @@ def fit(recipe: Recipe, *, resume: bool = False, data: TrainingData | None = Non
     net = dist.wrap(model)
     roi = tuple(card.roi_size)
     augment = build_augmentation(roi, spatial_dims=card.spatial_dims, mirror_axes=card.mirror_axes,
-                                 strength=t.augmentation)
+                                 strength=t.augmentation, float_keys=soft_keys)
     samples = t.iterations_per_epoch * t.batch_size
-    dataset = PatchDataset(dist.shard(data.train), roi, samples, t.foreground_fraction, augment, seed=t.seed + dist.rank)
+    dataset = PatchDataset(dist.shard(data.train), roi, samples, t.foreground_fraction, augment, seed=t.seed + dist.rank,
+                           extra_keys=soft_keys)
     started = time.time()
     end_epoch = t.epochs if max_epochs is None else min(t.epochs, start_epoch + max_epochs)
     for epoch in range(start_epoch, end_epoch):
@@ -143,7 +151,8 @@ def fit(recipe: Recipe, *, resume: bool = False, data: TrainingData | None = Non
         net.train()
         losses = []
         for it, batch in enumerate(loader):
-            image, label = batch["image"].to(device), batch["label"].to(device)
+            image = batch["image"].to(device)
+            label = (target.batch_target(batch) if target else batch["label"]).to(device)
             with torch.autocast(device.type, enabled=use_amp):
                 loss = loss_fn(net(image), label)
             if not torch.isfinite(loss):
@@ -164,7 +173,8 @@ def fit(recipe: Recipe, *, resume: bool = False, data: TrainingData | None = Non
         row = {"epoch": epoch, "lr": lr, "train_loss": float(np.mean(losses)), "seconds": time.time() - started}
         is_val = data.val and ((epoch + 1) % t.val_every == 0 or epoch == t.epochs - 1)
         if is_val and dist.is_main:
-            dice = validate(model, data.val, roi, device, card.out_channels)
+            dice = validate(model, data.val, roi, device, target.num_classes if target else card.out_channels,
+                            decode=target.decode if target else None)
             for c, value in dice.items():
                 row[f"val_dice_{card.labels[c]}"] = value
             row["val_dice"] = float(np.mean(list(dice.values())))

@@ -70,7 +70,12 @@ def card_for(recipe: Recipe, dataset: Dataset | None) -> ModelCard:
         changes["spacing"] = tuple(p.spacing)
     if p.intensity:
         changes["intensity"] = Intensity(p.intensity)
-    return card.replace(**changes) if changes else card
+    card = card.replace(**changes) if changes else card
+    if recipe.train.target == "sauna":  # soft-label training: one tanh output per foreground label
+        from medseg.training.sauna_target import sauna_card
+
+        card = sauna_card(card, recipe.sauna)
+    return card
 
 
 def _label_names(recipe: Recipe, dataset: Dataset) -> tuple[str, ...]:
@@ -114,7 +119,8 @@ def build_model_for(recipe: Recipe, data: TrainingData) -> nn.Module:
     card = data.card
     model = create_model(recipe.model.name.partition(".")[0], **dict(recipe.model.overrides),
                          **{k: getattr(card, k) for k in ("in_channels", "channel_names", "out_channels", "labels",
-                                                          "roi_size", "spacing", "intensity")})
+                                                          "roi_size", "spacing", "intensity", "activation",
+                                                          "postprocess")})
     return model
 
 

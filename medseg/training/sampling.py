@@ -9,9 +9,10 @@ from torch.utils.data import Dataset as TorchDataset
 
 
 def build_augmentation(roi_size: Sequence[int], *, spatial_dims: int = 3, mirror_axes: Sequence[int] = (0, 1, 2),
-                       strength: str = "default"):
+                       strength: str = "default", float_keys: Sequence[str] = ()):
     """nnU-Net-like augmentation as MONAI dict transforms: rotation/scaling, noise, blur, brightness,
-    contrast, gamma and mirroring. ``strength="none"`` disables everything (for tests)."""
+    contrast, gamma and mirroring. ``strength="none"`` disables everything (for tests). ``float_keys``:
+    extra maps (soft labels) moved with the label, interpolated bilinearly, zero fill."""
     from monai.transforms import (
         Compose,
         RandAdjustContrastd,
@@ -25,15 +26,17 @@ def build_augmentation(roi_size: Sequence[int], *, spatial_dims: int = 3, mirror
     if strength == "none":
         return Compose([])
     rotate = (np.pi / 6,) * (3 if spatial_dims == 3 else 1)
+    geometric = ("image", "label", *float_keys)
     transforms = [
-        RandAffined(keys=("image", "label"), prob=0.3, rotate_range=rotate, scale_range=(0.3,) * spatial_dims,
-                    mode=("bilinear", "nearest"), padding_mode="zeros", spatial_size=tuple(roi_size)),
+        RandAffined(keys=geometric, prob=0.3, rotate_range=rotate, scale_range=(0.3,) * spatial_dims,
+                    mode=("bilinear", "nearest", *["bilinear"] * len(float_keys)), padding_mode="zeros",
+                    spatial_size=tuple(roi_size)),
         RandGaussianNoised(keys="image", prob=0.15, std=0.1),
         RandGaussianSmoothd(keys="image", prob=0.1, sigma_x=(0.5, 1.0), sigma_y=(0.5, 1.0), sigma_z=(0.5, 1.0)),
         RandScaleIntensityd(keys="image", prob=0.15, factors=0.25),
         RandAdjustContrastd(keys="image", prob=0.15, gamma=(0.7, 1.5)),
     ]
-    transforms += [RandFlipd(keys=("image", "label"), prob=0.5, spatial_axis=a) for a in mirror_axes]
+    transforms += [RandFlipd(keys=geometric, prob=0.5, spatial_axis=a) for a in mirror_axes]
     return Compose(transforms)
 
 
@@ -41,17 +44,20 @@ class PatchDataset(TorchDataset):
     """Random patches from in-memory cases; ``foreground_fraction`` of them centred on a foreground voxel.
 
     An epoch is ``samples_per_epoch`` patches; case choice and crop use the worker's seeded RNG, so a run
-    is reproducible for a fixed seed and number of workers.
+    is reproducible for a fixed seed and number of workers. ``extra_keys``: further per-case maps (soft
+    labels) cropped with the same window and returned as float.
     """
 
     def __init__(self, cases: list[dict], roi_size: Sequence[int], samples_per_epoch: int,
-                 foreground_fraction: float = 0.33, augment=None, seed: int = 0) -> None:
+                 foreground_fraction: float = 0.33, augment=None, seed: int = 0,
+                 extra_keys: Sequence[str] = ()) -> None:
         self.cases = cases
         self.roi = tuple(int(r) for r in roi_size)
         self.samples_per_epoch = samples_per_epoch
         self.foreground_fraction = foreground_fraction
         self.augment = augment
         self.seed = seed
+        self.extra_keys = tuple(extra_keys)
         self.epoch = 0
         self._fg = [torch.nonzero(c["label"][0] > 0) for c in cases]
 
@@ -76,10 +82,13 @@ class PatchDataset(TorchDataset):
             start = [int(rng.integers(0, s - r + 1)) for s, r in zip(shape, self.roi)]
         window = tuple(slice(a, a + r) for a, r in zip(start, self.roi))
         sample = {"image": image[(slice(None), *window)], "label": label[(slice(None), *window)]}
+        for key in self.extra_keys:
+            sample[key] = _pad_to(case[key], self.roi)[(slice(None), *window)]
         if self.augment is not None:
             self.augment.set_random_state(seed=int(rng.integers(2**31)))
             sample = self.augment(sample)
-            sample = {"image": _plain(sample["image"]).float(), "label": _plain(sample["label"]).round().long()}
+            sample = {"image": _plain(sample["image"]).float(), "label": _plain(sample["label"]).round().long(),
+                      **{key: _plain(sample[key]).float() for key in self.extra_keys}}
         return sample
 
 

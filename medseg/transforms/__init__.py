@@ -1,6 +1,5 @@
-"""MONAI dict transforms built from a model card: orientation, spacing and intensity preprocessing.
-
-One custom transform per module; :func:`build_preprocessing` assembles them for a card.
+"""MONAI dict transforms: card preprocessing (orientation, spacing, intensity) and target transforms
+(``sauna`` soft labels). One custom transform per module; :func:`build_preprocessing` assembles a card's.
 """
 from medseg.transforms.ct_normalize import CTNormalized, ct_normalize
 from medseg.transforms.ensure_float import EnsureFloatd, ensure_float
