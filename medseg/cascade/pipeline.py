@@ -115,8 +115,12 @@ class CascadePipeline:
                                               mode="gaussian")
         return torch.softmax(torch.as_tensor(logits)[0].float(), 0).cpu()
 
-    def __call__(self, image: torch.Tensor, affine: np.ndarray | torch.Tensor | None = None) -> CascadeResult:
-        """Segment ``image`` (C, *S); geometry from ``affine`` or ``image.affine`` (MetaTensor)."""
+    def __call__(self, image: torch.Tensor, affine: np.ndarray | torch.Tensor | None = None, *,
+                 prior: torch.Tensor | None = None) -> CascadeResult:
+        """Segment ``image`` (C, *S); geometry from ``affine`` or ``image.affine`` (MetaTensor).
+
+        ``prior``: stage-1 probabilities (K, *coarse) computed earlier (nnU-Net's ``-prev_stage_predictions``);
+        stage 1 is then skipped. Its grid must cover the scan's field of view."""
         if affine is None:
             affine = image.affine if isinstance(image, MetaTensor) else np.eye(4)
         affine = np.array(affine.detach().cpu().numpy() if isinstance(affine, torch.Tensor) else affine, dtype=np.float64)
@@ -128,9 +132,16 @@ class CascadePipeline:
         full, spacing = tuple(raw.shape[1:]), spacing_of(affine)
 
         # Stage 1: whole scan at coarse spacing.
-        cshape = coarse_shape(full, spacing, self.card1.spacing)
-        x1 = resize(normalize_intensity(raw, self.card1.intensity), cshape)
-        probs1 = self._sliding(self.stage1, x1, self.card1, "stage1")
+        if prior is None:
+            cshape = coarse_shape(full, spacing, self.card1.spacing)
+            x1 = resize(normalize_intensity(raw, self.card1.intensity), cshape)
+            probs1 = self._sliding(self.stage1, x1, self.card1, "stage1")
+        else:
+            probs1 = torch.as_tensor(prior).float()
+            cshape = tuple(probs1.shape[1:])
+            if probs1.shape[0] != len(self.card1.labels):
+                raise MedsegError(f"prior has {probs1.shape[0]} channels for {len(self.card1.labels)} labels",
+                                  hint="pass stage-1 probabilities, one channel per label")
         coarse_label = probs1.argmax(0).numpy()
         coarse_spacing = np.asarray(spacing) * np.asarray(full) / np.asarray(cshape)
 

@@ -72,3 +72,14 @@ def test_label_set_mismatch_is_an_error():
     s1, s2 = stage_models(labels2=("background", "liver"))
     with pytest.raises(MedsegError, match="label sets"):
         CascadePipeline(s1, s2)
+
+
+def test_precomputed_prior_skips_stage1():
+    image, truth = _scan()
+    s1, s2 = stage_models()
+    coarse = torch.zeros((2, 24, 24, 24))
+    coarse[1, 15:17, 5:7, 10:12] = 1.0
+    coarse[0] = 1 - coarse[1]
+    result = CascadePipeline(s1, s2, margin_mm=6.0)(image, prior=coarse)
+    assert result.counters["stage1_windows"] == 0 and result.found == {"organ": True}
+    assert _dice(result.label[0].numpy() == 1, truth) > 0.8
