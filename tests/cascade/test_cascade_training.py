@@ -53,3 +53,15 @@ def test_shipped_recipe_declares_both_stages():
     assert recipe.stage1.plan.spacing and recipe.stage2.plan.spacing
     assert recipe.stage1.plan.spacing[0] > recipe.stage2.plan.spacing[0]
     assert recipe.folds >= 2 and recipe.targets
+
+
+def test_cascade_names_resolve_to_recipes(tmp_path):
+    from medseg.cascade.loader import build_cascade, is_cascade, recipe_path
+    from medseg.core.errors import MedsegError
+
+    assert is_cascade("cascade.pancreas_ct") and not is_cascade("stunet_t")
+    assert recipe_path("cascade.pancreas_ct", ROOT / "pipelines" / "cascade").name == "pancreas_ct.toml"
+    with pytest.raises(MedsegError, match="no cascade recipe"):
+        recipe_path("cascade.nope", ROOT / "pipelines" / "cascade")
+    with pytest.raises(MedsegError, match="weights not found"):
+        build_cascade(ROOT / "pipelines" / "cascade" / "pancreas_ct.toml", tmp_path / "a.pt", tmp_path / "b.pt")

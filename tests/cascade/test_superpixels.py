@@ -50,3 +50,18 @@ def test_zoom_out_boxes_and_net_shapes():
     boxes, ids = zoom_out_boxes(vol, labels, scales=(1.0, 2.0, 3.0), patch=8)
     assert boxes.shape == (len(ids), 6, 8, 8, 8) and len(ids) == len(np.unique(labels))
     assert ZoomOutNet(in_channels=2, n_scales=3)(boxes).shape == (len(ids), 2)
+
+
+def test_regional_stage_inside_the_cascade():
+    from monai.data import MetaTensor
+
+    from medseg.cascade.pipeline import CascadePipeline
+    from tests.cascade._models import stage_models
+
+    x, truth = _ball(shape=(48, 48, 48), centre=(30, 20, 24), r=5)
+    s1, s2 = stage_models()
+    regional = RegionalStage(CentreMean(), n_segments=60, scales=(1.0, 2.0), patch=8)
+    result = CascadePipeline(s1, s2, margin_mm=6.0, regional=regional)(MetaTensor(torch.from_numpy(x)[None]))
+    pred = result.label[0].numpy() == 1
+    assert result.found == {"organ": True} and regional.last_superpixels is not None
+    assert 2 * (pred & truth).sum() / (pred.sum() + truth.sum()) > 0.8
