@@ -127,7 +127,7 @@ def main() -> None:
         m = compute_metrics(pred.astype(np.uint8), mask[0].numpy().astype(np.uint8), spacing.tolist(), labels=[1])[0]
         t_c, m_c, win, r = timing
         total = t_s1 + t_c
-        print(f"{organ:14s} {str(r.shape):>14s} {100 * r.voxels / np.prod(full):5.1f}% {win:4d} {total:7.1f} "
+        print(f"{organ:14s} {r.shape!s:>14s} {100 * r.voxels / np.prod(full):5.1f}% {win:4d} {total:7.1f} "
               f"{t_full / total:6.1f}x {m_c:8.0f} {m.dice:6.3f} {m.hd95:8.1f}")
     print("* Dice/HD95: oracle 6 mm prior upsampled + smoothed vs TotalSegmentator labels (ceiling of stage 1 "
           "alone), not a trained cascade; cascade s = stage 1 + stage 2 in the ROI")

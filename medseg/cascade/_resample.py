@@ -17,7 +17,7 @@ def coarse_shape(shape: Sequence[int], spacing: Sequence[float], target: Sequenc
     """The grid size covering the same field of view at ``target`` spacing (at least 1 voxel per axis)."""
     if target is None:
         return tuple(int(s) for s in shape)
-    return tuple(max(1, int(round(n * sp / t))) for n, sp, t in zip(shape, spacing, target))
+    return tuple(max(1, round(n * sp / t)) for n, sp, t in zip(shape, spacing, target))
 
 
 def resize(x: torch.Tensor, size: Sequence[int], mode: str = "trilinear") -> torch.Tensor:

@@ -19,7 +19,12 @@ from monai.inferers import sliding_window_inference
 from scipy import ndimage
 from torch import nn
 
-from medseg.cascade._resample import coarse_box_to_full, coarse_shape, resize, upsample_box
+from medseg.cascade._resample import (
+    coarse_box_to_full,
+    coarse_shape,
+    resize,
+    upsample_box,
+)
 from medseg.cascade.roi import Roi, expand_roi, roi_from_mask, spacing_of
 from medseg.core.card import ModelCard
 from medseg.core.errors import MedsegError

@@ -4,9 +4,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from medseg.cascade.cascade_training import (FoldModel, LeakageError, PriorLedger, assign_folds,
-                                             fold_training_cases, load_cascade_recipe, out_of_fold_priors,
-                                             stage2_input)
+from medseg.cascade.cascade_training import (
+    FoldModel,
+    LeakageError,
+    PriorLedger,
+    assign_folds,
+    fold_training_cases,
+    load_cascade_recipe,
+    out_of_fold_priors,
+    stage2_input,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = [f"case_{i:02d}" for i in range(10)]

@@ -3,7 +3,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from medseg.cascade.superpixels import RegionalStage, ZoomOutNet, superpixels, zoom_out_boxes
+from medseg.cascade.superpixels import (
+    RegionalStage,
+    ZoomOutNet,
+    superpixels,
+    zoom_out_boxes,
+)
 
 
 class CentreMean(nn.Module):
