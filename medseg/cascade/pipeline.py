@@ -150,9 +150,11 @@ class CascadePipeline:
         coarse_label = probs1.argmax(0).numpy()
         coarse_spacing = np.asarray(spacing) * np.asarray(full) / np.asarray(cshape)
 
-        x2_full = normalize_intensity(raw, self.card2.intensity)
+        # voxel-wise schemes are applied to each ROI crop only; per-image ones need the whole scan's statistics
+        voxelwise = self.card2.intensity.kind in ("ct", "none")
+        x2_full = raw if voxelwise else normalize_intensity(raw, self.card2.intensity)
         out = torch.zeros((1, *full), dtype=torch.int16)
-        best = torch.zeros(full, dtype=torch.float32)
+        best = torch.zeros(full, dtype=torch.float32) if len(self.targets) > 1 else None
         found: dict[str, bool] = {}
         rois: dict[str, Roi] = {}
         for name in self.targets:
@@ -170,10 +172,14 @@ class CascadePipeline:
                 log.warning("stage 2 rejected stage 1's %s: not found, its mask is empty", name)
                 found[name] = False
                 continue
-            view_out, view_best = out[(0, *roi.slices)], best[roi.slices]
-            win = mask & (prob > view_best)
-            view_out[win] = k
-            view_best[win] = prob[win]
+            view_out = out[(0, *roi.slices)]
+            if best is None:
+                view_out[mask] = k
+            else:                                     # overlapping ROIs: the more probable organ wins
+                view_best = best[roi.slices]
+                win = mask & (prob > view_best)
+                view_out[win] = k
+                view_best[win] = prob[win]
         label = MetaTensor(out, affine=torch.as_tensor(affine))
         return CascadeResult(label, found, rois, dict(self.counters))
 
@@ -181,7 +187,10 @@ class CascadePipeline:
                 spacing: np.ndarray, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Stage 2 inside ``roi``: returns the organ's fused probability and its final mask (ROI-sized)."""
         prior = upsample_box(probs1, full, roi.start, roi.stop)            # (K, *roi) soft prior
-        x2 = torch.cat([x2_full[(slice(None), *roi.slices)], prior[1:]], 0)
+        crop = x2_full[(slice(None), *roi.slices)]
+        if self.card2.intensity.kind in ("ct", "none"):
+            crop = normalize_intensity(crop, self.card2.intensity)
+        x2 = torch.cat([crop, prior[1:]], 0)
         fine_spacing = self.card2.spacing
         if fine_spacing is not None and not np.allclose(fine_spacing, spacing, atol=1e-3):
             grid = coarse_shape(roi.shape, spacing, fine_spacing)           # stage 2 trained at another spacing

@@ -83,3 +83,33 @@ def test_precomputed_prior_skips_stage1():
     result = CascadePipeline(s1, s2, margin_mm=6.0)(image, prior=coarse)
     assert result.counters["stage1_windows"] == 0 and result.found == {"organ": True}
     assert _dice(result.label[0].numpy() == 1, truth) > 0.8
+
+
+class _Levels(torch.nn.Module):
+    """Nearest-intensity-level classifier: label k for intensity ~k (k = 0, 1, 2)."""
+
+    def __init__(self, card):
+        super().__init__()
+        self.card = card
+        self.w = torch.nn.Parameter(torch.zeros(()), requires_grad=False)
+
+    def forward(self, x):
+        return torch.cat([-10 * (x[:, :1] - k) ** 2 for k in range(3)], 1)
+
+
+def test_two_organs_each_in_its_own_roi():
+    from medseg.core.card import Intensity, ModelCard
+
+    labels = ("background", "left", "right")
+    c1 = ModelCard(name="lv1", spatial_dims=3, in_channels=1, out_channels=3, labels=labels, roi_size=(16,) * 3,
+                   spacing=(4.0,) * 3, intensity=Intensity(kind="none"))
+    c2 = c1.replace(name="lv2", in_channels=3, channel_names=("image", "p_left", "p_right"), spacing=None,
+                    roi_size=(24,) * 3)
+    image, truth_a = _scan(lo=(10, 10, 10), size=8)
+    x = image.as_tensor().clone()
+    x[0, 72:80, 72:80, 64:72] += 2.0                # on the 4 mm grid: no partial-volume "left" ring
+    result = CascadePipeline(_Levels(c1), _Levels(c2), margin_mm=4.0)(MetaTensor(x, affine=image.affine))
+    lab = result.label[0].numpy()
+    assert result.found == {"left": True, "right": True}
+    assert _dice(lab == 1, truth_a) > 0.8 and (lab[72:80, 72:80, 64:72] == 2).mean() > 0.8
+    assert result.counters["stage2_windows"] == 2
