@@ -147,3 +147,22 @@ def train_stage1_folds(recipe: CascadeRecipe, cases: list[str], *, fit=None) -> 
         result = fit(r)
         out[k] = FoldModel(k, frozenset(fold_training_cases(folds, k)), None, str(Path(result.output) / "best.pt"))
     return out
+
+
+def stage2_training_data(data, priors: Mapping[str, torch.Tensor], ledger: PriorLedger):
+    """Stage-2 :class:`~medseg.training.prepare.TrainingData`: every case's image gets its out-of-fold prior
+    as extra channels (already on the stage-2 grid), the card gains one ``prior_<label>`` channel per
+    foreground label. Pass the result to ``medseg.training.fit(recipe.stage2, data=...)``."""
+    from medseg.training.prepare import TrainingData
+
+    cases = [c["case"] for c in (*data.train, *data.val)]
+    ledger.verify(cases)
+
+    def _with_prior(case: dict) -> dict:
+        return {**case, "image": stage2_input(case["image"], priors[case["case"]]).contiguous()}
+
+    fg = data.card.labels[1:]
+    card = data.card.replace(in_channels=data.card.in_channels + len(fg),
+                             channel_names=tuple(data.card.channel_names) + tuple(f"prior_{n}" for n in fg))
+    return TrainingData([_with_prior(c) for c in data.train], [_with_prior(c) for c in data.val], card,
+                        data.dataset, data.split)

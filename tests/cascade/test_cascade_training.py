@@ -72,3 +72,23 @@ def test_cascade_names_resolve_to_recipes(tmp_path):
         recipe_path("cascade.nope", ROOT / "pipelines" / "cascade")
     with pytest.raises(MedsegError, match="weights not found"):
         build_cascade(ROOT / "pipelines" / "cascade" / "pancreas_ct.toml", tmp_path / "a.pt", tmp_path / "b.pt")
+
+
+def test_stage2_training_data_adds_prior_channels_and_checks_the_ledger():
+    from medseg.cascade.cascade_training import stage2_training_data
+    from medseg.core.card import ModelCard
+    from medseg.training.prepare import TrainingData
+
+    card = ModelCard(name="m", spatial_dims=3, in_channels=1, out_channels=2, labels=("background", "organ"))
+    cases = [{"image": torch.rand(1, 4, 4, 4), "label": torch.zeros(1, 4, 4, 4, dtype=torch.int64), "case": c}
+             for c in CASES]
+    data = TrainingData(cases[:8], cases[8:], card)
+    folds = assign_folds(CASES, 5)
+    priors, ledger = out_of_fold_priors({c["case"]: c["image"] for c in cases}, folds, _fold_models(folds),
+                                        lambda m, x: torch.cat([1 - x, x]))
+    d2 = stage2_training_data(data, priors, ledger)
+    assert d2.card.in_channels == 2 and d2.card.channel_names == ("image", "prior_organ")
+    assert d2.train[0]["image"].shape == (2, 4, 4, 4) and len(d2.val) == 2
+    del ledger.records["case_09"]
+    with pytest.raises(LeakageError):
+        stage2_training_data(data, priors, ledger)
