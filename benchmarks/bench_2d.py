@@ -72,7 +72,7 @@ def load_dataset(name: str, size: int, root: Path) -> dict[str, tuple[np.ndarray
         for s in names:
             ip, mp = pairs(s)
             x = _load(ip, size, False).astype(np.float32) / 255.0
-            x = x[None] if x.ndim == 2 else x.transpose(2, 0, 1)
+            x = x[None] if x.ndim == 2 else np.ascontiguousarray(x.transpose(2, 0, 1))
             m = _load(mp, size, True)
             y = (m > 0).astype(np.int64) if name == "chase" else np.where(m == 127, IGNORE, (m == 255).astype(np.int64))
             xs.append(x)

@@ -83,6 +83,9 @@ class BASNet(nn.Module):
         self.refine = RefineModule(refine_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        # channels-last inputs (e.g. an HWC image permuted to CHW) crash this torch build's CPU backward
+        # somewhere in the pool/upsample chain; a contiguous copy is cheap and avoids it.
+        x = x.contiguous()
         y = self.inconv(x)
         skips = []
         for i, stage in enumerate(self.stages):
