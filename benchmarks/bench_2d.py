@@ -168,7 +168,12 @@ def main() -> None:
     parser.add_argument("--cpu-threads", type=int, default=1)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=None, help="append one JSON line per result")
+    parser.add_argument("--report", type=Path, default=None, help="only print the table of a --out file")
     args = parser.parse_args()
+    if args.report:
+        print_table([json.loads(line) for line in args.report.read_text().splitlines() if line.strip()],
+                    args.cpu_threads)
+        return
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True
     rows = []
@@ -183,7 +188,12 @@ def main() -> None:
             if args.out:
                 with args.out.open("a") as fh:
                     fh.write(json.dumps(row) + "\n")
-    print(f"\n| data | model | params (M) | Dice | HD95 (px) | CPU ms/img ({args.cpu_threads} thr) | train s |")
+    print_table(rows, args.cpu_threads)
+
+
+def print_table(rows: list[dict], threads: int) -> None:
+    """The Markdown table of the README (one row per dataset x model)."""
+    print(f"\n| data | model | params (M) | Dice | HD95 (px) | CPU ms/img ({threads} thr) | train s |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['dataset']} | {r['model']} | {r['params_M']:.2f} | {r['dice']:.3f} | {r['hd95']:.1f} | "
