@@ -60,12 +60,12 @@ def load_dataset(name: str, size: int, root: Path) -> dict[str, tuple[np.ndarray
         base = root / "cxr_lung_covid_v7"
         stems = sorted(p.stem for p in (base / "images").glob("*.jpg"))
         split = {"train": stems[:15], "test": stems[15:]}
-        pairs = lambda s: (base / "images" / f"{s}.jpg", base / "masks" / f"{s}.png")  # noqa: E731
+        pairs = lambda s: (base / "images" / f"{s}.jpg", base / "masks" / f"{s}.png")
     else:
         base = root / "chase_db1"
         stems = sorted(p.stem for p in (base / "images").glob("*.jpg"))
         split = {"train": [s for s in stems if int(s[6:8]) <= 10], "test": [s for s in stems if int(s[6:8]) > 10]}
-        pairs = lambda s: (base / "images" / f"{s}.jpg", base / "masks" / f"{s}_1stHO.png")  # noqa: E731
+        pairs = lambda s: (base / "images" / f"{s}.jpg", base / "masks" / f"{s}_1stHO.png")
     out = {}
     for part, names in split.items():
         xs, ys = [], []

@@ -102,7 +102,7 @@ class OCRNet(nn.Module):
         _, high = self.backbone(x)
         aux = self.aux_head(high)                                    # (B, K, h, w) soft object regions
         feats = self.pixel(high)                                     # (B, C, h, w)
-        b, c, h, w = feats.shape
+        b, _, h, w = feats.shape
         regions = torch.softmax(aux.flatten(2), dim=2)               # each class: a distribution over pixels
         objects = torch.einsum("bkn,bcn->bck", regions, feats.flatten(2)).unsqueeze(-1)  # (B, C, K, 1)
         q = self.query(feats).flatten(2)                              # (B, D, N)
