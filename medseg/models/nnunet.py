@@ -25,6 +25,7 @@ from torch import nn
 from medseg.core.card import Intensity, ModelCard
 from medseg.models._plan import UNetPlan, plan_unet
 from medseg.models._registry import register_model
+from medseg.models._scse import SCSE
 
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 _NORM = {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
@@ -74,13 +75,15 @@ class DynamicUNet(nn.Module):
         plan: strides / kernels / features per stage.
         residual: residual encoder (ResEnc) instead of plain conv stages.
         deep_supervision: in training mode return logits of every decoder stage, full resolution first.
+        scse: append a concurrent spatial and channel squeeze-excitation block (Roy et al.) to every
+            encoder and decoder stage.
     """
 
     head_prefixes = ("decoder.seg_layers.",)
     stem_keys = ("encoder.stem.conv.weight", "encoder.stages.0.0.conv.weight")
 
     def __init__(self, dims: int, in_channels: int, out_channels: int, plan: UNetPlan, *, residual: bool = False,
-                 deep_supervision: bool = True) -> None:
+                 deep_supervision: bool = True, scse: bool = False) -> None:
         super().__init__()
         self.deep_supervision = deep_supervision
         f, k, s = plan.features, plan.kernels, plan.strides
@@ -98,6 +101,8 @@ class DynamicUNet(nn.Module):
             for i in range(n):
                 cin = in_channels if i == 0 else f[i - 1]
                 stages.append(nn.Sequential(ConvNormAct(dims, cin, f[i], k[i], s[i]), ConvNormAct(dims, f[i], f[i], k[i])))
+        if scse:
+            stages = [nn.Sequential(*stage, SCSE(dims, f[i])) for i, stage in enumerate(stages)]
         self.encoder.stages = nn.ModuleList(stages)
         convs_per_decoder_stage = 1 if residual else 2
         self.decoder = nn.Module()
@@ -109,6 +114,7 @@ class DynamicUNet(nn.Module):
             self.decoder.transpconvs.append(_TCONV[dims](f[level + 1], f[level], stride, stride=stride))
             convs = [ConvNormAct(dims, 2 * f[level], f[level], k[level])]
             convs += [ConvNormAct(dims, f[level], f[level], k[level]) for _ in range(convs_per_decoder_stage - 1)]
+            convs += [SCSE(dims, f[level])] if scse else []
             self.decoder.stages.append(nn.Sequential(*convs))
             self.decoder.seg_layers.append(_CONV[dims](f[level], out_channels, 1))
         self.apply(_init_he)
@@ -151,11 +157,12 @@ def _finalize(card: ModelCard, kwargs: Mapping[str, Any]) -> ModelCard:
 
 def _builder(residual: bool):
     def build(card: ModelCard, *, base_features: int = 32, max_features: int | None = None,
-              max_stages: int | None = None, plan_spacing: Sequence[float] | None = None) -> DynamicUNet:
+              max_stages: int | None = None, plan_spacing: Sequence[float] | None = None,
+              scse: bool = False) -> DynamicUNet:
         plan = _plan_for(card, {"base_features": base_features, "max_features": max_features,
                                 "max_stages": max_stages, "plan_spacing": plan_spacing})
         return DynamicUNet(card.spatial_dims, card.in_channels, card.out_channels, plan, residual=residual,
-                           deep_supervision=card.deep_supervision > 0)
+                           deep_supervision=card.deep_supervision > 0, scse=scse)
 
     build.__doc__ = (f"nnU-Net {'residual-encoder' if residual else 'plain'} U-Net planned from roi_size and "
                      "spacing (or plan_spacing); base_features/max_features/max_stages as in nnU-Net.")
