@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "predict": "medseg.api",
-    "evaluate": "medseg.api",
+    "evaluate": "medseg.reports.evaluation",
     "read_image": "medseg.io",
     "write_image": "medseg.io",
     "create_model": "medseg.models",
