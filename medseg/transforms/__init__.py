@@ -1,0 +1,1 @@
+"""Image and mask transforms shared by training and prediction."""
