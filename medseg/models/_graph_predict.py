@@ -131,7 +131,8 @@ def write_landmarks_json(path: str | PathLike, graph: Mapping[str, np.ndarray], 
 def read_landmarks_json(path: str | PathLike) -> tuple[dict[str, np.ndarray], tuple[int, int]]:
     """``({organ: (N, 2) points}, (height, width))`` from a file written by :func:`write_landmarks_json`."""
     try:
-        doc = json.loads(open(path, encoding="utf-8").read())
+        with open(path, encoding="utf-8") as handle:
+            doc = json.load(handle)
         graph = {name: np.asarray(o["points"], np.float64).reshape(-1, 2) for name, o in doc["organs"].items()}
         shape = (int(doc["image_size"]["height"]), int(doc["image_size"]["width"]))
     except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -29,7 +29,12 @@ from torch import nn
 from medseg.core.card import Intensity, ModelCard
 from medseg.core.errors import MedsegError
 from medseg.models._graph import GraphTemplate, template_from_card
-from medseg.models._graph_predict import graph_to_mask, predict_graph, read_landmarks_json, write_landmarks_json
+from medseg.models._graph_predict import (  # noqa: F401 - the prediction API of graph models lives here too
+    graph_to_mask,
+    predict_graph,
+    read_landmarks_json,
+    write_landmarks_json,
+)
 from medseg.models._registry import register_model
 
 

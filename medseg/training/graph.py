@@ -52,6 +52,7 @@ class GraphTrainConfig:
     noise_std: float = 1 / 128
     grad_clip: float = 10.0
     val_every: int = 10
+    max_seconds: float | None = None   # stop after the epoch that crosses this wall-clock budget
     output: str | None = None    # folder for checkpoints and history; None keeps everything in memory
     device: str = "cpu"
 
@@ -258,5 +259,9 @@ def fit_graph(model: nn.Module, train: list[dict], val: list[dict], config: Grap
                     f"  val error {row['val_error_px']:.2f} px" if "val_error_px" in row else "")
         if on_epoch:
             on_epoch(row)
+        if config.max_seconds is not None and time.time() - started > config.max_seconds:
+            logger.info("time budget of %.0f s reached after epoch %d", config.max_seconds, epoch)
+            end = epoch + 1
+            break
     return GraphFitResult(best_error=best, best_epoch=best_epoch, epochs_run=end - start,
                           seconds=time.time() - started, history=history, output=output)

@@ -141,6 +141,7 @@ def test_predict_graph_maps_points_back_to_the_original_image(monkeypatch, caplo
     input_px = (expected + 0.5) * np.array([64 / 50, 51 / 40]) - 0.5 + np.array([0, 6])
     fixed = torch.from_numpy((input_px + 0.5) / 64).float()[None]
     monkeypatch.setattr(model, "forward", lambda x: fixed.expand(x.shape[0], -1, -1))
+    monkeypatch.setattr(logging.getLogger("medseg"), "propagate", True)  # the CLI tests turn it off
     with caplog.at_level(logging.WARNING):
         graph = predict_graph(model, image)
     assert "smaller than" in caplog.text

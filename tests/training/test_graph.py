@@ -48,7 +48,7 @@ def small_model():
 
 
 def test_loss_is_in_input_pixels():
-    template_pool = torch.eye(94)[::2][:47] * 0 + torch.full((47, 94), 1 / 94)
+    template_pool = torch.full((47, 94), 1 / 94)
     target = torch.rand(2, 94, 2) * S
     exact = (target + 0.5) / S
     zeros = torch.zeros(2, 64)
@@ -68,7 +68,7 @@ def test_augmentation_moves_landmarks_with_the_image():
     warped, moved = augment_batch(image, points, config, torch.Generator().manual_seed(5))
     assert not torch.allclose(moved, points, atol=1.0)             # the landmarks did move
     for x, y in moved[0]:
-        xi, yi = int(round(float(x))), int(round(float(y)))
+        xi, yi = round(float(x)), round(float(y))
         window = warped[0, 0, yi - 3:yi + 4, xi - 3:xi + 4]
         peak = np.unravel_index(int(window.argmax()), window.shape)
         assert abs(peak[0] - 3) <= 1 and abs(peak[1] - 3) <= 1      # ... to where the image's blobs went
@@ -101,7 +101,7 @@ def test_resume_continues_the_same_run(tmp_path):
     assert {p.name for p in (tmp_path / "run").iterdir()} >= {"last.pt", "best.pt", "history.csv"}
 
 
-def test_load_cases_from_files_converts_colour_and_skips_split_masks(tmp_path, caplog):
+def test_load_cases_from_files_converts_colour_and_skips_split_masks(tmp_path, caplog, monkeypatch):
     from PIL import Image
 
     card = create_model("hybridgnet", roi_size=(S, S), width=2).card
@@ -118,6 +118,7 @@ def test_load_cases_from_files_converts_colour_and_skips_split_masks(tmp_path, c
     split = (mask > 0).astype(np.uint8) * 255
     split[48:52] = 0
     Image.fromarray(split).save(tmp_path / "split_mask.png")
+    monkeypatch.setattr(logging.getLogger("medseg"), "propagate", True)  # the CLI tests turn it off
     with caplog.at_level(logging.WARNING):
         assert load_landmark_case(tmp_path / "good.png", tmp_path / "split_mask.png", card) is None
     assert "skipped" in caplog.text and "4 separate" in caplog.text
