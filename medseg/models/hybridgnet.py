@@ -2,7 +2,8 @@
 
 A convolutional encoder maps a chest X-ray to a 64-d variational latent; a graph decoder of Chebyshev
 spectral convolutions (torch-geometric ``ChebConv``, K=6) turns it into the landmark contour of every
-organ of the card's template, so each output is a closed outline (no holes, no islands).
+organ of the card's template, so each output is a closed outline: no holes and no islands as long as the
+contour does not cross itself (trained models practically never do; untrained ones do).
 
 - Encoder: 6 pre-activation residual blocks (BN-ReLU-conv3 x2, 1x1 conv + BN shortcut when channels
   change), ``width`` x [1, 2, 4, 8, 16, 16] channels, 2x2 max-pool between blocks; flatten -> mu, logvar.
@@ -17,6 +18,9 @@ organ of the card's template, so each output is a closed outline (no holes, no i
 Positions are (x, y) normalised to [0, 1] by the input size with pixel edges at 0 and 1: pixel ``(x, y)``
 of the input is ``((x + 0.5) / W, (y + 0.5) / H)``. In eval mode ``forward`` returns the (B, N, 2) output;
 in train mode a :class:`HybridOutput` (output, pos1, pos2, mu, logvar), full resolution first.
+
+Prediction on a whole image (any size, grey or colour) is :func:`predict_graph`; :func:`graph_to_mask` and
+:func:`write_landmarks_json` give the mask and the landmark file (re-exported from ``_graph_predict``).
 """
 from __future__ import annotations
 
