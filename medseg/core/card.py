@@ -92,6 +92,7 @@ class ModelCard:
     orientation: str | None = "RAS"        # frame images are reoriented to before inference
     modality: str = "any"
     postprocess: Mapping[str, Any] = field(default_factory=dict)
+    graph: tuple[tuple[str, int], ...] = ()  # activation "graph": (organ, landmark count) per contour, node order
     description: str = ""
     pretrained: tuple[Pretrained, ...] = ()
     reference: str = ""                    # the paper / code the model follows
