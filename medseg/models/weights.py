@@ -89,7 +89,13 @@ def read_state_dict(path: str | PathLike) -> dict[str, torch.Tensor]:
 
 
 def load_into(model: nn.Module, state: dict[str, torch.Tensor], *, source: str | PathLike) -> LoadReport:
-    """Strictly load ``state`` into ``model``, raising with the mismatching tensors named."""
+    """Strictly load ``state`` into ``model``, raising with the mismatching tensors named.
+
+    A model may define ``check_state_dict(state, source)`` to give a clearer error first (HybridGNet
+    names a checkpoint trained for another landmark template)."""
+    check = getattr(model, "check_state_dict", None)
+    if check is not None:
+        check(state, source)
     tensors, report = match_state_dict(state, model)
     report.source = str(source)
     raise_for_report(report, what=type(model).__name__, source=source, unused_is_error=True,

@@ -73,4 +73,4 @@ def test_options_are_checked_and_fast_means_low_overlap_no_tta():
                   options=PredictOptions(probabilities=True))
     fast = Predictor(threshold_model(), options=PredictOptions(fast=True, tta=True, overlap=0.5))
     assert fast.tta is False and fast.overlap == 0.25
-    assert Predictor(threshold_model(), options=PredictOptions(device="cpu")).tta is False
+    assert Predictor(threshold_model(), options=PredictOptions(device="cpu")).tta is True   # nnU-Net's default

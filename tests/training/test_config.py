@@ -33,5 +33,8 @@ def test_set_overrides_and_types(tmp_path):
 def test_shipped_recipes_parse():
     from pathlib import Path
 
-    for recipe in Path(__file__).resolve().parents[2].joinpath("pipelines").rglob("*.toml"):
+    recipes = Path(__file__).resolve().parents[2].joinpath("pipelines").rglob("*.toml")
+    training = [r for r in recipes if r.parent.name != "cascade"]   # cascade recipes: tests/cascade
+    assert training
+    for recipe in training:
         load_recipe(recipe)
