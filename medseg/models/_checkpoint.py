@@ -3,7 +3,7 @@
 Official checkpoints are more than a state dict. nnU-Net v1 ``.model`` files carry ``plot_stuff`` /
 ``best_stuff`` with numpy scalars, v2 ``.pth`` files carry ``init_args`` / ``logging`` with numpy scalars
 and a ``torch.device``. Those few *data* types are allowlisted by name (both the numpy<2 ``numpy.core``
-and numpy>=2 ``numpy._core`` spellings); nothing is ever loaded with ``weights_only=False``, so a
+and numpy>=2 ``numpy._core`` spellings); nothing is ever unpickled beyond that allowlist, so a
 checkpoint cannot run code.
 """
 from __future__ import annotations

@@ -9,31 +9,22 @@ from medseg.io import read_image
 
 
 def normalize_intensity(image: torch.Tensor, intensity: Intensity) -> torch.Tensor:
-    """Apply the card's intensity scheme to a float tensor (per channel for per-image schemes)."""
-    x = image.float()
+    """Apply the card's intensity scheme with the very functions prediction uses (``medseg.transforms``),
+    so training and inference see identical inputs."""
+    from medseg.transforms import ct_normalize, minmax_scale, percentile_scale, zscore
+
     kind = intensity.kind
     if kind == "none":
-        return x
-    out = torch.empty_like(x)
-    for c in range(x.shape[0]):
-        ch = x[c]
-        if kind == "ct":
-            ch = ch.clamp(intensity.low, intensity.high)
-            out[c] = (ch - (intensity.mean or 0.0)) / max(intensity.std or 1.0, 1e-8)
-        elif kind == "zscore":
-            if intensity.low is not None and intensity.high is not None:
-                lo, hi = np.percentile(ch.numpy(), [intensity.low, intensity.high])
-                ch = ch.clamp(float(lo), float(hi))
-            out[c] = (ch - ch.mean()) / max(float(ch.std()), 1e-8)
-        elif kind == "percentile":
-            lo, hi = np.percentile(ch.numpy(), [intensity.low or 0.5, intensity.high or 99.5])
-            out[c] = (ch.clamp(float(lo), float(hi)) - lo) / max(hi - lo, 1e-8)
-        elif kind == "minmax":
-            lo, hi = float(ch.min()), float(ch.max())
-            out[c] = (ch - lo) / max(hi - lo, 1e-8)
-        else:
-            raise ValueError(f"unknown intensity scheme {kind!r}")
-    return out
+        return image.float()
+    if kind == "zscore":
+        return zscore(image, intensity.low, intensity.high)
+    if kind == "ct":
+        return ct_normalize(image, intensity.low, intensity.high, intensity.mean, intensity.std)
+    if kind == "percentile":
+        return percentile_scale(image, intensity.low, intensity.high)
+    if kind == "minmax":
+        return minmax_scale(image)
+    raise ValueError(f"unknown intensity scheme {kind!r}")
 
 
 def load_case(case: dict, card: ModelCard) -> dict:
@@ -44,7 +35,8 @@ def load_case(case: dict, card: ModelCard) -> dict:
     data = {"image": read_image(case["image"], allow_multichannel=True), "label": read_image(case["label"])}
     data["image"] = data["image"].float()
     if card.orientation:
-        data = Orientationd(keys=("image", "label"), axcodes=card.orientation, labels=(("L", "R"), ("P", "A"), ("I", "S")))(data)
+        data = Orientationd(keys=("image", "label"), axcodes=card.orientation,
+                            labels=(("L", "R"), ("P", "A"), ("I", "S")))(data)
     if card.spacing is not None and card.spatial_dims == 3:
         spacing = np.asarray(data["image"].meta.get("spacing") or data["image"].pixdim[:3])
         if not np.allclose(spacing, card.spacing, atol=1e-3):
