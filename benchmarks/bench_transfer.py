@@ -27,6 +27,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--lr-factors", default="0.1,1.0",
+                        help="fine-tuning lr = 0.01 x factor; one fine-tune arm per factor (0.1 = STU-Net's recipe)")
     args = parser.parse_args()
 
     from medseg.training import fit, load_recipe
@@ -51,14 +53,17 @@ def main() -> None:
     small = common + [f"data.train_cases={small_cases!r}".replace("'", '"'), f"train.epochs={args.epochs}",
                       f"train.iterations_per_epoch={args.iters}", "train.val_every=2"]
     curves = {}
-    ft = load_recipe(None, small + [f"finetune.source='{args.out / 'pretrain' / 'last.pt'}'",
-                                    f"train.output='{args.out / 'finetune'}'"])
-    data, model, report = prepare_finetune(ft)
-    print("fine-tune load:", report.summary())
-    curves["finetune"] = fit(ft, data=data, model=model).history
+    for factor in [float(f) for f in args.lr_factors.split(",")]:
+        arm = f"finetune_lr{factor:g}"
+        ft = load_recipe(None, small + [f"finetune.source='{args.out / 'pretrain' / 'last.pt'}'",
+                                        f"finetune.lr_factor={factor}", f"train.output='{args.out / arm}'"])
+        data, model, report = prepare_finetune(ft)
+        print("fine-tune load:", report.summary())
+        if (args.out / arm / "last.pt").is_file():
+            model = None  # a finished arm: resume returns its history without training again
+        curves[arm] = fit(ft, data=data, model=model, resume=True).history
     scratch = load_recipe(None, small + [f"train.output='{args.out / 'scratch'}'"])
-    scratch_data = prepare_data(scratch)
-    curves["scratch"] = fit(scratch, data=scratch_data).history
+    curves["scratch"] = fit(scratch, data=prepare_data(scratch), resume=True).history
 
     rows = []
     for arm, history in curves.items():
@@ -77,8 +82,8 @@ def main() -> None:
     for r in rows:
         print(f"{r['arm']:10s} {r['epoch']:5d} {r['val_dice']:7.4f} {r['anterior']:7.4f} {r['posterior']:7.4f}")
     final = {arm: [r for r in rows if r["arm"] == arm][-1]["val_dice"] for arm in curves}
-    print(f"final mean Dice: fine-tune {final['finetune']:.4f} vs scratch {final['scratch']:.4f} "
-          f"({len(small_cases)} training cases, {args.epochs * args.iters} iterations each)")
+    print("final mean Dice: " + ", ".join(f"{arm} {value:.4f}" for arm, value in final.items())
+          + f" ({len(small_cases)} training cases, {args.epochs * args.iters} iterations each)")
 
 
 def _plot(rows: list[dict], path: Path) -> None:

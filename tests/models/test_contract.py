@@ -56,30 +56,34 @@ def test_model_contract(name, tmp_path):
     assert count_parameters(name, **overrides) == sum(p.numel() for p in model.parameters())
 
     x = torch.randn(1, card.in_channels, *card.roi_size)
-    full = (1, card.out_channels, *card.roi_size)
-    model.train()
-    raw = model(x)
-    out = unpack_train_output(raw)
-    assert len(out.deep_supervision) == 1 + card.deep_supervision
-    assert tuple(out.logits.shape) == full
-    for low in out.deep_supervision[1:]:
-        assert low.shape[:2] == full[:2] and all(a <= b for a, b in zip(low.shape[2:], full[2:]))
-    if card.train_output == "dict":
-        assert isinstance(raw, dict) and out.predictions and out.aux_loss is not None
-        assert all(tuple(p.shape) == full for p in out.predictions)
-        assert out.aux_loss.ndim == 0 and torch.isfinite(out.aux_loss)
+    if card.activation == "graph":  # landmark models: node positions (N, nodes, 2), not dense logits
+        _check_graph_outputs(model, x, sum(n for _, n in card.graph))
     else:
-        assert not isinstance(raw, dict)
+        x = torch.randn(1, card.in_channels, *card.roi_size)
+        full = (1, card.out_channels, *card.roi_size)
+        model.train()
+        raw = model(x)
+        out = unpack_train_output(raw)
+        assert len(out.deep_supervision) == 1 + card.deep_supervision
+        assert tuple(out.logits.shape) == full
+        for low in out.deep_supervision[1:]:
+            assert low.shape[:2] == full[:2] and all(a <= b for a, b in zip(low.shape[2:], full[2:]))
+        if card.train_output == "dict":
+            assert isinstance(raw, dict) and out.predictions and out.aux_loss is not None
+            assert all(tuple(p.shape) == full for p in out.predictions)
+            assert out.aux_loss.ndim == 0 and torch.isfinite(out.aux_loss)
+        else:
+            assert not isinstance(raw, dict)
 
-    model.eval()
-    with torch.no_grad():
-        logits = model(x)
-    assert isinstance(logits, torch.Tensor) and tuple(logits.shape) == full
-    assert torch.isfinite(logits).all()
-    if card.activation == "softmax":  # raw logits, not already probabilities
-        assert not torch.allclose(logits.sum(1), torch.ones(()), atol=1e-3)
-    elif card.activation == "sigmoid":
-        assert logits.min() < 0 or logits.max() > 1
+        model.eval()
+        with torch.no_grad():
+            logits = model(x)
+        assert isinstance(logits, torch.Tensor) and tuple(logits.shape) == full
+        assert torch.isfinite(logits).all()
+        if card.activation == "softmax":  # raw logits, not already probabilities
+            assert not torch.allclose(logits.sum(1), torch.ones(()), atol=1e-3)
+        elif card.activation == "sigmoid":
+            assert logits.min() < 0 or logits.max() > 1
 
     path = tmp_path / f"{name}.safetensors"
     digest = weights.save_weights(model, path)
@@ -90,3 +94,14 @@ def test_model_contract(name, tmp_path):
     mine, theirs = model.state_dict(), clone.state_dict()
     assert mine.keys() == theirs.keys()
     assert all(torch.equal(mine[k], theirs[k]) for k in mine)
+
+
+def _check_graph_outputs(model, x, nodes: int) -> None:
+    model.train()
+    raw = model(x)
+    assert tuple(raw[0].shape) == (1, nodes, 2)
+    model.eval()
+    with torch.no_grad():
+        positions = model(x)
+    assert isinstance(positions, torch.Tensor) and tuple(positions.shape) == (1, nodes, 2)
+    assert torch.isfinite(positions).all()
