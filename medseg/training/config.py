@@ -38,6 +38,7 @@ class PlanConfig:
     roi_size: list[int] = field(default_factory=list)   # empty: from the model card
     spacing: list[float] = field(default_factory=list)  # empty: from the model card
     intensity: str = ""                                 # empty: from the model card
+    auto: bool = False     # true: roi_size/spacing/intensity from the dataset fingerprint (nnU-Net-style plan)
 
 
 @dataclass

@@ -7,6 +7,7 @@ and ``best.pt`` on a new best mean validation Dice, atomically.
 """
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from medseg.core.atomic import atomic_write_text
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
 from medseg.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -110,6 +112,9 @@ def fit(recipe: Recipe, *, resume: bool = False, data: TrainingData | None = Non
     output = Path(t.output)
     if dist.is_main:
         output.mkdir(parents=True, exist_ok=True)
+        if data.plan:
+            atomic_write_text(output / "plan.json", json.dumps({**data.plan, "split": data.split,
+                                                                "card": card.to_dict()}, indent=1))
     base_lr = t.lr * (recipe.finetune.lr_factor if recipe.finetune.source else 1.0)
     optimizer = build_optimizer(model, recipe, base_lr)
     use_amp = t.amp and device.type == "cuda"

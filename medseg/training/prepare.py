@@ -13,6 +13,7 @@ from medseg.core.log import get_logger
 from medseg.models import create_model, get_card
 from medseg.training.config import Recipe
 from medseg.training.datalist import Dataset, load_dataset
+from medseg.training.fingerprint import fingerprint, make_plan
 from medseg.training.preprocess import load_case
 from medseg.training.validation import validate_dataset
 
@@ -28,6 +29,7 @@ class TrainingData:
     card: ModelCard
     dataset: Dataset | None = None
     split: dict = field(default_factory=dict)
+    plan: dict = field(default_factory=dict)   # {"fingerprint": ..., "plan": ...}, written to plan.json
 
 
 def split_cases(names: list[str], recipe: Recipe) -> tuple[list[str], list[str]]:
@@ -53,10 +55,14 @@ def split_cases(names: list[str], recipe: Recipe) -> tuple[list[str], list[str]]
     return train, val
 
 
-def card_for(recipe: Recipe, dataset: Dataset | None) -> ModelCard:
-    """The model card adapted to the data: label names and count, channels, plan overrides."""
+def card_for(recipe: Recipe, dataset: Dataset | None, plan: dict | None = None) -> ModelCard:
+    """The model card adapted to the data: label names and count, channels, the dataset plan (when
+    ``plan.auto``), then explicit ``[plan]`` overrides."""
     card = get_card(recipe.model.name)
     changes: dict = {}
+    if plan and recipe.plan.auto:
+        changes.update(roi_size=tuple(plan["roi_size"]), spacing=tuple(plan["spacing"]),
+                       intensity=Intensity(**plan["intensity"]))
     if dataset is not None:
         names = _label_names(recipe, dataset)
         if names and card.activation == "softmax":
@@ -91,7 +97,9 @@ def prepare_data(recipe: Recipe) -> TrainingData:
         raise MedsegError("the recipe names no dataset", hint="set data.dataset = 'path/to/dataset'")
     dataset = load_dataset(Path(recipe.data.dataset))
     validate_dataset(dataset)
-    card = card_for(recipe, dataset)
+    fp = fingerprint(dataset)
+    plan = make_plan(fp, card_for(recipe, dataset), batch_size=recipe.train.batch_size)
+    card = card_for(recipe, dataset, plan)
     names = [c["case"] for c in dataset.cases]
     train_names, val_names = split_cases(names, recipe)
     by_name = {c["case"]: c for c in dataset.cases}
@@ -111,7 +119,7 @@ def prepare_data(recipe: Recipe) -> TrainingData:
     val = [load(n) for n in val_names]
     logger.info("%d training and %d validation cases", len(train), len(val))
     return TrainingData(train=train, val=val, card=card, dataset=dataset,
-                        split={"train": train_names, "val": val_names})
+                        split={"train": train_names, "val": val_names}, plan={"fingerprint": fp, "plan": plan})
 
 
 def build_model_for(recipe: Recipe, data: TrainingData) -> nn.Module:

@@ -36,3 +36,19 @@ def test_csv_list(tmp_path, msd_dataset):
     dataset = load_dataset(csv)
     assert [c["case"] for c in dataset.cases] == ["case_000", "case_001", "case_002"]
     validate_dataset(dataset)
+
+
+def test_fingerprint_and_plan(msd_dataset):
+    from medseg.models import get_card
+    from medseg.training.fingerprint import fingerprint, make_plan, target_spacing
+
+    fp = fingerprint(load_dataset(msd_dataset))
+    assert fp["cases"] == 6 and fp["shapes"][0] == [20, 20, 20]
+    assert set(fp["label_voxels"]) == {"0", "1", "2"}
+    assert fp["foreground_intensity"]["mean"] > 20          # blobs are brighter than background
+    plan = make_plan(fp, get_card("stunet_t"))
+    assert plan["spacing"] == [1.0, 1.0, 1.0]
+    assert plan["roi_size"] == [24, 24, 24]                  # median shape rounded up to the divisibility 8
+    assert plan["intensity"]["kind"] == "zscore"             # MRI: per-image z-score
+    # anisotropic data: the coarse axis takes the 10th percentile, as nnU-Net does
+    assert target_spacing([[0.8, 0.8, 5.0]] * 5 + [[0.8, 0.8, 1.0]] * 5) == [0.8, 0.8, 1.0]
