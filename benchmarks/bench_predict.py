@@ -47,7 +47,6 @@ from medseg.inference.predictor import PredictOptions, Predictor  # noqa: E402
 from medseg.inference.sliding_window import EngineOptions, sliding_window_labels, window_network  # noqa: E402
 from medseg.inference.windows import window_starts  # noqa: E402
 
-
 CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = time.perf_counter
 
@@ -87,7 +86,7 @@ def _network(name: str, device: str):
     import medseg
 
     model = (_conv105() if name == "conv105" else medseg.create_model(name)).eval().to(device)
-    card = model.card.replace(spacing=None, orientation=None, intensity=Intensity("zscore"))
+    card = model.card.replace(spacing=None, orientation=None, intensity=Intensity("zscore"), modality="any")
     model.card = card
     return model, card
 
@@ -260,7 +259,8 @@ def main() -> None:
     global clock
     clock = CLOCK[args.clock]
     size = tuple(int(s) for s in args.size.split(","))
-    print(f"# clock {args.clock}, torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}", flush=True)
+    print(f"# clock {args.clock}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"device {args.device}", flush=True)
     for section in args.sections.split(","):
         if section == "overhead":
             print(json.dumps(overhead(args.device, args.model, size, args.batch, args.repeats)), flush=True)

@@ -21,14 +21,7 @@ def _temp_name(final: Path) -> Path:
     suffix = "".join(final.suffixes[-2:]) if final.name.endswith((".nii.gz", ".tar.gz")) else final.suffix
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp" + suffix, dir=final.parent)
     os.close(fd)
-    os.chmod(name, 0o666 & ~_umask())  # mkstemp makes 0600; final files get the usual umask permissions
     return Path(name)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 @contextlib.contextmanager

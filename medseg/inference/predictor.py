@@ -79,11 +79,15 @@ class Predictor:
         card: the model card (defaults to ``model.card``).
         options: see :class:`PredictOptions`.
         info: provenance of the weights.
+        cpu_network: optional drop-in for ``model(x)`` used when windows run on the CPU (same contract:
+            ``(N, C, *roi)`` -> ``(N, K, *roi)`` float32 logits), e.g. a compiled-runtime predictor.
     """
 
     def __init__(self, model: nn.Module, card: ModelCard | None = None, options: PredictOptions | None = None,
-                 info: ModelInfo | None = None) -> None:
+                 info: ModelInfo | None = None, *, cpu_network: Callable[[torch.Tensor], torch.Tensor] | None = None
+                 ) -> None:
         self.card = card or model.card
+        self.cpu_network = cpu_network  # e.g. an OpenVINO/ONNX Runtime runner used when windows run on the CPU
         self.options = options or PredictOptions()
         self.info = info or ModelInfo(self.card.name)
         if self.card.activation not in ("softmax", "sigmoid"):
@@ -205,8 +209,9 @@ class Predictor:
         self._to_device(placement.compute)
         options = self._engine_options(placement, tuple(x.shape[1:]))
         self._batch_size = options.batch_size
-        net = window_network(self.model, spatial_dims=self.card.spatial_dims, slice_axis=options.order[0]
-                             if options.order else self.card.slice_axis)
+        runner = self.cpu_network if self.cpu_network is not None and placement.compute.type == "cpu" else self.model
+        net = window_network(runner, spatial_dims=self.card.spatial_dims,
+                             slice_axis=options.order[0] if options.order else self.card.slice_axis)
         return sliding_window_labels(x, net, channels=self.card.out_channels, activation=self.card.activation,
                                      options=options, progress=progress)
 

@@ -45,9 +45,10 @@ class EngineOptions:
     order: tuple[int, ...] | None = None    # axis processing order; default: longest axis first
 
 
-def window_network(model: nn.Module, *, spatial_dims: int,
+def window_network(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], *, spatial_dims: int,
                    slice_axis: int = 2) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Wrap ``model`` to take ``(B, C, x, y, z)`` windows; a 2D model gets the slice axis squeezed out."""
+    """Wrap a network (or any callable with its contract) to take ``(B, C, x, y, z)`` windows; a 2D
+    model gets the slice axis squeezed out."""
 
     def run(x: torch.Tensor) -> torch.Tensor:
         if spatial_dims == 2:

@@ -62,3 +62,18 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, monkeypatch, capsys, model_
 def test_help_has_examples():
     result = runner.invoke(cli_main.app, ["predict", "--help"])
     assert result.exit_code == 0 and "medseg predict scan.nii.gz -o seg.nii.gz" in result.output
+
+
+def test_no_model_and_no_local_weights_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MEDSEG_WEIGHTS_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    from medseg.models import weights
+
+    monkeypatch.setattr(weights, "PACKAGE_PRETRAINED", tmp_path / "none")
+    write_image(np.zeros((1, 4, 4, 4), np.float32), tmp_path / "scan.nii.gz", affine=np.eye(4))
+    monkeypatch.setattr(sys, "argv", ["medseg", "predict", str(tmp_path / "scan.nii.gz")])
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main.run()
+    assert exit_info.value.code == 2
+    assert "no pretrained weights were found locally" in capsys.readouterr().err

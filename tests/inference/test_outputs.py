@@ -69,3 +69,16 @@ def test_safe_names_are_unique_and_portable():
     names = ("background", "Left Lung", "left/lung", "")
     assert safe_names(names) == ["background", "Left_Lung", "left_lung", "label_3"]
     assert safe_names(("a", "a")) == ["a", "a_1"]
+
+
+def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    real = outputs.write_image
+
+    def interrupted(data, path, **kw):
+        real(data, path, **kw)          # the temporary file is complete on disk...
+        raise KeyboardInterrupt         # ...when Ctrl-C arrives
+
+    monkeypatch.setattr(outputs, "write_image", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_multilabel(np.zeros((4, 4, 4), np.uint8), np.eye(4), tmp_path / "seg.nii.gz", NAMES, "m")
+    assert list(tmp_path.iterdir()) == []

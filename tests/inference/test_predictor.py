@@ -74,3 +74,17 @@ def test_options_are_checked_and_fast_means_low_overlap_no_tta():
     fast = Predictor(threshold_model(), options=PredictOptions(fast=True, tta=True, overlap=0.5))
     assert fast.tta is False and fast.overlap == 0.25
     assert Predictor(threshold_model(), options=PredictOptions(device="cpu")).tta is True   # nnU-Net's default
+
+
+def test_a_cpu_runner_can_replace_the_network(rng):
+    calls = []
+    model = threshold_model()
+
+    def runner(x):
+        calls.append(tuple(x.shape))
+        return model(x)
+
+    volume = noise_volume((20, 20, 20), rng)
+    labels = Predictor(model, cpu_network=runner).predict(_image(volume, np.eye(4))).labels
+    assert calls and calls[0][1:] == (1, 16, 16, 16)
+    np.testing.assert_array_equal(labels[0].numpy(), expected(volume))
