@@ -49,14 +49,26 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
                     postprocess: Mapping[str, Any] | bool | None = None,
                     probabilities: bool = False, weights_dir: str | PathLike | None = None,
                     checkpoint: str | PathLike | None = None, threads: int | None = None,
-                    amp: bool = True) -> Predictor:
-    """Load a model (name, ``name.tag``, nn.Module with ``.card``, or the default) into a :class:`Predictor`."""
+                    amp: bool = True, backend: str = "torch", precision: str = "auto") -> Predictor:
+    """Load a model (name, ``name.tag``, nn.Module with ``.card``, or the default) into a :class:`Predictor`.
+
+    ``backend``/``precision`` choose how windows run on a CPU (:func:`medseg.backends.get_predictor`:
+    ``auto`` = OpenVINO fp32 when the ``cpu`` extra is installed, the fastest setting within the accuracy
+    guard); GPU windows always run in PyTorch (AMP)."""
     net, card, info = load_model(model, weights_dir=weights_dir, checkpoint=checkpoint)
     options = PredictOptions(
         overlap=overlap, tta=tta, fast=fast, batch_size=batch_size, device=_device_for_rank(device), amp=amp,
         probabilities=probabilities, postprocess=_postprocess_spec(card.postprocess, postprocess), threads=threads,
     )
-    return Predictor(net, card, options, info)
+    predictor = Predictor(net, card, options, info)
+    if backend != "torch" and predictor.device.type == "cpu" and card.spatial_dims == 3:
+        from medseg.backends import get_predictor
+
+        if fast and precision == "auto":
+            precision = "bf16"   # what --fast costs: see benchmarks/README.md, "Fast CPU inference"
+        predictor.cpu_network = get_predictor(net, backend=backend, precision=precision, roi_size=card.roi_size,
+                                              batch_size=predictor.options.batch_size or 1, device="cpu")
+    return predictor
 
 
 def predict(image_or_path: str | PathLike | torch.Tensor, model: ModelArg = None, *, frame: int | None = None,

@@ -35,6 +35,9 @@ def predict(
     fill_holes: bool = typer.Option(False, "--fill-holes", help="Fill holes inside each class."),
     no_postprocess: bool = typer.Option(False, "--no-postprocess", help="Ignore the model card's postprocessing."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: all allowed)."),
+    backend: str = typer.Option("auto", "--backend", help="CPU windows: auto (OpenVINO fp32 when medseg[cpu] is "
+                                "installed, else torch), torch, openvino or onnxruntime."),
+    precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16 (CPU; --fast picks bf16) or fp16 (CUDA)."),
 ) -> None:
     """Segment scans. Outputs: label map (+ JSON provenance sidecar), optional stats and probabilities.
 
@@ -43,6 +46,7 @@ def predict(
       medseg predict scans/ -o segs/ --model stunet_t.hippocampus --device cuda --stats
       medseg predict scans/ -o segs/ --fast --resume --shard 0/2
       medseg predict ct.nrrd -o masks/ --output-type per-class --remove-islands 200
+      medseg predict scans/ -o segs/ --backend torch --precision fp32     # plain PyTorch on the CPU
     """
     from medseg import api
     from medseg.cli._predict_view import PredictProgress, print_summary
@@ -58,6 +62,7 @@ def predict(
     predictor = api.build_predictor(
         model, device=device, overlap=overlap, tta=tta, fast=fast, batch_size=batch_size, postprocess=postprocess,
         probabilities=probabilities, weights_dir=weights_dir, checkpoint=checkpoint, threads=threads,
+        backend=backend, precision=precision,
     )
     with PredictProgress() as view:
         summary = api.predict_files(inputs, output, predictor=predictor, output_type=output_type, stats=stats,

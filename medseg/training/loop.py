@@ -158,8 +158,14 @@ def fit(recipe: Recipe, *, resume: bool = False, data: TrainingData | None = Non
         for it, batch in enumerate(loader):
             image = batch["image"].to(device)
             label = (target.batch_target(batch) if target else batch["label"]).to(device)
-            with torch.autocast(device.type, enabled=use_amp):
-                loss = loss_fn(net(image), label)
+            try:
+                with torch.autocast(device.type, enabled=use_amp):
+                    loss = loss_fn(net(image), label)
+            except torch.OutOfMemoryError as exc:
+                raise MedsegError(
+                    f"out of memory at epoch {epoch}, iteration {it} (patch {list(roi)}, batch {t.batch_size}, "
+                    f"{device.type})", hint="lower plan.roi_size or train.batch_size, e.g. --set train.batch_size=1",
+                ) from exc
             if not torch.isfinite(loss):
                 raise MedsegError(
                     f"non-finite loss at epoch {epoch}, iteration {it}; training stopped",

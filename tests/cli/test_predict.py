@@ -77,3 +77,20 @@ def test_no_model_and_no_local_weights_is_a_clear_error(tmp_path, monkeypatch, c
         cli_main.run()
     assert exit_info.value.code == 2
     assert "no pretrained weights were found locally" in capsys.readouterr().err
+
+
+def test_cpu_backend_gives_the_same_labels_as_torch(tmp_path):
+    import pytest
+
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnx")
+    from medseg.io import read_image
+    from tests.conftest import SAMPLE
+
+    outs = {}
+    for backend in ("torch", "openvino"):
+        out = tmp_path / f"{backend}.nii.gz"
+        result = runner.invoke(cli_main.app, ["predict", str(SAMPLE), "-o", str(out), "--backend", backend, "--no-tta"])
+        assert result.exit_code == 0, result.output
+        outs[backend] = read_image(out).as_tensor()
+    assert (outs["torch"] == outs["openvino"]).float().mean() > 0.999   # the accuracy guard

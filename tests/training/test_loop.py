@@ -41,3 +41,17 @@ def test_non_finite_loss_stops_with_a_clear_error(tiny_recipe, monkeypatch):
     monkeypatch.setattr(losses.DiceCELoss, "forward", lambda self, logits, target: logits.sum() * float("nan"))
     with pytest.raises(MedsegError, match="non-finite loss at epoch 0"):
         fit(tiny_recipe)
+
+
+def test_out_of_memory_suggests_a_smaller_patch_or_batch(tiny_recipe, monkeypatch):
+    import pytest
+
+    from medseg.core.errors import MedsegError
+    from medseg.training import losses
+
+    def explode(self, logits, target):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(losses.DiceCELoss, "forward", explode)
+    with pytest.raises(MedsegError, match="out of memory at epoch 0.*batch_size"):
+        fit(tiny_recipe)
