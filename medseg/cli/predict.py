@@ -56,6 +56,9 @@ def predict(
         raise MedsegError(f"unknown --output-type {output_type!r}", hint="use multilabel or per-class")
     if no_postprocess and (keep_largest or remove_islands or fill_holes):
         raise MedsegError("--no-postprocess cannot be combined with --keep-largest/--remove-islands/--fill-holes")
+    if model is not None and _is_graph_model(model):
+        _predict_graph(model, inputs, output, weights_dir, checkpoint)
+        return
     flags = {k: v for k, v in (("keep_largest", keep_largest), ("min_island_mm3", remove_islands),
                                ("fill_holes", fill_holes)) if v}
     postprocess = False if no_postprocess else (flags or None)
@@ -68,6 +71,26 @@ def predict(
         summary = api.predict_files(inputs, output, predictor=predictor, output_type=output_type, stats=stats,
                                     resume=resume, shard=shard, frame=frame, progress=view.update)
     print_summary(summary, predictor)
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
+
+
+def _is_graph_model(model: str) -> bool:
+    from medseg.models import get_card
+
+    return get_card(model).activation == "graph"
+
+
+def _predict_graph(model, inputs, output, weights_dir, checkpoint) -> None:
+    """Graph models (HybridGNet): a mask and a landmark JSON per image."""
+    from rich.console import Console
+
+    from medseg.inference.graph import predict_graph_files
+    from medseg.inference.model_loading import load_model
+
+    net, card, info = load_model(model, weights_dir=weights_dir, checkpoint=checkpoint)
+    summary = predict_graph_files(net, card, list(inputs), output, name=model)
+    Console(stderr=True).print(f"{len(summary.done)} done, {len(summary.failed)} failed")
     if summary.exit_code:
         raise typer.Exit(summary.exit_code)
 
