@@ -34,7 +34,7 @@ def load_case(case: dict, card: ModelCard) -> dict:
 
     data = {"image": read_image(case["image"], allow_multichannel=True), "label": read_image(case["label"])}
     data["image"] = data["image"].float()
-    if card.orientation:
+    if card.orientation and card.spatial_dims == 3:   # 2D images (PNG, X-ray) have no RAS frame
         data = Orientationd(keys=("image", "label"), axcodes=card.orientation,
                             labels=(("L", "R"), ("P", "A"), ("I", "S")))(data)
     if card.spacing is not None and card.spatial_dims == 3:
