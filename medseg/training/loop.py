@@ -25,9 +25,9 @@ from medseg.training.config import Recipe
 from medseg.training.distributed import DistContext
 from medseg.training.history import plot_history, write_history
 from medseg.training.losses import DeepSupervisionLoss, DiceCELoss
-from medseg.training.sauna_target import target_for
 from medseg.training.sampling import PatchDataset, build_augmentation
 from medseg.training.prepare import TrainingData, build_model_for, prepare_data
+from medseg.training.sauna_target import target_for
 
 logger = get_logger(__name__)
 

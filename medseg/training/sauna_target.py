@@ -102,5 +102,9 @@ def target_for(recipe: Recipe, card: ModelCard) -> SaunaTarget | None:
     if card.out_channels != len(card.labels) - 1:
         raise MedsegError(f"SAUNA needs one output per foreground label: {card.out_channels} outputs "
                           f"for labels {card.labels}")
+    if recipe.train.optimizer == "sgd" and recipe.train.lr >= 1e-3:
+        logger.warning("SAUNA with SGD lr %g: the tanh output can saturate and predict nothing (seen on MSD "
+                       "hippocampus with lr 0.01); the paper trains with Adam lr 1e-4 (train.optimizer = 'adamw', "
+                       "train.lr = 1e-4)", recipe.train.lr)
     spacing = tuple(card.spacing) if card.spacing is not None and card.spatial_dims == 3 else None
     return SaunaTarget(cfg=cfg, classes=tuple(range(1, len(card.labels))), spacing=spacing)

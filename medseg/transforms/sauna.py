@@ -45,7 +45,7 @@ def _window(half_width: float, spacing: Sequence[float]) -> tuple[int, ...]:
     """Per-axis window: ceil(T / spacing_i), bumped to the next odd number."""
     sizes = []
     for s in spacing:
-        k = max(int(math.ceil(half_width / s - 1e-9)), 1)
+        k = max(math.ceil(half_width / s - 1e-9), 1)
         sizes.append(k + 1 if k % 2 == 0 else k)
     return tuple(sizes)
 
@@ -82,7 +82,7 @@ def sauna_map(mask: np.ndarray, spacing: Sequence[float] | None = None, *, crop:
     box = [np.flatnonzero(fg.any(axis=tuple(a for a in range(fg.ndim) if a != d))) for d in range(fg.ndim)]
     inner = tuple(slice(max(b[0] - 1, 0), b[-1] + 2) for b in box)
     half_width = float(distance_transform_edt(fg[inner], sampling=spacing).max())
-    margins = [int(math.ceil(half_width / s)) + k // 2 + 1 for s, k in zip(spacing, _window(half_width, spacing))]
+    margins = [math.ceil(half_width / s) + k // 2 + 1 for s, k in zip(spacing, _window(half_width, spacing))]
     outer = tuple(slice(max(b[0] - m, 0), b[-1] + 1 + m) for b, m in zip(box, margins))
     out = np.full(fg.shape, -1.0, np.float32)
     out[outer] = _sauna_map(fg[outer], spacing)

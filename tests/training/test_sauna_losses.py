@@ -4,7 +4,12 @@ import pytest
 import torch
 
 from medseg.core.errors import MedsegError
-from medseg.training.sauna_losses import SaunaLoss, SoftDeepSupervisionLoss, focal_l1_loss, signed_jaccard_loss
+from medseg.training.sauna_losses import (
+    SaunaLoss,
+    SoftDeepSupervisionLoss,
+    focal_l1_loss,
+    signed_jaccard_loss,
+)
 from medseg.transforms.sauna import sauna_soft_label
 
 
