@@ -45,21 +45,30 @@ def deep_supervision_weights(n: int) -> list[float]:
 
 
 class DeepSupervisionLoss(nn.Module):
-    """Apply ``loss`` to each output of a deep-supervised model against a down-sampled target."""
+    """Apply ``loss`` to each output of a deep-supervised model against a down-sampled target.
 
-    def __init__(self, loss: nn.Module) -> None:
+    Label targets are down-sampled by nearest neighbour; with ``soft=True`` (soft-label regression such as
+    SAUNA) by area averaging, so thin structures keep a graded label.
+    """
+
+    def __init__(self, loss: nn.Module, *, soft: bool = False) -> None:
         super().__init__()
         self.loss = loss
+        self.soft = soft
+
+    def _resize(self, target: torch.Tensor, size) -> torch.Tensor:
+        if self.soft:
+            return F.interpolate(target.float(), size=size, mode="area")
+        return F.interpolate(target.float(), size=size, mode="nearest").long()
 
     def forward(self, outputs: torch.Tensor | Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
         if isinstance(outputs, torch.Tensor):
             return self.loss(outputs, target)
-        total = outputs[0].new_zeros(())
+        total = outputs[0].new_zeros((), dtype=torch.float32)
         for weight, out in zip(deep_supervision_weights(len(outputs)), outputs):
             if weight == 0:  # keep the head in the graph (DDP needs a gradient for every parameter)
                 total = total + 0.0 * out.sum()
                 continue
-            t = target if out.shape[2:] == target.shape[2:] else F.interpolate(
-                target.float(), size=out.shape[2:], mode="nearest").long()
+            t = target if out.shape[2:] == target.shape[2:] else self._resize(target, out.shape[2:])
             total = total + weight * self.loss(out, t)
         return total

@@ -20,13 +20,12 @@
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medseg.training.losses import deep_supervision_weights
+from medseg.training.losses import DeepSupervisionLoss
 from medseg.transforms.sauna import sauna_activation
 
 
@@ -85,23 +84,9 @@ class SaunaLoss(nn.Module):
         return loss
 
 
-class SoftDeepSupervisionLoss(nn.Module):
+class SoftDeepSupervisionLoss(DeepSupervisionLoss):
     """nnU-Net's deep-supervision weighting for soft targets: lower-resolution outputs are compared with
     the area-averaged (not nearest-neighbour) soft map, so thin structures keep a graded label."""
 
     def __init__(self, loss: nn.Module) -> None:
-        super().__init__()
-        self.loss = loss
-
-    def forward(self, outputs: torch.Tensor | Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
-        if isinstance(outputs, torch.Tensor):
-            return self.loss(outputs, target)
-        total = outputs[0].new_zeros((), dtype=torch.float32)
-        for weight, out in zip(deep_supervision_weights(len(outputs)), outputs):
-            if weight == 0:  # keep the head in the graph (DDP needs a gradient for every parameter)
-                total = total + 0.0 * out.sum()
-                continue
-            t = target if out.shape[2:] == target.shape[2:] else F.interpolate(
-                target.float(), size=out.shape[2:], mode="area")
-            total = total + weight * self.loss(out, t)
-        return total
+        super().__init__(loss, soft=True)
