@@ -51,10 +51,18 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
                     checkpoint: str | PathLike | None = None, threads: int | None = None,
                     amp: bool = True, backend: str = "torch", precision: str = "auto") -> Predictor:
     """Load a model (name, ``name.tag``, nn.Module with ``.card``, or the default) into a :class:`Predictor`.
+    ``cascade.<recipe>`` (or a cascade recipe ``.toml``) loads a two-stage cascade (:mod:`medseg.cascade`);
+    its ``checkpoint`` is a folder with ``stage1/best.pt`` + ``stage2/best.pt`` or a pair of files.
 
     ``backend``/``precision`` choose how windows run on a CPU (:func:`medseg.backends.get_predictor`:
     ``auto`` = OpenVINO fp32 when the ``cpu`` extra is installed, the fastest setting within the accuracy
     guard); GPU windows always run in PyTorch (AMP)."""
+    if isinstance(model, str) and (model.startswith("cascade.") or model.endswith(".toml")):
+        from medseg.cascade.predictor import build_cascade_predictor   # two stage models as one name
+
+        return build_cascade_predictor(str(model), checkpoint=checkpoint, device=_device_for_rank(device),
+                                       overlap=overlap, tta=tta, fast=fast, batch_size=batch_size,
+                                       postprocess=postprocess, probabilities=probabilities, threads=threads, amp=amp)
     net, card, info = load_model(model, weights_dir=weights_dir, checkpoint=checkpoint)
     options = PredictOptions(
         overlap=overlap, tta=tta, fast=fast, batch_size=batch_size, device=_device_for_rank(device), amp=amp,

@@ -3,12 +3,11 @@
 Stage 2 learns to refine stage 1's output, so its training prior must look like a test-time prior: made
 by a stage-1 model that never saw the case (nnU-Net: out-of-fold predictions of 3d_lowres). This module
 keeps the fold bookkeeping, a :class:`PriorLedger` that raises :class:`LeakageError` when a case's prior
-comes from a model that trained on it, builds stage-2 inputs (image + prior channels) and drives
-``medseg.training.fit`` for both stages from one recipe (``pipelines/cascade/*.toml``).
+comes from a model that trained on it, builds stage-2 inputs (image + prior channels) and reads the
+two-stage recipe (``pipelines/cascade/*.toml``); :mod:`.train_cascade` drives the training.
 """
 from __future__ import annotations
 
-import copy
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -115,38 +114,61 @@ class CascadeRecipe:
     superpixels: bool = False
 
 
-def load_cascade_recipe(path: str | PathLike) -> CascadeRecipe:
-    """Read ``[cascade]``, ``[stage1.*]`` and ``[stage2.*]`` tables (each stage a normal training recipe)."""
+def load_cascade_recipe(path: str | PathLike, overrides: list[str] | None = None) -> CascadeRecipe:
+    """Read ``[cascade]``, ``[stage1.*]`` and ``[stage2.*]`` tables (each stage a normal training recipe).
+
+    ``overrides``: ``stage1.train.epochs=2`` (one stage), ``train.threads=1`` (both stages) or
+    ``cascade.folds=3``; values are parsed as TOML."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise MedsegError(f"cannot read cascade recipe: {exc}", path=path) from None
+    return cascade_recipe_from_dict(apply_cascade_overrides(raw, overrides or []), source=path)
+
+
+def apply_cascade_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``--set`` strings to a raw cascade recipe (see :func:`load_cascade_recipe`)."""
+    for item in overrides:
+        dotted, sep, text = item.partition("=")
+        parts = dotted.split(".")
+        if not sep or len(parts) not in (2, 3) or (len(parts) == 3 and parts[0] not in ("stage1", "stage2")):
+            raise MedsegError(f"--set {item!r}: expected stage1.section.key=value, section.key=value (both "
+                              "stages) or cascade.key=value", hint="e.g. --set stage1.train.epochs=10")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        if parts[0] == "cascade":
+            raw.setdefault("cascade", {})[parts[1]] = value
+            continue
+        stages = [parts[0]] if len(parts) == 3 else ["stage1", "stage2"]
+        for stage in stages:
+            raw.setdefault(stage, {}).setdefault(parts[-2], {})[parts[-1]] = value
+    return raw
+
+
+def cascade_recipe_from_dict(raw: dict, *, source: str | PathLike | None = None) -> CascadeRecipe:
+    """Validate a raw cascade recipe: both stage tables, known ``[cascade]`` keys, equal label sets."""
     for key in ("stage1", "stage2"):
         if key not in raw:
-            raise MedsegError(f"cascade recipe has no [{key}] table", path=path, hint="declare both stages")
+            raise MedsegError(f"cascade recipe has no [{key}] table", path=source, hint="declare both stages")
+    unknown_tables = set(raw) - {"cascade", "stage1", "stage2"}
+    if unknown_tables:
+        raise MedsegError(f"unknown tables {sorted(unknown_tables)} in a cascade recipe", path=source,
+                          hint="use [cascade], [stage1.<section>] and [stage2.<section>]")
     settings = dict(raw.get("cascade", {}))
     known = {"folds", "seed", "margin_mm", "sigma_mm", "targets", "superpixels"}
     if set(settings) - known:
-        raise MedsegError(f"unknown [cascade] keys {sorted(set(settings) - known)}", path=path, hint=f"known: {sorted(known)}")
-    return CascadeRecipe(recipe_from_dict(raw["stage1"], source=path), recipe_from_dict(raw["stage2"], source=path),
-                         **settings)
-
-
-def train_stage1_folds(recipe: CascadeRecipe, cases: list[str], *, fit=None) -> dict[int, FoldModel]:
-    """Train one stage-1 model per fold (``medseg.training.fit``), each holding its fold out."""
-    if fit is None:
-        from medseg.training.loop import fit
-    folds = assign_folds(cases, recipe.folds, recipe.seed)
-    out: dict[int, FoldModel] = {}
-    for k in range(recipe.folds):
-        r = copy.deepcopy(recipe.stage1)
-        r.data.val_cases = sorted(c for c, f in folds.items() if f == k)
-        r.train.output = str(Path(recipe.stage1.train.output) / f"fold_{k}")
-        log.info("stage 1 fold %d: %d training cases", k, len(cases) - len(r.data.val_cases))
-        result = fit(r)
-        out[k] = FoldModel(k, frozenset(fold_training_cases(folds, k)), None, str(Path(result.output) / "best.pt"))
-    return out
+        raise MedsegError(f"unknown [cascade] keys {sorted(set(settings) - known)}", path=source,
+                          hint=f"known: {sorted(known)}")
+    recipe = CascadeRecipe(recipe_from_dict(raw["stage1"], source=source),
+                           recipe_from_dict(raw["stage2"], source=source), **settings)
+    l1, l2 = recipe.stage1.data.labels, recipe.stage2.data.labels
+    if l1 and l2 and {int(k): v for k, v in l1.items()} != {int(k): v for k, v in l2.items()}:
+        raise MedsegError(f"stage label sets differ: stage1 {l1} vs stage2 {l2}", path=source,
+                          hint="both stages must segment the same labels (stage 2 refines stage 1's classes)")
+    return recipe
 
 
 def stage2_training_data(data, priors: Mapping[str, torch.Tensor], ledger: PriorLedger):

@@ -1,20 +1,29 @@
 """Build a ready :class:`CascadePipeline` from a cascade recipe and the two stages' weight files.
 
 This is the hook ``medseg predict --model cascade.<name>`` dispatches to: names starting with ``cascade.``
-(or a path to a cascade ``.toml``) resolve to ``pipelines/cascade/<name>.toml``; the stage weights default to
-``<stageN.train.output>/best.pt`` as written by ``medseg train`` (sha256-checked by medseg.models).
+(or a path to a cascade ``.toml``) resolve to ``pipelines/cascade/<name>.toml`` (the current directory first,
+then the medseg source tree); the stage weights default to ``<stageN.train.output>/best.pt`` as written by
+``medseg train``. A training checkpoint carries the card it was trained with (labels, spacing, patch,
+intensity from the dataset plan), which wins over the recipe; a bare weights file gets the recipe's card.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
+
+from torch import nn
 
 from medseg.cascade.cascade_training import CascadeRecipe, load_cascade_recipe
 from medseg.cascade.pipeline import CascadePipeline
 from medseg.core.card import Intensity
 from medseg.core.errors import MedsegError
+from medseg.training.config import Recipe
 
 PREFIX = "cascade."
+SOURCE_TREE = Path(__file__).resolve().parents[2]
+_CARD_KEYS = ("in_channels", "channel_names", "out_channels", "labels", "roi_size", "spacing", "orientation",
+              "modality", "mirror_axes", "postprocess")
 
 
 def is_cascade(name: str) -> bool:
@@ -22,44 +31,96 @@ def is_cascade(name: str) -> bool:
     return name.startswith(PREFIX) or (name.endswith(".toml") and Path(name).parent.name == "cascade")
 
 
-def recipe_path(name: str, search: str | PathLike = "pipelines/cascade") -> Path:
+def recipe_path(name: str, search: str | PathLike | Sequence[str | PathLike] | None = None) -> Path:
     """The recipe file for a cascade name or path, with a clear error when it does not exist."""
-    path = Path(name) if name.endswith(".toml") else Path(search) / f"{name[len(PREFIX):]}.toml"
-    if not path.is_file():
-        known = sorted(p.stem for p in Path(search).glob("*.toml")) if Path(search).is_dir() else []
-        raise MedsegError(f"no cascade recipe {path}", path=path, hint=f"known cascades: {known or 'none'}")
-    return path
+    if name.endswith(".toml"):
+        path = Path(name)
+        if not path.is_file():
+            raise MedsegError("no cascade recipe", path=path, hint="check the path")
+        return path
+    if search is None:
+        folders = [Path("pipelines/cascade"), SOURCE_TREE / "pipelines" / "cascade"]
+    else:
+        folders = [Path(search)] if isinstance(search, (str, PathLike)) else [Path(s) for s in search]
+    for folder in folders:
+        path = folder / f"{name[len(PREFIX):]}.toml"
+        if path.is_file():
+            return path
+    known = sorted({p.stem for f in folders if f.is_dir() for p in f.glob("*.toml")})
+    raise MedsegError(f"no cascade recipe {folders[0] / (name[len(PREFIX):] + '.toml')}",
+                      hint=f"known cascades: {', '.join(PREFIX + k for k in known) or 'none'}")
 
 
-def _stage(recipe, in_extra: int, labels: tuple[str, ...] | None, weights):
+def _checkpoint_card(weights: Path) -> dict | None:
+    """The card a ``medseg train`` checkpoint was trained with (None for bare weight files)."""
+    if weights.suffix == ".safetensors":
+        return None
+    from medseg.training.checkpoint import load_checkpoint
+
+    state = load_checkpoint(weights)
+    return state.get("card") if isinstance(state, dict) and isinstance(state.get("card"), dict) else None
+
+
+def stage_model(recipe: Recipe, weights: str | PathLike, *, in_extra: int = 0,
+                labels: tuple[str, ...] | None = None) -> nn.Module:
+    """One stage's network with weights: card from the checkpoint when it has one, else from the recipe
+    (``in_extra`` prior channels and stage 1's ``labels`` for stage 2)."""
     from medseg.models import create_model
 
-    over: dict = {}
-    if recipe.plan.spacing:
-        over["spacing"] = tuple(recipe.plan.spacing)
-    if recipe.plan.roi_size:
-        over["roi_size"] = tuple(recipe.plan.roi_size)
-    if recipe.plan.intensity:
-        over["intensity"] = Intensity(recipe.plan.intensity)
-    names = labels or tuple(recipe.data.labels[k] for k in sorted(recipe.data.labels, key=int))
-    if names:
-        over.update(labels=tuple(names), out_channels=len(names))
-    if in_extra:
-        over.update(in_channels=1 + in_extra, channel_names=("image",) + tuple(f"prior_{n}" for n in names[1:]))
-    return create_model(recipe.model.name.partition(".")[0], pretrained=weights, **over)
+    weights = Path(weights)
+    over: dict = dict(recipe.model.overrides)
+    saved = _checkpoint_card(weights)
+    if saved is not None:
+        for key in _CARD_KEYS:
+            if key in saved:
+                value = saved[key]
+                over[key] = tuple(value) if isinstance(value, list) else value
+        over["intensity"] = Intensity(**saved["intensity"])
+    else:
+        if recipe.plan.spacing:
+            over["spacing"] = tuple(recipe.plan.spacing)
+        if recipe.plan.roi_size:
+            over["roi_size"] = tuple(recipe.plan.roi_size)
+        if recipe.plan.intensity:
+            over["intensity"] = Intensity(recipe.plan.intensity)
+        names = labels or tuple(recipe.data.labels[k] for k in sorted(recipe.data.labels, key=int))
+        if names:
+            over.update(labels=tuple(names), out_channels=len(names))
+        if in_extra:
+            over.update(in_channels=1 + in_extra, channel_names=("image",) + tuple(f"prior_{n}" for n in names[1:]))
+    return create_model(recipe.model.name.partition(".")[0], pretrained=str(weights), **over)
+
+
+def stage_weights(recipe: CascadeRecipe, weights: str | PathLike | Sequence[str | PathLike] | None = None
+                  ) -> tuple[Path, Path]:
+    """``(stage1, stage2)`` weight files: the recipe's ``train.output/best.pt``, a folder holding
+    ``stage1/best.pt`` and ``stage2/best.pt``, or an explicit pair; missing files are an error."""
+    if weights is None:
+        pair = (Path(recipe.stage1.train.output) / "best.pt", Path(recipe.stage2.train.output) / "best.pt")
+    elif isinstance(weights, (str, PathLike)):
+        pair = (Path(weights) / "stage1" / "best.pt", Path(weights) / "stage2" / "best.pt")
+    else:
+        if len(weights) != 2:
+            raise MedsegError(f"a cascade needs 2 weight files (stage 1, stage 2), got {len(weights)}")
+        pair = (Path(weights[0]), Path(weights[1]))
+    for w in pair:
+        if not w.is_file():
+            raise MedsegError("cascade stage weights not found", path=w,
+                              hint="train both stages first (medseg train <cascade recipe>) or pass --checkpoint")
+    return pair
 
 
 def build_cascade(recipe: CascadeRecipe | str | PathLike, stage1_weights: str | PathLike | None = None,
                   stage2_weights: str | PathLike | None = None) -> CascadePipeline:
-    """Stage models with the recipe's cards (+ weights), wrapped in a pipeline with its settings."""
+    """Stage models with their cards (+ weights), wrapped in a pipeline with the recipe's settings."""
     if not isinstance(recipe, CascadeRecipe):
         recipe = load_cascade_recipe(recipe)
-    w1 = stage1_weights or Path(recipe.stage1.train.output) / "best.pt"
-    w2 = stage2_weights or Path(recipe.stage2.train.output) / "best.pt"
-    for w in (w1, w2):
-        if not Path(w).is_file():
-            raise MedsegError("cascade stage weights not found", path=w, hint="train both stages first (see the recipe)")
-    s1 = _stage(recipe.stage1, 0, None, w1)
-    s2 = _stage(recipe.stage2, len(s1.card.labels) - 1, s1.card.labels, w2)
+    given = None
+    if stage1_weights or stage2_weights:
+        given = (stage1_weights or Path(recipe.stage1.train.output) / "best.pt",
+                 stage2_weights or Path(recipe.stage2.train.output) / "best.pt")
+    w1, w2 = stage_weights(recipe, given)
+    s1 = stage_model(recipe.stage1, w1)
+    s2 = stage_model(recipe.stage2, w2, in_extra=len(s1.card.labels) - 1, labels=s1.card.labels)
     return CascadePipeline(s1, s2, targets=recipe.targets or None, margin_mm=recipe.margin_mm,
                            sigma_mm=recipe.sigma_mm)

@@ -14,7 +14,8 @@ def predict(
         help="A file (one input, image extension) or a folder. Default: CASE_seg.EXT next to each input."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="NAME[.TAG] from `medseg models list`. "
                                         "Default: the shipped model with local weights."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Your own weights file for --model NAME."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Your own weights file for --model NAME "
+                                              "(cascade.NAME: a folder with stage1/best.pt and stage2/best.pt)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     overlap: float = typer.Option(0.5, "--overlap", min=0.0, max=0.95, help="Sliding-window overlap (0..0.95)."),
     tta: Optional[bool] = typer.Option(None, "--tta/--no-tta",
@@ -47,6 +48,7 @@ def predict(
       medseg predict scans/ -o segs/ --fast --resume --shard 0/2
       medseg predict ct.nrrd -o masks/ --output-type per-class --remove-islands 200
       medseg predict scans/ -o segs/ --backend torch --precision fp32     # plain PyTorch on the CPU
+      medseg predict ct.nii.gz -o seg.nii.gz --model cascade.pancreas_ct  # two-stage coarse-to-fine cascade
     """
     from medseg import api
     from medseg.cli._predict_view import PredictProgress, print_summary
@@ -56,7 +58,8 @@ def predict(
         raise MedsegError(f"unknown --output-type {output_type!r}", hint="use multilabel or per-class")
     if no_postprocess and (keep_largest or remove_islands or fill_holes):
         raise MedsegError("--no-postprocess cannot be combined with --keep-largest/--remove-islands/--fill-holes")
-    if model is not None and _is_graph_model(model):
+    if model is not None and not model.startswith("cascade.") and not model.endswith(".toml") \
+            and _is_graph_model(model):
         _predict_graph(model, inputs, output, weights_dir, checkpoint)
         return
     flags = {k: v for k, v in (("keep_largest", keep_largest), ("min_island_mm3", remove_islands),

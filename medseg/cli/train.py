@@ -15,15 +15,48 @@ def train(
 ) -> None:
     """Train a model; writes last.pt / best.pt, history.csv and curves.png to train.output.
 
+    A cascade recipe ([cascade], [stage1.*], [stage2.*]) trains both stages: stage 1 per fold (out-of-fold
+    priors) and on all cases, then stage 2 on image + priors in each organ's ROI; --resume skips finished
+    stages. --set stage1.train.epochs=N sets one stage, --set train.threads=N both.
+
     Examples:
       medseg train pipelines/hippocampus/stunet_t.toml
       medseg train pipelines/hippocampus/stunet_t.toml --set train.epochs=10 --set train.lr=0.005
       medseg train pipelines/hippocampus/stunet_t.toml --resume
       torchrun --nproc_per_node 2 -m medseg train pipelines/hippocampus/stunet_t.toml
+      medseg train pipelines/cascade/pancreas_ct.toml --resume --set stage1.train.epochs=20
     """
+    from medseg.cascade.train_cascade import is_cascade_recipe
+
+    if is_cascade_recipe(recipe):
+        _train_cascade(recipe, set_, resume=resume, device=device, export=export)
+        return
     from medseg.cli._progress import run_fit
 
     run_fit(recipe, set_, resume=resume, device=device, export=export)
+
+
+def _train_cascade(recipe: Path, overrides: list[str], *, resume: bool, device: str | None, export: Path | None) -> None:
+    """Both cascade stages, one status line per stage and per validated epoch."""
+    from rich.console import Console
+
+    from medseg.cascade.train_cascade import train_cascade
+    from medseg.core.errors import MedsegError
+    from medseg.training.distributed import DistContext
+
+    if export is not None:
+        raise MedsegError("--export is not offered for cascades",
+                          hint="predict with --model cascade.NAME (or --checkpoint FOLDER with stage1/ and stage2/)")
+    console = Console(stderr=True)
+
+    def on_epoch(row: dict) -> None:
+        if "val_dice" in row:
+            console.print(f"  epoch {row['epoch']}: loss {row['train_loss']:.4f}, val Dice {row['val_dice']:.4f}")
+
+    result = train_cascade(recipe, overrides=overrides, resume=resume, dist=DistContext.from_env(device),
+                           on_epoch=on_epoch, on_stage=lambda stage, status: console.print(f"{stage}: {status}"))
+    console.print(f"cascade trained ({len(result.ran)} stages run, {len(result.skipped)} skipped): "
+                  f"stage 1 {result.stage1 / 'best.pt'}, stage 2 {result.stage2 / 'best.pt'}")
 
 
 def register(app: typer.Typer) -> None:
