@@ -36,7 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from medseg.io import read_image, write_image  # noqa: E402
+from medseg.io import read_image, write_image
 
 ORGANS = {"pancreas": 7, "kidney_right": 2, "kidney_left": 3, "gallbladder": 4, "aorta": 52}
 SPLIT_Z = 90

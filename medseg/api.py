@@ -57,8 +57,8 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
     ``backend``/``precision`` choose how windows run on a CPU (:func:`medseg.backends.get_predictor`:
     ``auto`` = OpenVINO fp32 when the ``cpu`` extra is installed, the fastest setting within the accuracy
     guard); GPU windows always run in PyTorch (AMP)."""
-    if isinstance(model, str) and (model.startswith("cascade.") or model.endswith(".toml")):
-        from medseg.cascade.predictor import build_cascade_predictor   # two stage models as one name
+    if isinstance(model, str) and (model.startswith("cascade.") or model.endswith(".toml")):  # two stages, one name
+        from medseg.cascade.predictor import build_cascade_predictor
 
         return build_cascade_predictor(str(model), checkpoint=checkpoint, device=_device_for_rank(device),
                                        overlap=overlap, tta=tta, fast=fast, batch_size=batch_size,

@@ -29,7 +29,6 @@ from medseg.cascade._resample import resize
 from medseg.cascade.cascade_training import (
     CascadeRecipe,
     FoldModel,
-    PriorLedger,
     assign_folds,
     fold_training_cases,
     load_cascade_recipe,

@@ -7,10 +7,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import medseg.api as api
+from medseg import api
 from medseg.cli import main as cli_main
 from medseg.io import read_image, write_image
-from tests.cascade._models import STAGE1_NAME, STAGE2_NAME, register_stage_models, save_stage_checkpoints
+from tests.cascade._models import (
+    STAGE1_NAME,
+    STAGE2_NAME,
+    register_stage_models,
+    save_stage_checkpoints,
+)
 
 runner = CliRunner()
 RECIPE = f"""[cascade]
