@@ -101,7 +101,7 @@ def stage_probabilities(model: torch.nn.Module, image: torch.Tensor, card: Model
     model.eval()
     device = next(model.parameters(), torch.empty(0)).device
     with torch.inference_mode():
-        logits = sliding_window_inference(image[None].float().to(device), tuple(card.roi_size), 1, model,
+        logits = sliding_window_inference(image[None].float().to(device), tuple(card.roi_size), 4, model,
                                           overlap=overlap, mode="gaussian")
     return torch.softmax(torch.as_tensor(logits)[0].float(), 0).cpu()
 
