@@ -9,9 +9,10 @@
 Data (``../shared/data/totalsegmentator_example``): the reference labels are TotalSegmentator *model
 output*, not manual segmentations. Only one abdominal CT has organ labels (``example_ct``, 3 mm), so:
 
-- training: ``example_ct`` split at z = 90 into two slabs, used as two pseudo-cases (same patient, disjoint
-  voxels) so that stage 1 can be trained with 2-fold cross-validation and stage 2 on *out-of-fold* priors;
-  labels pancreas, kidney_right, kidney_left, gallbladder, aorta (all other classes = background);
+- training: ``example_ct`` cut along z into slabs (``--splits``, default 4 slabs at z = 72, 88, 100) used as
+  pseudo-cases (same patient, disjoint voxels), so that stage 1 can be trained with k-fold cross-validation
+  (k = number of slabs) and stage 2 on *out-of-fold* priors; labels pancreas, kidney_right, kidney_left,
+  gallbladder, aorta (all other classes = background);
 - evaluation (a), generalisation, aorta only: ``aorta_ct_1p5mm/ct_cropped`` (another patient, contrast
   thoracic CT at 1.5 mm, aorta mask from TotalSegmentator's aorta pipeline);
 - evaluation (b), fit check only: the whole ``example_ct``, which both arms trained on. Equal accuracy here
@@ -19,8 +20,9 @@ output*, not manual segmentations. Only one abdominal CT has organ labels (``exa
 
 Both arms: STU-Net-T width 8 (``--width``), patch 48^3 at 3 mm, the same iterations (``--iters``, batch 2)
 and settings (AdamW lr 3e-3 with poly decay, Dice+CE with deep supervision, no augmentation: a short CPU
-budget, where SGD 0.01 / momentum 0.99 had learnt nothing after 160 iterations). The cascade adds stage 1 (6 mm, patch 32^3: 2 fold models + 1 final, ``--iters1`` each) on top;
-its training wall time is reported separately. Inference: Gaussian sliding window, overlap 0.25, no TTA
+budget, where SGD 0.01 / momentum 0.99 had learnt nothing after 160 iterations). The cascade adds stage 1
+(6 mm, patch 32^3: k fold models + 1 final, ``--iters1`` each) on top; its training wall time is reported
+separately. Inference: Gaussian sliding window, overlap 0.25, no TTA
 (the cascade does not mirror), one thread, both through ``medseg.api.build_predictor``.
 """
 from __future__ import annotations
@@ -40,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from medseg.io import read_image, write_image
 
 ORGANS = {"pancreas": 7, "kidney_right": 2, "kidney_left": 3, "gallbladder": 4, "aorta": 52}
-SPLIT_Z = 90
+SPLITS = "72,88,100"
 
 
 def _reset_peak() -> None:
@@ -57,8 +59,9 @@ def _peak_mb() -> float:
     return float("nan")
 
 
-def make_dataset(data: Path, work: Path) -> Path:
-    """Two slab pseudo-cases of example_ct with the 5 organ labels (1..5), MSD layout with dataset.json."""
+def make_dataset(data: Path, work: Path, splits: str) -> Path:
+    """Slab pseudo-cases of example_ct (cut at the z indices ``splits``) with the 5 organ labels (1..5),
+    MSD layout with dataset.json."""
     ds = work / "dataset"
     if (ds / "dataset.json").is_file():
         return ds
@@ -73,7 +76,9 @@ def make_dataset(data: Path, work: Path) -> Path:
     (ds / "imagesTr").mkdir(parents=True, exist_ok=True)
     (ds / "labelsTr").mkdir(exist_ok=True)
     training = []
-    for name, z in (("slab_lo", slice(0, SPLIT_Z)), ("slab_hi", slice(SPLIT_Z, x.shape[2]))):
+    cuts = [0, *(int(c) for c in splits.split(",")), x.shape[2]]
+    for i in range(len(cuts) - 1):
+        name, z = f"slab_{i}", slice(cuts[i], cuts[i + 1])
         a = affine.copy()
         a[:3, 3] = affine[:3, :3] @ np.array([0, 0, z.start]) + affine[:3, 3]
         write_image(x[None, :, :, z], ds / "imagesTr" / f"{name}.nii.gz", affine=a, dtype="int16")
@@ -119,7 +124,7 @@ output = "{out}"
 def write_recipes(ds: Path, work: Path, a) -> tuple[Path, Path]:
     (work / "cascade").mkdir(parents=True, exist_ok=True)
     cascade = work / "cascade" / "bench.toml"
-    cascade.write_text(f'[cascade]\nfolds = 2\nseed = 0\nmargin_mm = {a.margin}\nsigma_mm = 1.0\n'
+    cascade.write_text(f'[cascade]\nfolds = {len(a.splits.split(",")) + 1}\nseed = 0\nmargin_mm = {a.margin}\nsigma_mm = 1.0\n'
                        f'targets = {json.dumps(list(ORGANS))}\n'
                        + _stage("stage1.", ds, work / "runs/stage1", 6.0, 32, a.iters1, a)
                        + _stage("stage2.", ds, work / "runs/stage2", 3.0, 48, a.iters, a))
@@ -236,15 +241,17 @@ def main() -> None:
     ap.add_argument("--train", choices=("cascade", "full"))
     ap.add_argument("--eval", action="store_true")
     ap.add_argument("--iters", type=int, default=480, help="iterations of stage 2 and of the full-res model")
-    ap.add_argument("--iters1", type=int, default=200, help="iterations of each stage-1 model (2 folds + final)")
+    ap.add_argument("--iters1", type=int, default=200, help="iterations of each stage-1 model (k folds + final)")
     ap.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate (poly decay), both arms")
     ap.add_argument("--iters-per-epoch", type=int, default=40)
     ap.add_argument("--width", type=int, default=8)
+    ap.add_argument("--splits", default=SPLITS, help="z indices where example_ct is cut into slab cases "
+                    "(k slabs = k folds); 90 = the first run's 2 slabs")
     ap.add_argument("--margin", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     data, work = Path(a.data), Path(a.work)
-    ds = make_dataset(data, work)
+    ds = make_dataset(data, work, a.splits)
     cascade, full = write_recipes(ds, work, a)
     if a.train:
         train(a.train, cascade, full, work, a)
