@@ -107,9 +107,10 @@ def stage_probabilities(model: torch.nn.Module, image: torch.Tensor, card: Model
 
 
 def roi_crops(data: TrainingData, targets: Sequence[str], spacing: Sequence[float], margin_mm: float) -> TrainingData:
-    """Stage-2 training cases = one crop per (case, target organ): the ROI the upsampled out-of-fold prior
-    gives (argmax == organ, grown by ``margin_mm``). Where the prior misses the organ the reference label
-    places the crop (the prior channels stay the out-of-fold ones), so stage 2 still learns that organ."""
+    """Stage-2 training cases, per (case, target organ): the ROI around the organ's reference label (what a
+    good stage 1 hands over at inference: stage 2 learns to segment), and, when the out-of-fold prior puts
+    the organ elsewhere, also that ROI (a false detection: stage 2 learns to reject it). Both ROIs are grown
+    by ``margin_mm`` as at inference; the prior channels are the out-of-fold ones in both."""
     labels = tuple(data.card.labels)
     n_img = data.card.in_channels - (len(labels) - 1)
     split: dict[str, list[dict]] = {"train": [], "val": []}
@@ -119,20 +120,28 @@ def roi_crops(data: TrainingData, targets: Sequence[str], spacing: Sequence[floa
             label_map = torch.cat([1.0 - prior.sum(0, keepdim=True), prior]).argmax(0)
             for organ in targets:
                 k = labels.index(organ)
-                roi = roi_from_mask(label_map == k, spacing, margin_mm)
-                if roi is None:
-                    roi = roi_from_mask(case["label"][0] == k, spacing, margin_mm)
-                    if roi is None:
-                        continue
-                    log.warning("case %s: the out-of-fold prior misses %s; its crop is placed by the label",
-                                case["case"], organ)
-                split[part].append({"case": f"{case['case']}:{organ}", "image": crop_to_roi(case["image"], roi),
-                                    "label": crop_to_roi(case["label"], roi)})
+                truth = roi_from_mask(case["label"][0] == k, spacing, margin_mm)
+                found = roi_from_mask(label_map == k, spacing, margin_mm)
+                rois = [(r, tag) for r, tag in ((truth, ""), (found, ":prior")) if r is not None]
+                if truth is not None and found is not None and _overlap(truth, found) > 0.5:
+                    rois = rois[:1]                           # the prior's ROI is (mostly) the organ's
+                for roi, tag in rois:
+                    split[part].append({"case": f"{case['case']}:{organ}{tag}",
+                                        "image": crop_to_roi(case["image"], roi),
+                                        "label": crop_to_roi(case["label"], roi)})
     if not split["train"]:
         raise MedsegError(f"no stage-2 training crop: none of {list(targets)} occurs in the training cases",
                           hint="check [cascade] targets and the label map")
     return TrainingData(split["train"], split["val"], data.card, data.dataset,
                         {k: [c["case"] for c in v] for k, v in split.items()}, data.plan)
+
+
+def _overlap(a, b) -> float:
+    """Intersection over the smaller box."""
+    inter = 1
+    for s0, e0, s1, e1 in zip(a.start, a.stop, b.start, b.stop):
+        inter *= max(0, min(e0, e1) - max(s0, s1))
+    return inter / max(min(a.voxels, b.voxels), 1)
 
 
 class _Trainer:

@@ -126,7 +126,7 @@ def test_overrides_reach_one_or_both_stages(tmp_path):
         apply_cascade_overrides({}, ["epochs=3"])
 
 
-def test_roi_crops_follow_the_prior_and_fall_back_to_the_label():
+def test_roi_crops_segment_the_organ_and_reject_false_detections():
     card = ModelCard(name="m", spatial_dims=3, in_channels=2, out_channels=2, labels=("background", "organ"),
                      channel_names=("image", "prior_organ"))
     image = torch.zeros((2, 40, 40, 40))
@@ -134,10 +134,13 @@ def test_roi_crops_follow_the_prior_and_fall_back_to_the_label():
     label[0, 10:14, 10:14, 10:14] = 1
     found = image.clone()
     found[1, 9:15, 10:14, 10:14] = 0.9                      # the prior sees the organ (a bit too long)
+    wrong = image.clone()
+    wrong[1, 30:34, 30:34, 30:34] = 0.9                     # the prior fires elsewhere
     data = TrainingData([{"case": "a", "image": found, "label": label},
-                         {"case": "b", "image": image, "label": label}], [], card)
+                         {"case": "b", "image": image, "label": label},
+                         {"case": "c", "image": wrong, "label": label}], [], card)
     crops = roi_crops(data, ["organ"], (2.0, 2.0, 2.0), margin_mm=4.0)
-    assert [c["case"] for c in crops.train] == ["a:organ", "b:organ"]
-    assert crops.train[0]["image"].shape == (2, 10, 8, 8)   # prior box + 2 voxels each side
-    assert crops.train[1]["image"].shape == (2, 8, 8, 8)    # missed by the prior: placed by the label
-    assert int(crops.train[0]["label"].sum()) == 64
+    assert [c["case"] for c in crops.train] == ["a:organ", "b:organ", "c:organ", "c:organ:prior"]
+    assert all(c["image"].shape == (2, 8, 8, 8) for c in crops.train)    # organ box + 2 voxels each side
+    assert [int(c["label"].sum()) for c in crops.train] == [64, 64, 64, 0]
+    assert float(crops.train[3]["image"][1].max()) == pytest.approx(0.9)  # the false detection, prior kept
