@@ -4,7 +4,8 @@
    predicts the cases it held out: the out-of-fold (OOF) priors, checked by :class:`PriorLedger`.
 2. Stage 1 once more on all training cases: the model the cascade runs at inference.
 3. Stage 2 at its own spacing on image + OOF stage-1 probabilities (linearly upsampled to the stage-2 grid),
-   cropped to each target organ's ROI (from the prior, the margin of the recipe), as at inference.
+   on ROI crops as at inference: around each target organ, plus the prior's false detections
+   (:func:`roi_crops`).
 
 Each stage writes ``done.json`` when it finishes; with ``resume`` a finished stage is skipped (after checking
 it was trained with the same recipe and folds) and an unfinished one continues from its ``last.pt``.
