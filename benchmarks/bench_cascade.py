@@ -9,7 +9,7 @@
 Data (``../shared/data/totalsegmentator_example``): the reference labels are TotalSegmentator *model
 output*, not manual segmentations. Only one abdominal CT has organ labels (``example_ct``, 3 mm), so:
 
-- training: ``example_ct`` cut along z into slabs (``--splits``, default 4 slabs at z = 72, 88, 100) used as
+- training: ``example_ct`` cut along z into slabs (``--splits``, default 2 slabs at z = 90) used as
   pseudo-cases (same patient, disjoint voxels), so that stage 1 can be trained with k-fold cross-validation
   (k = number of slabs) and stage 2 on *out-of-fold* priors; labels pancreas, kidney_right, kidney_left,
   gallbladder, aorta (all other classes = background);
@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from medseg.io import read_image, write_image
 
 ORGANS = {"pancreas": 7, "kidney_right": 2, "kidney_left": 3, "gallbladder": 4, "aorta": 52}
-SPLITS = "72,88,100"
+SPLITS = "90"
 
 
 def _reset_peak() -> None:
@@ -246,7 +246,7 @@ def main() -> None:
     ap.add_argument("--iters-per-epoch", type=int, default=40)
     ap.add_argument("--width", type=int, default=8)
     ap.add_argument("--splits", default=SPLITS, help="z indices where example_ct is cut into slab cases "
-                    "(k slabs = k folds); 90 = the first run's 2 slabs")
+                    "(k slabs = k folds), e.g. 72,88,100 for 4 slabs")
     ap.add_argument("--margin", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
