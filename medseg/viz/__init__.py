@@ -19,8 +19,8 @@ from typing import Any
 
 _LAZY = {
     "orthogonal_slices": "medseg.viz.slices",
-    "browse": "medseg.viz.browse",
-    "compare": "medseg.viz.compare",
+    "browse": "medseg.viz.browser",
+    "compare": "medseg.viz.comparison",
     "landmark_overlay": "medseg.viz.landmarks",
     "training_curves": "medseg.viz.curves",
     "label_color": "medseg.viz.colors",

@@ -55,11 +55,9 @@ def label_names(source: Any = None, values: Sequence[int] = ()) -> dict[int, str
         source = get_card(source)
     if hasattr(source, "card") and not hasattr(source, "labels"):
         source = source.card
-    meta = getattr(source, "meta", None)
-    if isinstance(meta, Mapping) and "labels" in meta:
-        source = meta["labels"]
-    elif meta is not None:
-        source = None
+    if hasattr(source, "shape"):           # a label map: only a MetaTensor from predict carries names
+        meta = getattr(source, "meta", None)
+        source = meta["labels"] if isinstance(meta, Mapping) and "labels" in meta else None
     if hasattr(source, "labels") and hasattr(source, "spatial_dims"):
         source = source.labels
     if isinstance(source, Mapping):

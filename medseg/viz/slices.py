@@ -52,5 +52,5 @@ def orthogonal_slices(image: Any, labels: Any = None, *, spacing: Sequence[float
             fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.08 if volume.labels is not None else 0, 1, 1))
+    fig.tight_layout(rect=(0, 0.45 / fig.get_figheight() if volume.labels is not None else 0, 1, 1))
     return fig

@@ -90,5 +90,5 @@ def compare(image: Any, prediction: Any, reference: Any, *, spacing: Sequence[fl
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), frameon=False, fontsize=8)
     dice = ", ".join(f"{table[v]} {_dice(predicted, ref, v):.3f}" for v in table)
     fig.suptitle((title + "\n" if title else "") + f"Dice: {dice}", fontsize=9)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.tight_layout(rect=(0, 0.5 / fig.get_figheight(), 1, 1))
     return fig

@@ -77,7 +77,7 @@ def browse(image: Any, labels: Any = None, *, view: str = "axial", spacing: Sequ
         ax.set_visible(False)
     add_scale_bar(axes.flat[0])
     _legend(fig, table)
-    fig.tight_layout(rect=(0, 0.07 if table else 0, 1, 1))
+    fig.tight_layout(rect=(0, 0.45 / fig.get_figheight() if table else 0, 1, 1))
     return fig
 
 
@@ -104,7 +104,7 @@ def _slider(volume: Volume, view: str, start: int, table, alpha, window, size, r
 
     draw(start)
     _legend(fig, table)
-    fig.tight_layout(rect=(0, 0.08 if table else 0, 1, 1))
+    fig.tight_layout(rect=(0, 0.45 / fig.get_figheight() if table else 0, 1, 1))
     slider = widgets.IntSlider(value=start, min=0, max=volume.image.shape[axis] - 1, description=view,
                                continuous_update=False)
     output = widgets.Output()
