@@ -106,6 +106,9 @@ def training_curves(history: History | Mapping[str, History], *, columns: Sequen
         ax.set_ylabel({"loss": "training loss", "dice": "validation Dice", "validation": "validation"}[group])
         if group == "dice":
             ax.set_ylim(0, 1)
+        values = [y for line in ax.lines for y in line.get_ydata()]
+        if group == "loss" and values and min(values) > 0 and max(values) / min(values) > 100:
+            ax.set_yscale("log")      # a loss falling by orders of magnitude stays readable
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     if title:

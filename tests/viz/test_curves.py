@@ -67,3 +67,10 @@ def test_bad_history(tmp_path):
         training_curves(tmp_path / "missing.csv")
     with pytest.raises(MedsegError, match="epoch"):
         training_curves(_write(tmp_path / "h.csv", [{"step": 1, "loss": 2}]))
+
+
+def test_loss_spanning_orders_of_magnitude_gets_a_log_axis():
+    rows = [{"epoch": e, "train_loss": 10.0 ** (4 - e)} for e in range(5)]
+    assert training_curves(rows).axes[0].get_yscale() == "log"
+    rows = [{"epoch": e, "train_loss": 1.0 - 0.1 * e} for e in range(5)]
+    assert training_curves(rows).axes[0].get_yscale() == "linear"
