@@ -11,7 +11,8 @@ import pytest
 from tests.conftest import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-TIMEOUT_S = 120          # per notebook; all of them together take about 2-3 minutes on 2 CPU cores
+CELL_TIMEOUT_S = 180     # nbclient stops a cell that runs longer
+NOTEBOOK_LIMIT_S = 300   # per notebook; all five together take about 2-3 minutes on 2 idle CPU cores
 
 
 def test_there_are_notebooks():
@@ -27,7 +28,7 @@ def test_committed_without_outputs(path):
     assert not dirty, f"{path.name}: cells {dirty} have outputs or execution counts; clear them before committing"
 
 
-def run_notebook(path: Path, timeout: int = TIMEOUT_S):
+def run_notebook(path: Path, timeout: int = CELL_TIMEOUT_S):
     """Execute ``path`` in quick mode with this checkout's medseg importable; returns the executed notebook."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
@@ -59,4 +60,5 @@ def test_notebook_runs(path):
     figures = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
                   for o in c.get("outputs", []))
     assert figures >= 1, f"{path.name} showed no figure"
-    print(f"{path.name}: {time.perf_counter() - start:.1f} s")
+    seconds = time.perf_counter() - start
+    assert seconds < NOTEBOOK_LIMIT_S, f"{path.name} took {seconds:.0f} s in quick mode; shorten it"
