@@ -129,9 +129,10 @@ def as_volume(image: Any, labels: Any = None, *, spacing: Sequence[float] | None
     shown = [0.0, 0.0, 0.0]
     for axis, (target, _) in enumerate(ornt):
         shown[int(target)] = float(voxel[axis])
-    reorient = (lambda a: nib.orientations.apply_orientation(a, ornt))
-    return Volume(image=np.ascontiguousarray(reorient(img)),
-                  labels=None if lab is None else np.ascontiguousarray(reorient(lab)),
+    def reorient(array: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(nib.orientations.apply_orientation(array, ornt))
+
+    return Volume(image=reorient(img), labels=None if lab is None else reorient(lab),
                   spacing=tuple(shown), ornt=ornt, input_shape=tuple(int(s) for s in img.shape))
 
 

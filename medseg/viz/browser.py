@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -11,6 +11,9 @@ from medseg.core.log import get_logger
 from medseg.viz._render import add_scale_bar, draw_slice, slice_title
 from medseg.viz._volume import VIEW_AXIS, Volume, as_volume, check_view
 from medseg.viz.colors import label_names, legend_handles
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 logger = get_logger(__name__)
 
@@ -37,7 +40,7 @@ def _range(volume: Volume, axis: int) -> tuple[int, int]:
 
 def browse(image: Any, labels: Any = None, *, view: str = "axial", spacing: Sequence[float] | None = None,
            affine: Any = None, names: Any = None, card: Any = None, alpha: float = 0.45,
-           interactive: bool | None = None, montage: int = 6, size: float = 3.2):
+           interactive: bool | None = None, montage: int = 6, size: float = 3.2) -> Figure:
     """A slice slider for ``view`` when ipywidgets runs in a kernel, else a montage of ``montage`` slices
     spread over the labelled range.
 
@@ -87,7 +90,7 @@ def _legend(fig, table) -> None:
         fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False, fontsize=9)
 
 
-def _slider(volume: Volume, view: str, start: int, table, alpha, window, size, ratio):
+def _slider(volume: Volume, view: str, start: int, table, alpha, window, size, ratio) -> Figure:
     import matplotlib.pyplot as plt
     from IPython.display import display
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -10,6 +10,9 @@ from medseg.core.errors import MedsegError
 from medseg.viz._render import add_scale_bar, draw_slice, slice_title
 from medseg.viz._volume import VIEW_AXIS, VIEWS, as_volume, check_view, focus_index, plane
 from medseg.viz.colors import FALSE_NEGATIVE, FALSE_POSITIVE, WRONG_LABEL, label_names, legend_handles
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def disagreement(prediction: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -30,7 +33,8 @@ def _dice(prediction: np.ndarray, reference: np.ndarray, value: int) -> float:
 
 def compare(image: Any, prediction: Any, reference: Any, *, spacing: Sequence[float] | None = None,
             affine: Any = None, names: Any = None, card: Any = None, views: Sequence[str] = VIEWS,
-            index: Sequence[int] | None = None, alpha: float = 0.45, title: str | None = None, size: float = 2.8):
+            index: Sequence[int] | None = None, alpha: float = 0.45, title: str | None = None,
+            size: float = 2.8) -> Figure:
     """Rows: views; columns: reference, prediction, disagreement (false positives magenta, false negatives
     cyan, wrong label yellow). Per-label Dice goes in the title.
 

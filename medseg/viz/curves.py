@@ -12,9 +12,12 @@ import math
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medseg.core.errors import MedsegError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 History = str | PathLike | Sequence[Mapping[str, Any]]
 
@@ -63,7 +66,7 @@ def _label(column: str) -> str:
 
 
 def training_curves(history: History | Mapping[str, History], *, columns: Sequence[str] | None = None,
-                    title: str | None = None, size: float = 3.6):
+                    title: str | None = None, size: float = 3.6) -> Figure:
     """Loss, validation Dice and other validation metrics against epoch, one panel per group.
 
     Args:
@@ -74,6 +77,7 @@ def training_curves(history: History | Mapping[str, History], *, columns: Sequen
         The Figure; each line's label is the column (prefixed by the run name for several runs).
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     runs = history if isinstance(history, Mapping) else {"": history}
     tables = {name: read_history(h) for name, h in runs.items()}
@@ -103,6 +107,7 @@ def training_curves(history: History | Mapping[str, History], *, columns: Sequen
                         marker="o" if sparse else None, ms=3,
                         label=f"{run}: {_label(column)}" if run else _label(column))
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel({"loss": "training loss", "dice": "validation Dice", "validation": "validation"}[group])
         if group == "dice":
             ax.set_ylim(0, 1)

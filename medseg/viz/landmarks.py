@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from os import PathLike
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from medseg.core.errors import MedsegError
 from medseg.viz.colors import label_color
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Graph = Mapping[str, np.ndarray]
 
@@ -74,7 +77,7 @@ def undirected_edges(template) -> np.ndarray:
 
 def landmark_overlay(image: Any, landmarks: Any, *, template: Any = None, reference: Any = None,
                      pixel_spacing: Sequence[float] | None = None, title: str | None = None, size: float = 5.0,
-                     node_size: float = 12.0):
+                     node_size: float = 12.0) -> Figure:
     """The image with each organ's landmarks (dots) and template edges (lines) in the organ's label colour.
 
     Args:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -10,10 +10,13 @@ from medseg.viz._render import add_scale_bar, draw_slice, slice_title
 from medseg.viz._volume import VIEW_AXIS, VIEWS, as_volume, focus_index
 from medseg.viz.colors import label_names, legend_handles
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 
 def orthogonal_slices(image: Any, labels: Any = None, *, spacing: Sequence[float] | None = None, affine: Any = None,
                       names: Any = None, card: Any = None, index: Sequence[int] | None = None, alpha: float = 0.45,
-                      title: str | None = None, size: float = 3.2):
+                      title: str | None = None, size: float = 3.2) -> Figure:
     """Three orthogonal slices through one voxel, labels overlaid, legend with the label names.
 
     Args:

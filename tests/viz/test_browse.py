@@ -69,3 +69,10 @@ def test_slider_redraws_the_chosen_slice(volume, monkeypatch):
     assert "3/16" in fig.axes[0].get_title()
     np.testing.assert_allclose(fig.axes[0].images[0].get_array(), image[:, 2, :].T)
     assert fig in shown
+
+
+def test_outside_a_kernel_the_default_is_the_montage(volume):
+    image, labels, spacing = volume
+    fig = browse(image, labels, spacing=spacing)            # pytest is no Jupyter kernel
+    assert not hasattr(fig, "medseg_widget")
+    assert len([a for a in fig.axes if a.get_visible()]) > 1

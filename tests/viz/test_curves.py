@@ -57,7 +57,8 @@ def test_graph_history_gets_a_third_panel():
 
 
 def test_runs_share_panels(tmp_path):
-    fig = training_curves({"fine-tune": _history(), "scratch": _history(offset=0.5)}, columns=["train_loss", "val_dice"])
+    runs = {"fine-tune": _history(), "scratch": _history(offset=0.5)}
+    fig = training_curves(runs, columns=["train_loss", "val_dice"])
     assert [line.get_label() for line in fig.axes[0].lines] == ["fine-tune: train loss", "scratch: train loss"]
     assert [line.get_label() for line in fig.axes[1].lines] == ["fine-tune: mean Dice", "scratch: mean Dice"]
 

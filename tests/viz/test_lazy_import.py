@@ -1,4 +1,4 @@
-"""``import medseg`` does not load medseg.viz or matplotlib; ``import medseg.viz`` stays light until a helper is used."""
+"""``import medseg`` loads neither medseg.viz nor matplotlib; ``import medseg.viz`` stays light until used."""
 from __future__ import annotations
 
 import subprocess
