@@ -42,7 +42,7 @@ def browse(image: Any, labels: Any = None, *, view: str = "axial", spacing: Sequ
            affine: Any = None, names: Any = None, card: Any = None, alpha: float = 0.45,
            interactive: bool | None = None, montage: int = 6, size: float = 3.2) -> Figure:
     """A slice slider for ``view`` when ipywidgets runs in a kernel, else a montage of ``montage`` slices
-    spread over the labelled range.
+    spread evenly over the labelled range (the whole volume without labels).
 
     Args:
         image, labels, spacing, affine, names, card: as for :func:`medseg.viz.orthogonal_slices`.
@@ -68,7 +68,8 @@ def browse(image: Any, labels: Any = None, *, view: str = "axial", spacing: Sequ
         interactive = widgets_available()
     if interactive:
         return _slider(volume, view, (first + last) // 2, table, alpha, window, size, ratio)
-    picks = sorted(set(np.linspace(first, last, montage).round().astype(int).tolist()))
+    span = last - first + 1                  # centres of ``montage`` equal parts: no near-empty end slices
+    picks = sorted({first + int((i + 0.5) * span / montage) for i in range(montage)})
     cols = min(len(picks), 3)
     rows = -(-len(picks) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(cols * size * ratio + 0.4, rows * (size + 0.4) + 0.6),
