@@ -10,7 +10,8 @@ identical initialisation, patches and augmentation:
 * ``sauna``     tanh output, SAUNA's loss on SAUNA soft labels (medseg.transforms.sauna).
 
 Hippocampus (3D): STU-Net-T (width 8) through ``medseg.training.fit`` with ``train.target = "labels"`` (nnU-Net SGD
-and AdamW 1e-4) vs ``"sauna"`` (AdamW 1e-4, the paper's optimizer), 40 training / 20 validation cases.
+and AdamW 1e-4) vs ``"sauna"`` (AdamW 1e-4, the paper's optimizer), 40 training / 20 validation cases;
+``--hippo-arms`` picks other arms (AdamW 3e-4, the focal-L1 ``pos_weight``, the JML weight).
 
 Metrics: Dice, clDice (skeleton-based, skimage), HD95 (pixels at the working resolution), and the
 expected calibration error (15 equal-width bins over all pixels, foreground probability; for tanh
@@ -319,6 +320,7 @@ def run_hippocampus(iters: int, seed: int, quick: bool, arms=DEFAULT_HIPPO_ARMS)
             ])
             data = prepare_data(recipe)
             val, data.val = data.val, []          # evaluated below, with calibration
+            torch.manual_seed(seed)               # the same initialisation in every arm, whatever ran before
             model = build_model_for(recipe, data)
             started = time.time()
             history = fit(recipe, data=data, model=model).history

@@ -13,9 +13,8 @@ A sigmoid threshold other than 0.5 compares the weighted logit sums with ``logit
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import torch
 

@@ -88,13 +88,24 @@ def test_regression_stitching_keeps_only_a_slab_of_cells():
     """The regression path streams like the label path: live cells stay a slab, not the whole grid."""
     shape, roi = (96, 32, 32), (16, 16, 16)
     x = torch.rand(1, *shape)
-    net = lambda w: torch.tanh(SLOPE * (w - 0.5))  # noqa: E731 - the signed map of a regression model
+    def net(w):  # the signed map of a regression model
+        return torch.tanh(SLOPE * (w - 0.5))
+
     result = sliding_window_labels(x, net, channels=1, activation="regression",
                                    options=EngineOptions(roi=roi, overlap=0.5, batch_size=2, threshold=0.6))
     assert result.probabilities.shape == (1, *shape) and result.probabilities.dtype == torch.float16
     whole = 4 * x.numel()
     assert 0 < result.peak_stitch_bytes < whole / 2
     np.testing.assert_array_equal(result.labels.numpy(), (result.probabilities[0].float() > 0.6).numpy())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_sauna_on_cuda_matches_the_cpu(rng):
+    volume = smooth_volume((40, 36, 30), rng)
+    image = _image(volume, random_oblique_affine(rng))
+    maps = [Predictor(sauna_model(spacing=(1.0, 1.0, 1.0)), options=PredictOptions(device=device, save_soft=True))
+            .predict(image).soft[0].numpy() for device in ("cpu", "cuda")]
+    assert np.abs(maps[0] - maps[1]).max() < 5e-3   # AMP float16 windows on the GPU
 
 
 def test_bad_options_are_one_line_errors():
