@@ -62,6 +62,9 @@ def test_card_threshold_and_save_soft_are_the_defaults(rng):
     np.testing.assert_array_equal(prediction.labels[0].numpy(), (prediction.soft[0].numpy() > 0.7).astype(np.uint8))
     plain = Predictor(sauna_model(), options=_options()).predict(_image(volume, np.eye(4)))
     assert plain.soft is None and plain.probabilities is None
+    declined = Predictor(model, options=_options(save_soft=False, threshold=0.5)).predict(_image(volume, np.eye(4)))
+    assert declined.soft is None and declined.settings["threshold"] == 0.5
+    np.testing.assert_array_equal(declined.labels[0].numpy(), plain.labels[0].numpy())
 
 
 def test_2d_sauna_model_on_a_picture(rng):
