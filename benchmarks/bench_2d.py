@@ -164,7 +164,11 @@ def predict_sliding(model: torch.nn.Module, image: np.ndarray, patch: int, overl
                     device: torch.device) -> np.ndarray:
     """Labels (H, W) of a whole (C, H, W) image through medseg's 2D sliding window (a 2D model runs on a
     (C, H, W, 1) grid with a window of depth 1; Gaussian blending, argmax / sign of the blended logits)."""
-    from medseg.inference.sliding_window import EngineOptions, sliding_window_labels, window_network
+    from medseg.inference.sliding_window import (
+        EngineOptions,
+        sliding_window_labels,
+        window_network,
+    )
 
     card = model.card
     options = EngineOptions(roi=(patch, patch, 1), overlap=overlap, batch_size=4, compute_device=device.type,
