@@ -198,6 +198,47 @@ def _batch_patches(cases: list, idx: torch.Tensor, patch: int, gen: torch.Genera
     return torch.stack(xs).contiguous(), torch.stack(ys).contiguous()
 
 
+def _build(zoo: str, overrides: dict, in_ch: int, roi: tuple[int, int], device: torch.device) -> torch.nn.Module:
+    card_over = {"in_channels": in_ch, "channel_names": tuple(f"c{i}" for i in range(in_ch)), "roi_size": roi}
+    return create_model(zoo, **card_over, **overrides).to(device)
+
+
+def _inferer(args, patched: bool, sigmoid: bool):
+    """(model, image C,H,W, device) -> labels H,W: sliding window in patch mode, else one forward."""
+    if patched:
+        return lambda m, img, dev: predict_sliding(m, img, args.patch, args.overlap, dev)
+    return lambda m, img, dev: predict(m, torch.from_numpy(img[None]).to(dev), sigmoid)[0]
+
+
+def time_inference(model: torch.nn.Module, infer, image: np.ndarray, args) -> tuple[float, float]:
+    """Median wall-clock and process-CPU milliseconds of one test image on the CPU with ``--cpu-threads``
+    (after one warm-up). CPU time is what load from other jobs changes least."""
+    cpu = model.to("cpu").eval()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.cpu_threads)
+    infer(cpu, image, torch.device("cpu"))
+    walls, cpus = [], []
+    for _ in range(args.timing_reps):
+        t, c = time.perf_counter(), time.process_time()
+        infer(cpu, image, torch.device("cpu"))
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    torch.set_num_threads(threads)
+    return 1000 * float(np.median(walls)), 1000 * float(np.median(cpus))
+
+
+def timing_row(label: str, zoo: str, overrides: dict, data: dict, args) -> dict:
+    """Inference time only, on a freshly initialised model (the cost does not depend on the weights)."""
+    torch.manual_seed(0)
+    patched = isinstance(data["train"], list)
+    image = data["test"][0][0]   # first test image (C, H, W) in both layouts
+    roi = (args.patch, args.patch) if patched else (args.size, args.size)
+    model = _build(zoo, overrides, image.shape[0], roi, torch.device("cpu"))
+    infer = _inferer(args, patched, model.card.activation == "sigmoid")
+    wall_ms, cpu_ms = time_inference(model, infer, image, args)
+    return {"model": label, "zoo": zoo, "cpu_ms": wall_ms, "cpu_time_ms": cpu_ms, "load_1min": os.getloadavg()[0]}
+
+
 def run(label: str, zoo: str, overrides: dict, data: dict, args, device: torch.device) -> dict:
     torch.manual_seed(0)
     patched = isinstance(data["train"], list)
@@ -206,8 +247,7 @@ def run(label: str, zoo: str, overrides: dict, data: dict, args, device: torch.d
     else:
         xtr, ytr = (torch.from_numpy(a) for a in data["train"])
         in_ch, roi = xtr.shape[1], (args.size, args.size)
-    card_over = {"in_channels": in_ch, "channel_names": tuple(f"c{i}" for i in range(in_ch)), "roi_size": roi}
-    model = create_model(zoo, **card_over, **overrides).to(device)
+    model = _build(zoo, overrides, in_ch, roi, device)
     sigmoid = model.card.activation == "sigmoid"
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     hybrid = HybridLoss()
@@ -233,8 +273,7 @@ def run(label: str, zoo: str, overrides: dict, data: dict, args, device: torch.d
     train_s, train_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     model.eval()
     tests = data["test"] if patched else list(zip(*data["test"]))
-    infer = ((lambda m, img, dev: predict_sliding(m, img, args.patch, args.overlap, dev)) if patched else
-             (lambda m, img, dev: predict(m, torch.from_numpy(img[None]).to(dev), sigmoid)[0]))
+    infer = _inferer(args, patched, sigmoid)
     dices, hd95s = [], []
     for img, ref in tests:
         pred = infer(model, img, device)
@@ -242,21 +281,11 @@ def run(label: str, zoo: str, overrides: dict, data: dict, args, device: torch.d
         m = compute_metrics(pred, np.where(ref == IGNORE, 0, ref), labels=[1])[0]
         dices.append(m.dice)
         hd95s.append(m.hd95)
-    cpu = model.to("cpu")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.cpu_threads)
-    first = tests[0][0]
-    infer(cpu, first, torch.device("cpu"))
-    times = []
-    for _ in range(args.timing_reps):
-        t = time.perf_counter()
-        infer(cpu, first, torch.device("cpu"))
-        times.append(time.perf_counter() - t)
-    torch.set_num_threads(threads)
+    wall_ms, cpu_ms = time_inference(model, infer, tests[0][0], args)
     return {"model": label, "zoo": zoo, "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
             "dice": float(np.mean(dices)), "hd95": float(np.mean(hd95s)),
             "hd95_median": float(np.median(hd95s)), "dice_per_image": [round(float(d), 4) for d in dices],
-            "train_s": train_s, "train_cpu_s": train_cpu_s, "cpu_ms": 1000 * float(np.median(times)),
+            "train_s": train_s, "train_cpu_s": train_cpu_s, "cpu_ms": wall_ms, "cpu_time_ms": cpu_ms,
             "final_loss": loss.item(), "iters": args.iters, "batch": args.batch,
             "input": (f"{args.patch}px patches, 1/{args.chase_factor} res, sliding window {args.overlap}"
                       if patched else f"{args.size}px whole image"), "load_1min": os.getloadavg()[0]}
@@ -281,10 +310,18 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=None, help="append one JSON line per result")
     parser.add_argument("--report", type=Path, default=None, help="only print the table of a --out file")
+    parser.add_argument("--timing-only", action="store_true",
+                        help="only time inference (untrained models) and write those rows to --out")
+    parser.add_argument("--timing", type=Path, default=None,
+                        help="with --report: take the inference times from this --timing-only file")
     args = parser.parse_args()
     if args.report:
-        print_table([json.loads(line) for line in args.report.read_text().splitlines() if line.strip()],
-                    args.cpu_threads)
+        rows = _jsonl(args.report)
+        if args.timing:
+            timed = {(r["dataset"], r["model"]): r for r in _jsonl(args.timing)}
+            rows = [{**r, **{k: timed[(r["dataset"], r["model"])][k] for k in ("cpu_ms", "cpu_time_ms")}}
+                    if (r["dataset"], r["model"]) in timed else r for r in rows]
+        print_table(rows, args.cpu_threads)
         return
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True
@@ -292,18 +329,25 @@ def main() -> None:
     for ds in args.datasets.split(","):
         data = (load_chase_native(args.data, args.chase_factor) if ds == "chase" and args.patch
                 else load_dataset(ds, args.size, args.data))
-        if ds == "chase" and args.patch:
+        if ds == "chase" and args.patch and not args.timing_only:
             row = observer_row(args.data, args.chase_factor)
             print(json.dumps(row), flush=True)
             rows.append(row)
         for label, (zoo, paper, small) in _selected(args.models):
-            row = {"dataset": ds, **run(label, zoo, paper if args.preset == "paper" else small, data, args, device)}
+            over = paper if args.preset == "paper" else small
+            row = {"dataset": ds, **(timing_row(label, zoo, over, data, args) if args.timing_only
+                                     else run(label, zoo, over, data, args, device))}
             rows.append(row)
             print(json.dumps(row), flush=True)
             if args.out:
                 with args.out.open("a") as fh:
                     fh.write(json.dumps(row) + "\n")
-    print_table(rows, args.cpu_threads)
+    if not args.timing_only:
+        print_table(rows, args.cpu_threads)
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _selected(models: str) -> list[tuple[str, tuple]]:
@@ -317,14 +361,18 @@ def _selected(models: str) -> list[tuple[str, tuple]]:
 def print_table(rows: list[dict], threads: int) -> None:
     """The Markdown table of the README (one row per dataset x model). Dice: mean (sd over test images);
     HD95: mean / median over test images (inf: an empty prediction on some image); train s: CPU seconds."""
-    print(f"\n| data | model | params (M) | Dice mean (sd) | HD95 px mean / median | CPU ms/img ({threads} thr) "
-          "| train CPU s |")
+    print(f"\n| data | model | params (M) | Dice mean (sd) | HD95 px mean / median | CPU ms/img ({threads} thr, "
+          "CPU time / wall) | train CPU s |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         sd = f" ({np.std(r['dice_per_image']):.3f})" if "dice_per_image" in r else ""
         med = f" / {r['hd95_median']:.1f}" if "hd95_median" in r else ""
         print(f"| {r['dataset']} | {r['model']} | {r['params_M']:.2f} | {r['dice']:.3f}{sd} | {r['hd95']:.1f}{med} | "
-              f"{r['cpu_ms']:.0f} | {r.get('train_cpu_s', r['train_s']):.0f} |")
+              f"{_ms(r)} | {r.get('train_cpu_s', r['train_s']):.0f} |")
+
+
+def _ms(row: dict) -> str:
+    return f"{row['cpu_time_ms']:.0f} / {row['cpu_ms']:.0f}" if "cpu_time_ms" in row else f"{row['cpu_ms']:.0f}"
 
 
 if __name__ == "__main__":
