@@ -330,20 +330,23 @@ def main() -> None:
         data = (load_chase_native(args.data, args.chase_factor) if ds == "chase" and args.patch
                 else load_dataset(ds, args.size, args.data))
         if ds == "chase" and args.patch and not args.timing_only:
-            row = observer_row(args.data, args.chase_factor)
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+            _emit(observer_row(args.data, args.chase_factor), rows, args.out)
         for label, (zoo, paper, small) in _selected(args.models):
             over = paper if args.preset == "paper" else small
             row = {"dataset": ds, **(timing_row(label, zoo, over, data, args) if args.timing_only
                                      else run(label, zoo, over, data, args, device))}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-            if args.out:
-                with args.out.open("a") as fh:
-                    fh.write(json.dumps(row) + "\n")
+            _emit(row, rows, args.out)
     if not args.timing_only:
         print_table(rows, args.cpu_threads)
+
+
+def _emit(row: dict, rows: list[dict], out: Path | None) -> None:
+    """Keep, print and append one result (JSONL), so partial results survive an interrupted run."""
+    rows.append(row)
+    print(json.dumps(row), flush=True)
+    if out:
+        with out.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
 
 
 def _jsonl(path: Path) -> list[dict]:
