@@ -240,7 +240,7 @@ def timing_row(label: str, zoo: str, overrides: dict, data: dict, args) -> dict:
 
 
 def run(label: str, zoo: str, overrides: dict, data: dict, args, device: torch.device) -> dict:
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     patched = isinstance(data["train"], list)
     if patched:
         in_ch, roi = data["train"][0][0].shape[0], (args.patch, args.patch)
@@ -251,7 +251,7 @@ def run(label: str, zoo: str, overrides: dict, data: dict, args, device: torch.d
     sigmoid = model.card.activation == "sigmoid"
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     hybrid = HybridLoss()
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(args.seed)
     model.train()
     t0, c0 = time.perf_counter(), time.process_time()
     for it in range(args.iters):
@@ -286,7 +286,7 @@ def run(label: str, zoo: str, overrides: dict, data: dict, args, device: torch.d
             "dice": float(np.mean(dices)), "hd95": float(np.mean(hd95s)),
             "hd95_median": float(np.median(hd95s)), "dice_per_image": [round(float(d), 4) for d in dices],
             "train_s": train_s, "train_cpu_s": train_cpu_s, "cpu_ms": wall_ms, "cpu_time_ms": cpu_ms,
-            "final_loss": loss.item(), "iters": args.iters, "batch": args.batch,
+            "final_loss": loss.item(), "seed": args.seed, "iters": args.iters, "batch": args.batch,
             "input": (f"{args.patch}px patches, 1/{args.chase_factor} res, sliding window {args.overlap}"
                       if patched else f"{args.size}px whole image"), "load_1min": os.getloadavg()[0]}
 
@@ -307,6 +307,7 @@ def main() -> None:
     parser.add_argument("--overlap", type=float, default=0.5)
     parser.add_argument("--cpu-threads", type=int, default=1)
     parser.add_argument("--timing-reps", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0, help="initialisation and batch/patch stream")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=None, help="append one JSON line per result")
     parser.add_argument("--report", type=Path, default=None, help="only print the table of a --out file")
