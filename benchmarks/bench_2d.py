@@ -376,6 +376,8 @@ def print_table(rows: list[dict], threads: int) -> None:
 
 
 def _ms(row: dict) -> str:
+    if row.get("zoo") == "-":      # the human-level row
+        return "-"
     return f"{row['cpu_time_ms']:.0f} / {row['cpu_ms']:.0f}" if "cpu_time_ms" in row else f"{row['cpu_ms']:.0f}"
 
 
