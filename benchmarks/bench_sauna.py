@@ -10,7 +10,8 @@ identical initialisation, patches and augmentation:
 * ``sauna``     tanh output, SAUNA's loss on SAUNA soft labels (medseg.transforms.sauna).
 
 Hippocampus (3D): STU-Net-T (width 8) through ``medseg.training.fit`` with ``train.target = "labels"`` (nnU-Net SGD
-and AdamW 1e-4) vs ``"sauna"`` (AdamW 1e-4, the paper's optimizer), 40 training / 20 validation cases.
+and AdamW 1e-4) vs ``"sauna"`` (AdamW 1e-4, the paper's optimizer), 40 training / 20 validation cases;
+``--hippo-arms`` picks other arms (AdamW 3e-4, the focal-L1 ``pos_weight``, the JML weight).
 
 Metrics: Dice, clDice (skeleton-based, skimage), HD95 (pixels at the working resolution), and the
 expected calibration error (15 equal-width bins over all pixels, foreground probability; for tanh
@@ -260,11 +261,20 @@ def run_retina(iters: int, seed: int, quick: bool) -> dict:
 
 # -------------------------------------------------------------------------------------- hippocampus
 
-HIPPO_ARMS = (  # name, train.target, optimizer, lr: each target with its published optimizer, plus hard labels
-    ("labels_sgd", "labels", "sgd", 1e-2),     # nnU-Net's SGD (the medseg default)
-    ("labels_adamw", "labels", "adamw", 1e-4),  # hard labels with SAUNA's optimizer
-    ("sauna_adamw", "sauna", "adamw", 1e-4),    # the paper's Adam 1e-4 (with SGD 1e-2 the tanh output saturates)
-)
+HIPPO_ARMS = {  # name: (train.target, optimizer, lr, extra recipe overrides)
+    "labels_sgd": ("labels", "sgd", 1e-2, ()),       # nnU-Net's SGD (the medseg default)
+    "labels_adamw": ("labels", "adamw", 1e-4, ()),   # hard labels with SAUNA's optimizer
+    "labels_adamw3e-4": ("labels", "adamw", 3e-4, ()),
+    "sauna_adamw": ("sauna", "adamw", 1e-4, ()),     # the paper's Adam 1e-4 (with SGD 1e-2 the tanh output saturates)
+    "sauna_adamw3e-4": ("sauna", "adamw", 3e-4, ()),
+    # the official focal-L1 pos_weight (x w where y > 0) against the ~3 % foreground per class
+    "sauna_adamw3e-4_pw10": ("sauna", "adamw", 3e-4, ("sauna.pos_weight=10",)),
+    "sauna_adamw3e-4_pw30": ("sauna", "adamw", 3e-4, ("sauna.pos_weight=30",)),
+    "sauna_adamw1e-4_pw10": ("sauna", "adamw", 1e-4, ("sauna.pos_weight=10",)),
+    # the official code's default JML weight when the config leaves it unset (0.5), with pos_weight
+    "sauna_adamw3e-4_pw10_jml05": ("sauna", "adamw", 3e-4, ("sauna.pos_weight=10", "sauna.jml_weight=0.5")),
+}
+DEFAULT_HIPPO_ARMS = ("labels_sgd", "labels_adamw", "sauna_adamw")
 
 
 def _hippo_subset(names: list[str], folder: Path) -> Path:
@@ -278,7 +288,7 @@ def _hippo_subset(names: list[str], folder: Path) -> Path:
     return folder
 
 
-def run_hippocampus(iters: int, seed: int, quick: bool) -> dict:
+def run_hippocampus(iters: int, seed: int, quick: bool, arms=DEFAULT_HIPPO_ARMS) -> dict:
     """STU-Net-T (width 8) through ``medseg.training.fit``: ``train.target = "labels"`` vs ``"sauna"``."""
     import tempfile
 
@@ -297,7 +307,8 @@ def run_hippocampus(iters: int, seed: int, quick: bool) -> dict:
     names = names[: n_val + n_train]
     per_epoch = 25 if quick else 50
     results = {}
-    for arm, target, optimizer, lr in HIPPO_ARMS:
+    for arm in arms:
+        target, optimizer, lr, extra = HIPPO_ARMS[arm]
         with tempfile.TemporaryDirectory() as tmp:
             recipe = load_recipe(None, [
                 f"data.dataset='{_hippo_subset(names, Path(tmp))}'", f"data.val_cases={json.dumps(names[:n_val])}",
@@ -305,10 +316,11 @@ def run_hippocampus(iters: int, seed: int, quick: bool) -> dict:
                 f"train.epochs={max(iters // per_epoch, 1)}", f"train.iterations_per_epoch={per_epoch}",
                 "train.batch_size=2", "train.num_workers=0", "train.threads=1", f"train.seed={seed}",
                 f"train.optimizer='{optimizer}'", f"train.lr={lr}", "train.weight_decay=1e-5",
-                f"train.output='{tmp}/run'", f"train.target='{target}'",
+                f"train.output='{tmp}/run'", f"train.target='{target}'", *extra,
             ])
             data = prepare_data(recipe)
             val, data.val = data.val, []          # evaluated below, with calibration
+            torch.manual_seed(seed)               # the same initialisation in every arm, whatever ran before
             model = build_model_for(recipe, data)
             started = time.time()
             history = fit(recipe, data=data, model=model).history
@@ -365,8 +377,10 @@ def print_tables(res: dict) -> None:
     if any(k.startswith("hippo_") for k in res):
         print("\n| hippocampus (val) | Dice ant | Dice post | HD95 ant | HD95 post | ECE ant | ECE post | train s |")
         print("|---|---|---|---|---|---|---|---|")
-        for arm, *_ in HIPPO_ARMS:
-            r = res[f"hippo_{arm}"]
+        for arm in HIPPO_ARMS:
+            r = res.get(f"hippo_{arm}")
+            if r is None:
+                continue
             print(f"| {arm} | {r['dice_anterior']:.3f} | {r['dice_posterior']:.3f} | {r['hd95_anterior']:.2f} | "
                   f"{r['hd95_posterior']:.2f} | {r['ece_anterior']:.4f} | {r['ece_posterior']:.4f} | {r['train_s']:.0f} |")
 
@@ -376,6 +390,8 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=800, help="training iterations per 2D arm (batch 4 x 128^2)")
     parser.add_argument("--hippo-iters", type=int, default=200, help="iterations per 3D arm (batch 2)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hippo-arms", default=",".join(DEFAULT_HIPPO_ARMS),
+                        help=f"comma-separated 3D arms, from: {', '.join(HIPPO_ARMS)}")
     parser.add_argument("--skip", choices=("retina", "hippocampus"), action="append", default=[])
     parser.add_argument("--quick", action="store_true", help="smoke run: few iterations and images")
     parser.add_argument("--out", type=Path, help="write the results as JSON")
@@ -388,7 +404,11 @@ def main() -> None:
     if "retina" not in args.skip:
         res.update(run_retina(iters, args.seed, args.quick))
     if "hippocampus" not in args.skip:
-        res.update(run_hippocampus(hippo_iters, args.seed, args.quick))
+        arms = tuple(a.strip() for a in args.hippo_arms.split(",") if a.strip())
+        unknown = [a for a in arms if a not in HIPPO_ARMS]
+        if unknown:
+            raise SystemExit(f"unknown --hippo-arms {unknown}; known: {', '.join(HIPPO_ARMS)}")
+        res.update(run_hippocampus(hippo_iters, args.seed, args.quick, arms))
     print_tables(res)
     if args.out:
         args.out.write_text(json.dumps(res, indent=2, default=float))

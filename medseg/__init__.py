@@ -11,6 +11,7 @@ Subpackages, imported one way (lower never imports higher):
 - ``medseg.reports``    CSV / JSON / HTML evaluation reports
 - ``medseg.training``   training and fine-tuning loops
 - ``medseg.cli``        the ``medseg`` command (the only place that imports typer)
+- ``medseg.viz``        figures for notebooks (matplotlib); not imported here: ``from medseg import viz``
 
 Heavy modules are imported lazily so ``import medseg`` stays fast.
 """

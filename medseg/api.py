@@ -49,14 +49,17 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
                     postprocess: Mapping[str, Any] | bool | None = None,
                     probabilities: bool = False, weights_dir: str | PathLike | None = None,
                     checkpoint: str | PathLike | None = None, threads: int | None = None,
-                    amp: bool = True, backend: str = "torch", precision: str = "auto") -> Predictor:
+                    amp: bool = True, backend: str = "torch", precision: str = "auto",
+                    threshold: float | None = None, save_soft: bool | None = None) -> Predictor:
     """Load a model (name, ``name.tag``, nn.Module with ``.card``, or the default) into a :class:`Predictor`.
     ``cascade.<recipe>`` (or a cascade recipe ``.toml``) loads a two-stage cascade (:mod:`medseg.cascade`);
     its ``checkpoint`` is a folder with ``stage1/best.pt`` + ``stage2/best.pt`` or a pair of files.
 
     ``backend``/``precision`` choose how windows run on a CPU (:func:`medseg.backends.get_predictor`:
     ``auto`` = OpenVINO fp32 when the ``cpu`` extra is installed, the fastest setting within the accuracy
-    guard); GPU windows always run in PyTorch (AMP)."""
+    guard); GPU windows always run in PyTorch (AMP). ``threshold``: foreground probability of sigmoid and
+    regression (SAUNA) models (default: the card's, else 0.5); ``save_soft``: keep a SAUNA model's soft map
+    (``Prediction.soft``, written as ``CASE_soft.nii.gz``; default: the card's)."""
     if isinstance(model, str) and (model.startswith("cascade.") or model.endswith(".toml")):  # two stages, one name
         from medseg.cascade.predictor import build_cascade_predictor
 
@@ -67,6 +70,7 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
     options = PredictOptions(
         overlap=overlap, tta=tta, fast=fast, batch_size=batch_size, device=_device_for_rank(device), amp=amp,
         probabilities=probabilities, postprocess=_postprocess_spec(card.postprocess, postprocess), threads=threads,
+        threshold=threshold, save_soft=save_soft,
     )
     predictor = Predictor(net, card, options, info)
     if backend != "torch" and predictor.device.type == "cpu" and card.spatial_dims == 3:
@@ -91,7 +95,8 @@ def predict(image_or_path: str | PathLike | torch.Tensor, model: ModelArg = None
         return_prediction: return the full :class:`Prediction` (probabilities, timings, settings).
         progress: ``progress(windows_done, windows_total)``.
         **settings: ``device``, ``overlap``, ``tta``, ``fast``, ``batch_size``, ``postprocess``,
-            ``probabilities``, ``weights_dir``, ``checkpoint``, ``threads``, ``amp`` (see build_predictor).
+            ``probabilities``, ``weights_dir``, ``checkpoint``, ``threads``, ``amp``, ``threshold``,
+            ``save_soft`` (see build_predictor).
 
     Returns:
         A ``(1, *spatial)`` integer MetaTensor with the input's affine; ``meta["labels"]`` names the values.

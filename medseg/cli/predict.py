@@ -25,6 +25,12 @@ def predict(
     output_type: str = typer.Option("multilabel", "--output-type", help="multilabel (one file) or per-class."),
     stats: bool = typer.Option(False, "--stats", help="Write per-structure volume (mL), voxels, mean intensity."),
     probabilities: bool = typer.Option(False, "--probabilities", help="Also write probability maps (<= 16 classes)."),
+    threshold: Optional[float] = typer.Option(
+        None, "--threshold", help="Foreground probability for sigmoid and SAUNA (regression) models, in (0, 1). "
+        "Default: the model card's, else 0.5 (SAUNA: signed output > 0)."),
+    save_soft: Optional[bool] = typer.Option(
+        None, "--save-soft/--no-save-soft", help="SAUNA models: also write CASE_soft.nii.gz (float32 foreground "
+        "probability, the scan's grid). Default: the model card's."),
     resume: bool = typer.Option(False, "--resume", help="Skip cases whose outputs and sidecar are complete."),
     shard: Optional[str] = typer.Option(None, "--shard", help="i/n: this process takes cases i, i+n, ... "
                                         "(0-based). Default: torchrun's RANK/WORLD_SIZE."),
@@ -48,6 +54,7 @@ def predict(
       medseg predict scans/ -o segs/ --fast --resume --shard 0/2
       medseg predict ct.nrrd -o masks/ --output-type per-class --remove-islands 200
       medseg predict scans/ -o segs/ --backend torch --precision fp32     # plain PyTorch on the CPU
+      medseg predict scan.nii.gz --model stunet_t --checkpoint runs/sauna/best.pt --threshold 0.6 --save-soft
       medseg predict ct.nii.gz -o seg.nii.gz --model cascade.pancreas_ct  # two-stage coarse-to-fine cascade
     """
     from medseg import api
@@ -68,7 +75,7 @@ def predict(
     predictor = api.build_predictor(
         model, device=device, overlap=overlap, tta=tta, fast=fast, batch_size=batch_size, postprocess=postprocess,
         probabilities=probabilities, weights_dir=weights_dir, checkpoint=checkpoint, threads=threads,
-        backend=backend, precision=precision,
+        backend=backend, precision=precision, threshold=threshold, save_soft=save_soft,
     )
     with PredictProgress() as view:
         summary = api.predict_files(inputs, output, predictor=predictor, output_type=output_type, stats=stats,

@@ -19,6 +19,7 @@ from medseg.inference.outputs import (
     write_multilabel,
     write_per_class,
     write_probabilities,
+    write_soft,
 )
 from medseg.inference.predictor import Prediction, Predictor
 from medseg.inference.provenance import build_sidecar, input_digest, is_complete, now_iso, write_sidecar
@@ -79,7 +80,7 @@ class OutputOptions:
         return {"output_type": self.output_type, "stats": self.stats, "frame": self.frame,
                 "probabilities": predictor.options.probabilities, "overlap": predictor.overlap,
                 "tta": predictor.tta, "fast": predictor.options.fast,
-                "postprocess": predictor.postprocess.to_dict()}
+                "postprocess": predictor.postprocess.to_dict(), **predictor.output_parameters()}
 
 
 def _load(case: Case, frame: int | None, channels: int):
@@ -108,6 +109,8 @@ def write_case(case: Case, prediction: Prediction, image, *, predictor: Predicto
             outputs[key] = {"path": path.name, "bytes": path.stat().st_size}
     if prediction.probabilities is not None:
         outputs["probabilities"] = write_probabilities(prediction.probabilities, affine, files.probabilities)
+    if prediction.soft is not None:
+        outputs["soft"] = write_soft(prediction.soft, affine, files.soft)
     record = build_sidecar(
         input_path=str(case.input), input_sha256=input_sha256, input_shape=labels.shape, input_affine=affine,
         model=predictor.info, card_dict=predictor.card.to_dict(), label_names=names,

@@ -10,6 +10,7 @@ from torch import nn
 from medseg.core.card import ModelCard
 from medseg.core.errors import MedsegError
 from medseg.core.hashing import sha256_file
+from medseg.inference.trained_card import trained_overrides
 from medseg.models import create_model, get_entry, list_models
 from medseg.models._registry import split_name
 from medseg.models.weights import find_weights, search_dirs
@@ -58,7 +59,8 @@ def load_model(
         model: ``"name.tag"`` (registry weights), ``"name"`` (its first tag, or ``checkpoint``),
             an ``nn.Module`` with a ``.card``, or None for :func:`default_model_name`.
         weights_dir: extra folder searched for weight files.
-        checkpoint: a weights file for ``"name"`` (e.g. your own training run).
+        checkpoint: a weights file for ``"name"`` (e.g. your own training run); the card saved with it
+            by ``medseg train`` (spacing, window, labels, a SAUNA head) is used when present.
     """
     if isinstance(model, nn.Module):
         card = getattr(model, "card", None)
@@ -73,7 +75,7 @@ def load_model(
         path = Path(checkpoint)
         if not path.is_file():
             raise MedsegError("checkpoint not found", path=path)
-        net = create_model(base, pretrained=str(path))
+        net = create_model(base, pretrained=str(path), **trained_overrides(path, base))
         return net, net.card, ModelInfo(base, None, sha256_file(path), str(path))
     if tag is None:
         if not entry.card.pretrained:

@@ -1,4 +1,4 @@
-"""Write a case's results: label map (multilabel or one mask per class), statistics, probabilities.
+"""Write a case's results: label map (multilabel or one mask per class), statistics, probabilities, soft map.
 
 Every image is written to a temporary name, read back and compared with what was meant (shape,
 affine to 1e-5, voxel values) and only then renamed into place, so a wrong or partial file never
@@ -35,6 +35,7 @@ class CaseFiles:
     stats_csv: Path
     stats_json: Path
     probabilities: Path
+    soft: Path | None = None
 
 
 def case_files(case: Case, output_type: str) -> CaseFiles:
@@ -47,6 +48,7 @@ def case_files(case: Case, output_type: str) -> CaseFiles:
         stats_csv=parent / f"{stem}_stats.csv",
         stats_json=parent / f"{stem}_stats.json",
         probabilities=parent / f"{stem}_probabilities.nii.gz",
+        soft=parent / f"{stem}_soft.nii.gz",
     )
 
 
@@ -145,6 +147,17 @@ def write_probabilities(probs, affine: np.ndarray, path: Path) -> dict[str, Any]
         data = data[..., None]
     info = write_verified(data, affine, path, dtype="uint8")
     info["scale"] = "probability = value / 255"
+    return info
+
+
+def write_soft(soft, affine: np.ndarray, path: Path) -> dict[str, Any]:
+    """A regression (SAUNA) model's soft map as float32 NIfTI, foreground probability ``p = (y + 1) / 2`` in
+    [0, 1] per class (3D for one class, else 4D with classes last); the labels are ``p > threshold``."""
+    data = np.asarray(soft.numpy() if hasattr(soft, "numpy") else soft, dtype=np.float32)
+    if data.ndim == 3:  # a 2D picture: (K, X, Y) -> (K, X, Y, 1) so NIfTI keeps K as the 4th axis
+        data = data[..., None]
+    info = write_verified(data, affine, path, dtype="float32")
+    info["scale"] = "foreground probability p = (y + 1) / 2; y = 2p - 1 is the signed SAUNA output"
     return info
 
 

@@ -3,7 +3,8 @@
 Each class is processed inside its own bounding box (one ``find_objects`` pass over the volume), so the
 cost scales with the size of the structures, not classes x volume. Components use full (26-)connectivity.
 Card keys (``ModelCard.postprocess``): ``keep_largest`` (bool or list of class names/values),
-``min_island_mm3`` (float), ``fill_holes`` (bool or list).
+``min_island_mm3`` (float), ``fill_holes`` (bool or list). ``sauna`` (how a regression model's output
+becomes a mask, read by the predictor) is not a clean-up step and is skipped here.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from scipy import ndimage
 from medseg.core.errors import MedsegError
 
 Selection = bool | tuple[int | str, ...]
+OUTPUT_KEYS = frozenset({"sauna"})  # card postprocess keys about decoding the output (medseg.inference.predictor)
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class PostprocessSpec:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> PostprocessSpec:
         """Build from a card's ``postprocess`` mapping (unknown keys are an error)."""
-        values = dict(values or {})
+        values = {k: v for k, v in dict(values or {}).items() if k not in OUTPUT_KEYS}
         unknown = set(values) - {"keep_largest", "min_island_mm3", "fill_holes"}
         if unknown:
             raise MedsegError(f"unknown postprocess keys {sorted(unknown)}",

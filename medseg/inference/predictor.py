@@ -3,6 +3,11 @@
 Per scan: checks -> card preprocessing -> sliding-window engine (with the out-of-memory ladder) ->
 labels mapped back to the input grid -> postprocessing. The model is loaded once and reused, so a
 batch run or a notebook pays for it a single time.
+
+Regression models (SAUNA soft labels: ``activation = "regression"``, ``card.postprocess["sauna"]``) are
+stitched as a continuous map: windows become ``y = tanh(z)``, the Gaussian-weighted mean of y is kept as
+``p = (y + 1) / 2``, interpolated linearly onto the input grid and thresholded there (``p > threshold``,
+0.5 = the official rule ``y > 0``), so the mask is exactly the thresholded soft map.
 """
 from __future__ import annotations
 
@@ -31,10 +36,11 @@ from medseg.inference.devices import (
 )
 from medseg.inference.model_loading import ModelInfo
 from medseg.inference.postprocess import PostprocessSpec, postprocess_labels
-from medseg.inference.restore import labels_to_grid, probabilities_to_grid
+from medseg.inference.restore import labels_to_grid, probabilities_to_grid, soft_to_grid
 from medseg.inference.sliding_window import EngineOptions, auto_batch_size, sliding_window_labels, window_network
-from medseg.inference.stitcher import StitchResult
+from medseg.inference.stitcher import StitchResult, threshold_labels
 from medseg.transforms import build_preprocessing
+from medseg.transforms.sauna import sauna_activation
 
 logger = get_logger(__name__)
 
@@ -57,6 +63,8 @@ class PredictOptions:
     postprocess: PostprocessSpec | None = None   # None: the card's
     accumulate: str = "auto"
     threads: int | None = None
+    threshold: float | None = None   # sigmoid/regression foreground probability; None: the card's (else 0.5)
+    save_soft: bool | None = None    # regression (SAUNA) models: keep the soft map; None: the card's
 
 
 @dataclass
@@ -69,6 +77,7 @@ class Prediction:
     settings: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    soft: torch.Tensor | None = None         # regression models, save_soft: (K, *input spatial) float32 p in [0, 1]
 
 
 class Predictor:
@@ -90,9 +99,10 @@ class Predictor:
         self.cpu_network = cpu_network  # e.g. an OpenVINO/ONNX Runtime runner used when windows run on the CPU
         self.options = options or PredictOptions()
         self.info = info or ModelInfo(self.card.name)
-        if self.card.activation not in ("softmax", "sigmoid"):
+        if self.card.activation not in ("softmax", "sigmoid", "regression"):
             raise MedsegError(f"{self.card.name} is a {self.card.activation} model; predict makes label maps "
-                              "from softmax or sigmoid models only")
+                              "from softmax, sigmoid or regression (SAUNA) models only")
+        self.threshold, self.save_soft, self.output_activation = _output_options(self.card, self.options)
         if not 0.0 <= self.options.overlap < 1.0:
             raise MedsegError(f"overlap must be in [0, 1), got {self.options.overlap}")
         if self.options.probabilities and self.card.out_channels > MAX_PROBABILITY_CLASSES:
@@ -117,7 +127,7 @@ class Predictor:
     @property
     def label_names(self) -> tuple[str, ...]:
         """Class name per label value (0 = background)."""
-        if self.card.activation == "softmax":
+        if self.card.activation in ("softmax", "regression"):  # regression: labels[0] is the background
             return tuple(self.card.labels)
         return ("background", *self.card.labels)
 
@@ -129,7 +139,16 @@ class Predictor:
             "batch_size": self.options.batch_size, "amp": self.options.amp and self.device.type == "cuda",
             "accumulate": self.options.accumulate, "probabilities": self.options.probabilities,
             "postprocess": self.postprocess.to_dict(), "roi_size": list(self.card.roi_size),
+            **self.output_parameters(),
         }
+
+    def output_parameters(self) -> dict[str, Any]:
+        """Threshold (sigmoid/regression) and soft-map settings; empty for softmax models."""
+        if self.card.activation == "softmax":
+            return {}
+        if self.card.activation == "sigmoid":
+            return {"threshold": self.threshold}
+        return {"threshold": self.threshold, "save_soft": self.save_soft, "output_activation": self.output_activation}
 
     def _to_device(self, device: torch.device) -> None:
         if self._model_device == device:
@@ -168,7 +187,12 @@ class Predictor:
 
         t2 = time.perf_counter()
         input_affine = np.asarray(image.affine, dtype=np.float64)
-        labels, probs = self._restore(result, model_affine, tuple(image.shape[1:]), input_affine, spatial)
+        soft = None
+        if self.card.activation == "regression":
+            labels, soft = self._restore_soft(result, model_affine, tuple(image.shape[1:]), input_affine, spatial)
+            probs, result.probabilities = None, None  # free the model-grid soft map
+        else:
+            labels, probs = self._restore(result, model_affine, tuple(image.shape[1:]), input_affine, spatial)
         timings["restore_s"] = time.perf_counter() - t2
         t3 = time.perf_counter()
         spacing = np.linalg.norm(input_affine[:3, :3], axis=0)
@@ -180,7 +204,7 @@ class Predictor:
         settings = {**self.settings(), "placement": str(placement), "batch_size": self._batch_size,
                     "accumulate": result.accumulate, "peak_stitch_mib": round(result.peak_stitch_bytes / 2**20, 1)}
         timings["total_s"] = time.perf_counter() - t0
-        return Prediction(out, self.label_names, probs, settings, timings, warnings)
+        return Prediction(out, self.label_names, probs, settings, timings, warnings, soft=soft)
 
     def _engine_options(self, placement: Placement, shape: tuple[int, ...]) -> EngineOptions:
         card = self.card
@@ -203,6 +227,7 @@ class Predictor:
             compute_device=str(placement.compute), stitch_device=str(placement.stitch),
             amp=self.options.amp and on_gpu, channels_last=on_gpu and card.spatial_dims == 3,
             accumulate=self.options.accumulate, probabilities=self.options.probabilities, order=order,
+            threshold=self.threshold,
         )
 
     def _run(self, x: torch.Tensor, placement: Placement, progress=None) -> StitchResult:
@@ -212,6 +237,8 @@ class Predictor:
         runner = self.cpu_network if self.cpu_network is not None and placement.compute.type == "cpu" else self.model
         net = window_network(runner, spatial_dims=self.card.spatial_dims,
                              slice_axis=options.order[0] if options.order else self.card.slice_axis)
+        if self.card.activation == "regression":  # stitch (and TTA-average) the signed map, not the logits
+            net = _signed_output(net, self.output_activation)
         return sliding_window_labels(x, net, channels=self.card.out_channels, activation=self.card.activation,
                                      options=options, progress=progress)
 
@@ -224,3 +251,43 @@ class Predictor:
         if result.probabilities is not None:
             probs = probabilities_to_grid(result.probabilities, model_affine, shape, input_affine)
         return labels, probs
+
+    def _restore_soft(self, result: StitchResult, model_affine, shape, input_affine, spatial):
+        """Regression models: labels = the soft map thresholded on the input grid (and the map, if kept)."""
+        soft = result.probabilities
+        if spatial == 2:  # no resampling: the stitcher's labels are the thresholded float16 map
+            return result.labels[..., 0], (soft[..., 0].float() if self.save_soft else None)
+        decide = functools.partial(threshold_labels, threshold=self.threshold, dtype=result.labels.dtype)
+        return soft_to_grid(soft, model_affine, shape, input_affine, decide=decide,
+                            label_dtype=result.labels.dtype, keep=self.save_soft)
+
+
+def _signed_output(net: Callable[[torch.Tensor], torch.Tensor], activation: str):
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return sauna_activation(net(x), activation)
+
+    return run
+
+
+def _output_options(card: ModelCard, options: PredictOptions) -> tuple[float, bool, str]:
+    """Resolve (threshold, save_soft, output activation) from the options and the card's ``sauna`` entry."""
+    sauna = dict(card.postprocess.get("sauna") or {})
+    if options.threshold is not None and card.activation == "softmax":
+        raise MedsegError(f"--threshold applies to sigmoid and regression (SAUNA) models; {card.name} is a "
+                          "softmax model (its labels are the argmax)", hint="drop --threshold")
+    threshold = float(sauna.get("threshold", 0.5) if options.threshold is None else options.threshold)
+    if not 0.0 < threshold < 1.0:
+        raise MedsegError(f"threshold must lie strictly between 0 and 1, got {threshold:g}",
+                          hint="it is a foreground probability: 0.5 is the default (for SAUNA: signed output > 0)")
+    save_soft = bool(sauna.get("save_soft", False)) if options.save_soft is None else bool(options.save_soft)
+    if save_soft and card.activation != "regression":
+        raise MedsegError(f"--save-soft writes the soft map of regression (SAUNA) models; {card.name} is a "
+                          f"{card.activation} model", hint="use --probabilities for its per-class probability maps")
+    if options.probabilities and card.activation == "regression":
+        raise MedsegError(f"{card.name} is a regression (SAUNA) model: its soft map replaces probabilities",
+                          hint="use --save-soft instead of --probabilities")
+    activation = str(sauna.get("activation", "tanh"))
+    if activation not in ("tanh", "sigmoid"):
+        raise MedsegError(f"{card.name}: unknown SAUNA output activation {activation!r} in the card",
+                          hint="postprocess.sauna.activation must be 'tanh' or 'sigmoid'")
+    return threshold, save_soft, activation

@@ -4,10 +4,12 @@
 flips/permutes axes and rescales them, so ``M`` is a scaled permutation and nearest-neighbour lookup is
 separable: one index vector per axis and a single gather (memory: the output plus one transposed copy).
 Other mappings fall back to a slab-wise gather. Probabilities use linear interpolation the same way.
+Soft maps of regression models (SAUNA) are interpolated linearly and thresholded on the input grid,
+slab by slab, so the mask is exactly the thresholded soft map (as nnU-Net resamples probabilities).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -72,13 +74,9 @@ def _labels_general(labels: torch.Tensor, matrix: np.ndarray, shape: tuple[int, 
     return out
 
 
-def probabilities_to_grid(probs: torch.Tensor, model_affine: np.ndarray, input_shape: Sequence[int],
-                          input_affine: np.ndarray) -> torch.Tensor:
-    """Linearly interpolated ``(C, *input_shape)`` float16 probabilities, computed in slabs."""
-    matrix = voxel_map(model_affine, input_affine)
-    shape = tuple(int(s) for s in input_shape)
+def _linear_slabs(probs: torch.Tensor, matrix: np.ndarray, shape: tuple[int, ...]):
+    """Yield ``(k0, k1, values)``: linearly interpolated float32 ``(C, X, Y, k1 - k0)`` slabs of the input grid."""
     model_shape = probs.shape[1:]
-    out = torch.empty((probs.shape[0], *shape), dtype=torch.float16)
     source = probs.float()[None]  # (1, C, X, Y, Z); grid_sample wants (x, y, z) -> (W, H, D) order
     rows = max(1, SLAB_VOXELS // (shape[0] * shape[1]))
     i, j = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
@@ -90,5 +88,29 @@ def probabilities_to_grid(probs: torch.Tensor, model_affine: np.ndarray, input_s
         coords = np.clip(coords, 0, np.array(model_shape) - 1) / denom * 2 - 1  # align_corners=True
         g = torch.from_numpy(coords[..., ::-1].astype(np.float32).copy())[None]   # (1, X, Y, k, 3) as (z, y, x)
         sampled = F.grid_sample(source, g, mode="bilinear", align_corners=True)  # (1, C, X, Y, k)
-        out[:, :, :, k0:k0 + len(k)] = sampled[0].to(torch.float16)
+        yield k0, k0 + len(k), sampled[0]
+
+
+def probabilities_to_grid(probs: torch.Tensor, model_affine: np.ndarray, input_shape: Sequence[int],
+                          input_affine: np.ndarray) -> torch.Tensor:
+    """Linearly interpolated ``(C, *input_shape)`` float16 probabilities, computed in slabs."""
+    shape = tuple(int(s) for s in input_shape)
+    out = torch.empty((probs.shape[0], *shape), dtype=torch.float16)
+    for k0, k1, values in _linear_slabs(probs, voxel_map(model_affine, input_affine), shape):
+        out[..., k0:k1] = values.to(torch.float16)
     return out
+
+
+def soft_to_grid(soft: torch.Tensor, model_affine: np.ndarray, input_shape: Sequence[int], input_affine: np.ndarray,
+                 *, decide: Callable[[torch.Tensor], torch.Tensor], label_dtype: torch.dtype = torch.uint8,
+                 keep: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Labels ``decide(values)`` of the linearly interpolated soft map on the input grid, and (``keep``) that
+    float32 ``(K, *input_shape)`` map itself; only one slab of float32 values exists when not kept."""
+    shape = tuple(int(s) for s in input_shape)
+    labels = torch.empty(shape, dtype=label_dtype)
+    out = torch.empty((soft.shape[0], *shape), dtype=torch.float32) if keep else None
+    for k0, k1, values in _linear_slabs(soft, voxel_map(model_affine, input_affine), shape):
+        labels[..., k0:k1] = decide(values)
+        if out is not None:
+            out[..., k0:k1] = values
+    return labels, out

@@ -43,6 +43,7 @@ class EngineOptions:
     accumulate: str = "auto"                # "auto", "float32" or "float16"
     probabilities: bool = False
     order: tuple[int, ...] | None = None    # axis processing order; default: longest axis first
+    threshold: float = 0.5                  # foreground probability threshold (sigmoid / regression)
 
 
 def window_network(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], *, spatial_dims: int,
@@ -113,7 +114,8 @@ def sliding_window_labels(
     Args:
         image: preprocessed image on the CPU (or already on the compute device).
         net: takes ``(B, C, *roi)`` on ``options.compute_device``, returns ``(B, channels, *roi)`` logits.
-        channels: output channels; activation: ``"softmax"`` or ``"sigmoid"``.
+        channels: output channels; activation: ``"softmax"``, ``"sigmoid"`` or ``"regression"`` (``net``
+            then returns the signed map y in [-1, 1], and the result's probabilities are ``(y + 1) / 2``).
         progress: called as ``progress(windows_done, windows_total)`` after each batch.
     """
     padded, crop = pad_to_roi(image, options.roi)
@@ -121,7 +123,7 @@ def sliding_window_labels(
     compute, stitch = torch.device(options.compute_device), torch.device(options.stitch_device)
     accum = choose_accumulation(options, grid, channels)
     stitcher = CellStitcher(grid, channels, activation, accum_dtype=accum, device=stitch,
-                            probabilities=options.probabilities)
+                            probabilities=options.probabilities, threshold=options.threshold)
     gauss = gaussian_weights(options.roi, stitch)
     source = padded.to(compute) if compute.type != "cpu" else padded
     total = len(grid.windows)

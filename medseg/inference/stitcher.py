@@ -5,9 +5,15 @@ Only the live cells hold C channels: at most ``C x roi_slow x (product of the tw
 (see :meth:`WindowGrid.live_voxels_bound`), in float16 for large class counts. Labels need no
 normalisation: every class shares the same positive weight sum per voxel, so argmax (softmax models)
 and the sign test (sigmoid models) are taken on the raw weighted sums.
+
+Regression models (SAUNA soft labels, ``activation = "regression"``) get windows already turned into the
+signed map y in [-1, 1] (the predictor wraps the network); the cells average y with the same Gaussian
+weights and keep the soft map as ``p = (y + 1) / 2`` in float16, thresholded by :func:`threshold_labels`.
+A sigmoid threshold other than 0.5 compares the weighted logit sums with ``logit(t) x weight sum``.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +26,7 @@ class StitchResult:
     """Labels (and probabilities, if asked for) over the whole grid, on the CPU."""
 
     labels: torch.Tensor                      # (*size) uint8 or int16
-    probabilities: torch.Tensor | None = None  # (C, *size) float16 in [0, 1]
+    probabilities: torch.Tensor | None = None  # (C, *size) float16 in [0, 1]; regression: the soft map p
     accumulate: str = "float32"                # dtype the cell sums were kept in
     peak_stitch_bytes: int = 0                 # most bytes held by live cells at once
 
@@ -31,22 +37,39 @@ def label_dtype(activation: str, channels: int) -> torch.dtype:
     return torch.uint8 if top <= 255 else torch.int16
 
 
+def threshold_labels(prob: torch.Tensor, threshold: float, dtype: torch.dtype = torch.uint8) -> torch.Tensor:
+    """Label map from per-class foreground probabilities ``(K, *S)``: ``c + 1`` for the most probable class
+    c where its probability exceeds ``threshold``, else 0 (for K = 1: ``p > threshold``). The rule of
+    :func:`medseg.transforms.sauna.soft_to_mask`, applied to probabilities instead of the signed map."""
+    prob = prob.float()  # compare in float32 (as a float32 soft map file would be): a float16 threshold rounds
+    if prob.shape[0] == 1:
+        return (prob[0] > threshold).to(dtype)
+    best, index = prob.max(dim=0)
+    return torch.where(best > threshold, index + 1, torch.zeros_like(index)).to(dtype)
+
+
 class CellStitcher:
     """Accumulate weighted window logits into cells and finalise them in window order.
 
     Args:
         grid: the window plan.
         channels: output channels of the model.
-        activation: ``"softmax"`` (label = argmax) or ``"sigmoid"`` (label = 1 + best channel > 0).
+        activation: ``"softmax"`` (label = argmax), ``"sigmoid"`` (label = 1 + best channel above the
+            threshold) or ``"regression"`` (windows carry the signed map y; the soft map is always kept).
         accum_dtype: float32 or float16 for the cell sums.
         device: where cells live (the GPU, or the CPU when stitching on CPU).
         probabilities: also keep normalised probabilities (needs a weight sum per voxel).
+        threshold: foreground probability threshold of sigmoid and regression models.
     """
 
     def __init__(self, grid: WindowGrid, channels: int, activation: str, *, accum_dtype: torch.dtype,
-                 device: torch.device, probabilities: bool = False) -> None:
+                 device: torch.device, probabilities: bool = False, threshold: float = 0.5) -> None:
         self.grid, self.channels, self.activation = grid, channels, activation
+        probabilities = probabilities or activation == "regression"
         self.accum_dtype, self.device, self.keep_probabilities = accum_dtype, torch.device(device), probabilities
+        self.threshold = float(threshold)
+        self._logit_threshold = math.log(self.threshold / (1.0 - self.threshold)) if 0 < self.threshold < 1 else 0.0
+        self.keep_weights = probabilities or (activation == "sigmoid" and self._logit_threshold != 0.0)
         self.labels = torch.zeros(grid.size, dtype=label_dtype(activation, channels))
         self.probabilities = (
             torch.zeros((channels, *grid.size), dtype=torch.float16) if probabilities else None
@@ -74,7 +97,7 @@ class CellStitcher:
                 self._cells[cell] = piece.clone()
             else:
                 target.add_(piece)
-            if self.keep_probabilities and weights is not None:
+            if self.keep_weights and weights is not None:
                 wpiece = weights[region]
                 wtarget = self._weights.get(cell)
                 if wtarget is None:
@@ -94,19 +117,28 @@ class CellStitcher:
     def _finalize(self, cell: tuple[int, ...]) -> None:
         sums = self._cells.pop(cell)
         region = self.grid.cell_slices(cell)
-        self.labels[region] = self._decide(sums).to("cpu", non_blocking=False)
+        weight = self._weights.pop(cell) if self.keep_weights else None
+        if self.activation == "regression":  # mean y -> p = (y + 1) / 2, labels from the float16 map kept
+            soft = sums.float().div_(weight.float()).add_(1.0).mul_(0.5).clamp_(0.0, 1.0).to("cpu", torch.float16)
+            self.probabilities[(slice(None), *region)] = soft
+            self.labels[region] = threshold_labels(soft, self.threshold, self.labels.dtype)
+            return
+        self.labels[region] = self._decide(sums, weight).to("cpu", non_blocking=False)
         if self.probabilities is not None:
-            weight = self._weights.pop(cell).float()
-            logits = sums.float().div_(weight)
+            logits = sums.float().div_(weight.float())
             probs = torch.softmax(logits, 0) if self.activation == "softmax" else torch.sigmoid(logits)
             self.probabilities[(slice(None), *region)] = probs.to("cpu", torch.float16)
 
-    def _decide(self, sums: torch.Tensor) -> torch.Tensor:
+    def _decide(self, sums: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         dtype = self.labels.dtype
         if self.activation == "softmax":
             return _argmax_channels(sums).to(dtype)
         best, index = sums.max(dim=0)
-        return torch.where(best > 0, index + 1, torch.zeros_like(index)).to(dtype)
+        if self._logit_threshold != 0.0:  # mean logit > logit(t)  <=>  weighted sum > logit(t) x weight sum
+            above = best.float() > weight.float() * self._logit_threshold
+        else:
+            above = best > 0
+        return torch.where(above, index + 1, torch.zeros_like(index)).to(dtype)
 
     def result(self) -> StitchResult:
         """The finished labels; every cell must have been finalised."""

@@ -18,13 +18,28 @@ CONTEXT = "#e4e4e4"  # other labels of the reference
 DPI = 144
 
 
+class _Figures:
+    """pyplot's ``figure``/``subplots``/``close`` without pyplot: figures are rendered off-screen and the
+    global backend (e.g. Jupyter's inline backend) is left alone."""
+
+    @staticmethod
+    def figure(figsize=None):
+        from matplotlib.figure import Figure
+
+        return Figure(figsize=figsize)
+
+    @staticmethod
+    def subplots(*args, figsize=None, **kwargs):
+        fig = _Figures.figure(figsize)
+        return fig, fig.subplots(*args, **kwargs)
+
+    @staticmethod
+    def close(fig) -> None:
+        """Nothing to release: these figures are not registered with pyplot."""
+
+
 def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return _Figures
 
 
 def _png(fig, tight: bool = True) -> bytes:

@@ -77,7 +77,8 @@ class SaunaConfig:
     jml_weight: float = 1.0            # L = focal-L1 + jml_weight * signed JML (paper: 1.0)
     alpha: float = 2.0                 # focal-L1 weight alpha * |e|^beta on correctly signed pixels
     beta: float = 1.0
-    pos_weight: float = 1.0
+    pos_weight: float = 1.0            # x focal-L1 weight where y > 0 (official: 1); ~10 for small 3D structures
+                                       # (MSD hippocampus collapses to empty masks at 1: benchmarks/README.md)
     activation: str = "tanh"           # "tanh" or "sigmoid" (2 sigmoid(z) - 1)
     save_soft: bool = False            # prediction also writes the soft map (recorded in the card)
 

@@ -25,12 +25,10 @@ def write_history(rows: list[dict], path: str | PathLike) -> None:
 
 def plot_history(rows: list[dict], path: str | PathLike) -> None:
     """Loss (left) and validation Dice per label (right) against epoch, saved as PNG."""
-    import matplotlib
+    from matplotlib.figure import Figure   # not pyplot: leaves the backend (e.g. Jupyter's) alone
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    ax_loss, ax_dice = fig.subplots(1, 2)
     epochs = [r["epoch"] for r in rows]
     ax_loss.plot(epochs, [r["train_loss"] for r in rows], label="train loss")
     ax_loss.set_xlabel("epoch")
@@ -50,4 +48,3 @@ def plot_history(rows: list[dict], path: str | PathLike) -> None:
     fig.tight_layout()
     with atomic_path(Path(path)) as temp:
         fig.savefig(temp, dpi=110, format="png")
-    plt.close(fig)

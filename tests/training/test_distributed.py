@@ -1,16 +1,9 @@
 """Two CPU processes with gloo train together; only rank 0 writes."""
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_ddp_two_processes_on_cpu(tiny_recipe, tmp_path, msd_dataset):
@@ -39,8 +32,8 @@ def test_ddp_two_processes_on_cpu(tiny_recipe, tmp_path, msd_dataset):
         print("RANK_DONE", dist.rank)
     """))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={_free_port()}", str(script)]
+    # --standalone: the rendezvous binds a free port itself (no pick-then-bind race between test runs)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("RANK_DONE") == 2
