@@ -34,8 +34,11 @@ def run_fit(recipe_path: Path | None, overrides: list[str], *, resume: bool, dev
             if "val_dice" in row and dist.is_main:
                 console.print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, val Dice {row['val_dice']:.4f}")
 
-        result = fit(recipe, resume=resume, model=model, dist=dist, on_epoch=on_epoch,
-                     on_iteration=on_iteration if dist.is_main else None)
+        try:
+            result = fit(recipe, resume=resume, model=model, dist=dist, on_epoch=on_epoch,
+                         on_iteration=on_iteration if dist.is_main else None)
+        finally:
+            dist.close()
     if dist.is_main:
         console.print(f"best validation Dice {result.best_dice:.4f} at epoch {result.best_epoch}; "
                       f"files in {result.output}")

@@ -53,8 +53,12 @@ def _train_cascade(recipe: Path, overrides: list[str], *, resume: bool, device: 
         if "val_dice" in row:
             console.print(f"  epoch {row['epoch']}: loss {row['train_loss']:.4f}, val Dice {row['val_dice']:.4f}")
 
-    result = train_cascade(recipe, overrides=overrides, resume=resume, dist=DistContext.from_env(device),
-                           on_epoch=on_epoch, on_stage=lambda stage, status: console.print(f"{stage}: {status}"))
+    dist = DistContext.from_env(device)
+    try:
+        result = train_cascade(recipe, overrides=overrides, resume=resume, dist=dist, on_epoch=on_epoch,
+                               on_stage=lambda stage, status: console.print(f"{stage}: {status}"))
+    finally:
+        dist.close()
     console.print(f"cascade trained ({len(result.ran)} stages run, {len(result.skipped)} skipped): "
                   f"stage 1 {result.stage1 / 'best.pt'}, stage 2 {result.stage2 / 'best.pt'}")
 

@@ -7,6 +7,7 @@ and ``best.pt`` on a new best mean validation Dice, atomically.
 """
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import Callable
@@ -207,6 +208,9 @@ def fit(recipe: Recipe, *, resume: bool = False, data: TrainingData | None = Non
         if on_epoch:
             on_epoch(row)
         dist.barrier()
+    if dist.initialized:                 # drop the DDP reducer now, not at interpreter exit (see DistContext.close)
+        del net
+        gc.collect()
     return FitResult(output=output, best_dice=best, best_epoch=best_epoch, epochs_run=end_epoch - start_epoch,
                      seconds=time.time() - started, history=history)
 

@@ -28,7 +28,8 @@ def test_ddp_two_processes_on_cpu(tiny_recipe, tmp_path, msd_dataset):
         gathered = [torch.zeros(1, dtype=torch.float64) for _ in range(2)]
         td.all_gather(gathered, checksum)
         assert torch.equal(gathered[0], gathered[1]), gathered   # replicas stay identical
-        td.destroy_process_group()
+        dist.close()
+        assert not td.is_initialized()
         print("RANK_DONE", dist.rank)
     """))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
