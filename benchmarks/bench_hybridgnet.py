@@ -41,7 +41,12 @@ def prepare(data: Path, size: int, cache: Path | None) -> dict:
     from medseg.core.card import Intensity
     from medseg.models._graph_predict import normalise_image
     from medseg.training.graph import read_xray
-    from medseg.transforms.landmarks import LandmarkError, Letterbox, mask_to_landmarks, split_lungs
+    from medseg.transforms.landmarks import (
+        LandmarkError,
+        Letterbox,
+        mask_to_landmarks,
+        split_lungs,
+    )
 
     names = sorted(p.stem for p in (data / "images").glob("*.jpg"))
     out: dict[str, list] = {k: [] for k in ("names", "inputs", "landmarks", "valid", "reason", "labels")}
@@ -265,7 +270,11 @@ def landmark_error(points: np.ndarray | None, gt: np.ndarray) -> float:
 
 def evaluate(d: dict, hybrid, unet, size: int) -> dict[str, list[dict]]:
     from medseg.models.hybridgnet import graph_to_mask, predict_graph
-    from medseg.transforms.landmarks import LandmarkError, landmarks_to_mask, mask_to_landmarks
+    from medseg.transforms.landmarks import (
+        LandmarkError,
+        landmarks_to_mask,
+        mask_to_landmarks,
+    )
 
     rows: dict[str, list[dict]] = {"template ceiling": [], "HybridGNet": [], "U-Net": []}
     for k, name in enumerate(TEST):

@@ -66,7 +66,10 @@ def make_case(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def monai_metrics(pred: np.ndarray, ref: np.ndarray, labels: list[int]) -> tuple[dict, dict]:
     """MONAI's HD, HD95 and ASSD per label, and the seconds each call took."""
     import torch
-    from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance
+    from monai.metrics import (
+        compute_average_surface_distance,
+        compute_hausdorff_distance,
+    )
 
     p = torch.from_numpy(np.stack([pred == v for v in labels])[None])
     r = torch.from_numpy(np.stack([ref == v for v in labels])[None])

@@ -42,10 +42,14 @@ from monai.inferers import sliding_window_inference
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from medseg.core.card import Intensity, ModelCard  # noqa: E402
-from medseg.inference.predictor import PredictOptions, Predictor  # noqa: E402
-from medseg.inference.sliding_window import EngineOptions, sliding_window_labels, window_network  # noqa: E402
-from medseg.inference.windows import window_starts  # noqa: E402
+from medseg.core.card import Intensity, ModelCard
+from medseg.inference.predictor import PredictOptions, Predictor
+from medseg.inference.sliding_window import (
+    EngineOptions,
+    sliding_window_labels,
+    window_network,
+)
+from medseg.inference.windows import window_starts
 
 CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = time.perf_counter

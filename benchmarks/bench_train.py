@@ -41,9 +41,20 @@ def bench_monai(data: Path, iters: int, threads: int, network: str) -> float:
     from monai.data import CacheDataset, DataLoader, load_decathlon_datalist
     from monai.losses import DeepSupervisionLoss, DiceCELoss
     from monai.networks.nets import DynUNet
-    from monai.transforms import (Compose, EnsureChannelFirstd, LoadImaged, NormalizeIntensityd,
-                                  RandAdjustContrastd, RandAffined, RandCropByPosNegLabeld, RandFlipd,
-                                  RandGaussianNoised, RandGaussianSmoothd, RandScaleIntensityd, SpatialPadd)
+    from monai.transforms import (
+        Compose,
+        EnsureChannelFirstd,
+        LoadImaged,
+        NormalizeIntensityd,
+        RandAdjustContrastd,
+        RandAffined,
+        RandCropByPosNegLabeld,
+        RandFlipd,
+        RandGaussianNoised,
+        RandGaussianSmoothd,
+        RandScaleIntensityd,
+        SpatialPadd,
+    )
 
     from medseg.models import create_model
 

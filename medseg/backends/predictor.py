@@ -20,8 +20,18 @@ import torch
 from torch import nn
 
 from medseg.backends import cache
-from medseg.backends.availability import available_cores, cpu_fingerprint, library_versions
-from medseg.backends.export import ExportError, architecture_sha256, export_onnx, infer_in_channels, weights_sha256
+from medseg.backends.availability import (
+    available_cores,
+    cpu_fingerprint,
+    library_versions,
+)
+from medseg.backends.export import (
+    ExportError,
+    architecture_sha256,
+    export_onnx,
+    infer_in_channels,
+    weights_sha256,
+)
 from medseg.backends.selection import Plan, resolve
 from medseg.core.log import get_logger
 

@@ -46,7 +46,13 @@ def evaluate(
       medseg evaluate probs/ labels/ --threshold 0.5 --resample-to-reference
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     from medseg.core.errors import MedsegError
     from medseg.reports import evaluate as run_evaluation

@@ -2,46 +2,45 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 
 def predict(
     inputs: list[Path] = typer.Argument(..., help="Scan files, folders of scans, or DICOM series folders."),
-    output: Optional[Path] = typer.Option(
+    output: Path | None = typer.Option(
         None, "--output", "-o",
         help="A file (one input, image extension) or a folder. Default: CASE_seg.EXT next to each input."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="NAME[.TAG] from `medseg models list`. "
+    model: str | None = typer.Option(None, "--model", "-m", help="NAME[.TAG] from `medseg models list`. "
                                         "Default: the shipped model with local weights."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Your own weights file for --model NAME "
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Your own weights file for --model NAME "
                                               "(cascade.NAME: a folder with stage1/best.pt and stage2/best.pt)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     overlap: float = typer.Option(0.5, "--overlap", min=0.0, max=0.95, help="Sliding-window overlap (0..0.95)."),
-    tta: Optional[bool] = typer.Option(None, "--tta/--no-tta",
+    tta: bool | None = typer.Option(None, "--tta/--no-tta",
                                        help="Mirroring test-time augmentation (default on; --fast turns it off)."),
     fast: bool = typer.Option(False, "--fast", help="Overlap <= 0.25 and no TTA."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Windows per forward pass."),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Windows per forward pass."),
     output_type: str = typer.Option("multilabel", "--output-type", help="multilabel (one file) or per-class."),
     stats: bool = typer.Option(False, "--stats", help="Write per-structure volume (mL), voxels, mean intensity."),
     probabilities: bool = typer.Option(False, "--probabilities", help="Also write probability maps (<= 16 classes)."),
-    threshold: Optional[float] = typer.Option(
+    threshold: float | None = typer.Option(
         None, "--threshold", help="Foreground probability for sigmoid and SAUNA (regression) models, in (0, 1). "
         "Default: the model card's, else 0.5 (SAUNA: signed output > 0)."),
-    save_soft: Optional[bool] = typer.Option(
+    save_soft: bool | None = typer.Option(
         None, "--save-soft/--no-save-soft", help="SAUNA models: also write CASE_soft.nii.gz (float32 foreground "
         "probability, the scan's grid). Default: the model card's."),
     resume: bool = typer.Option(False, "--resume", help="Skip cases whose outputs and sidecar are complete."),
-    shard: Optional[str] = typer.Option(None, "--shard", help="i/n: this process takes cases i, i+n, ... "
+    shard: str | None = typer.Option(None, "--shard", help="i/n: this process takes cases i, i+n, ... "
                                         "(0-based). Default: torchrun's RANK/WORLD_SIZE."),
-    weights_dir: Optional[Path] = typer.Option(None, "--weights-dir", help="Extra folder searched for weights."),
-    frame: Optional[int] = typer.Option(None, "--frame", help="For 4D files: the frame to segment."),
+    weights_dir: Path | None = typer.Option(None, "--weights-dir", help="Extra folder searched for weights."),
+    frame: int | None = typer.Option(None, "--frame", help="For 4D files: the frame to segment."),
     keep_largest: bool = typer.Option(False, "--keep-largest", help="Keep the largest component of each class."),
     remove_islands: float = typer.Option(0.0, "--remove-islands", min=0.0, metavar="MM3",
                                          help="Remove components smaller than MM3 cubic millimetres."),
     fill_holes: bool = typer.Option(False, "--fill-holes", help="Fill holes inside each class."),
     no_postprocess: bool = typer.Option(False, "--no-postprocess", help="Ignore the model card's postprocessing."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: all allowed)."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads (default: all allowed)."),
     backend: str = typer.Option("auto", "--backend", help="CPU windows: auto (OpenVINO fp32 when medseg[cpu] is "
                                 "installed, else torch), torch, openvino or onnxruntime."),
     precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16 (CPU; --fast picks bf16) or fp16 (CUDA)."),

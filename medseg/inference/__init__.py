@@ -7,4 +7,4 @@ Entry points: :class:`~medseg.inference.predictor.Predictor` (one model, many sc
 from medseg.inference.postprocess import PostprocessSpec
 from medseg.inference.predictor import Prediction, PredictOptions, Predictor
 
-__all__ = ["PostprocessSpec", "Prediction", "PredictOptions", "Predictor"]
+__all__ = ["PostprocessSpec", "PredictOptions", "Prediction", "Predictor"]

@@ -22,7 +22,13 @@ from medseg.inference.outputs import (
     write_soft,
 )
 from medseg.inference.predictor import Prediction, Predictor
-from medseg.inference.provenance import build_sidecar, input_digest, is_complete, now_iso, write_sidecar
+from medseg.inference.provenance import (
+    build_sidecar,
+    input_digest,
+    is_complete,
+    now_iso,
+    write_sidecar,
+)
 from medseg.inference.stats import label_statistics, write_statistics
 from medseg.io import read_image
 
@@ -161,7 +167,7 @@ def run_batch(predictor: Predictor, cases: Sequence[Case], options: OutputOption
             except MedsegError as exc:
                 results[case] = CaseResult(case, "failed", time.perf_counter() - start, str(exc))
                 logger.error("%s", exc)
-            except Exception as exc:  # noqa: BLE001 - one bad case must not stop the batch
+            except Exception as exc:
                 results[case] = CaseResult(case, "failed", time.perf_counter() - start,
                                            f"{case.input}: {type(exc).__name__}: {exc}")
                 logger.error("%s: %s: %s", case.input, type(exc).__name__, exc, exc_info=True)

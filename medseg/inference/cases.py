@@ -52,9 +52,7 @@ def scans_in(folder: Path) -> list[Path]:
     for child in sorted(folder.iterdir()):
         if child.name.startswith("."):
             continue
-        if child.is_file() and split_ext(child)[1] in ALL and not child.name.lower().endswith(_SKIP_SUFFIXES):
-            found.append(child)
-        elif child.is_dir() and is_dicom_folder(child):
+        if child.is_file() and split_ext(child)[1] in ALL and not child.name.lower().endswith(_SKIP_SUFFIXES) or child.is_dir() and is_dicom_folder(child):
             found.append(child)
     return found
 

@@ -102,7 +102,7 @@ def run_with_fallback(attempt: Callable[[Placement], T], placements: list[Placem
     for i, placement in enumerate(placements):
         try:
             return attempt(placement), placement
-        except Exception as exc:  # noqa: BLE001 - re-raised unless it is an OOM with a next rung
+        except Exception as exc:
             if not is_out_of_memory(exc) or i == len(placements) - 1:
                 raise
             if torch.cuda.is_available():

@@ -54,7 +54,11 @@ def predict_graph_files(model: nn.Module, card: ModelCard, inputs: list[str | Pa
                         output: str | PathLike | None, *, name: str) -> GraphSummary:
     """Run a graph model on each image; write ``<case>.<ext>`` (labels: organ k -> k+1) and
     ``<case>.landmarks.json``. A bad image is reported and skipped."""
-    from medseg.models._graph_predict import graph_to_mask, predict_graph, write_landmarks_json
+    from medseg.models._graph_predict import (
+        graph_to_mask,
+        predict_graph,
+        write_landmarks_json,
+    )
 
     files = _expand(inputs)
     out = Path(output) if output is not None else None

@@ -37,7 +37,12 @@ from medseg.inference.devices import (
 from medseg.inference.model_loading import ModelInfo
 from medseg.inference.postprocess import PostprocessSpec, postprocess_labels
 from medseg.inference.restore import labels_to_grid, probabilities_to_grid, soft_to_grid
-from medseg.inference.sliding_window import EngineOptions, auto_batch_size, sliding_window_labels, window_network
+from medseg.inference.sliding_window import (
+    EngineOptions,
+    auto_batch_size,
+    sliding_window_labels,
+    window_network,
+)
 from medseg.inference.stitcher import StitchResult, threshold_labels
 from medseg.transforms import build_preprocessing
 from medseg.transforms.sauna import sauna_activation

@@ -35,7 +35,7 @@ def input_digest(path: str | PathLike) -> str:
 
 def now_iso() -> str:
     """Current UTC time, ISO 8601."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def environment() -> dict[str, str]:

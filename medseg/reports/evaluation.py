@@ -23,7 +23,12 @@ from medseg.core.log import get_logger
 from medseg.metrics import CONVENTIONS, EMPTY_RULE, compute_metrics, definitions
 from medseg.reports.cases import match_cases
 from medseg.reports.labels import label_name, names_from_dataset_json, parse_labels
-from medseg.reports.loading import LabelMap, check_geometry, load_label_map, to_label_array
+from medseg.reports.loading import (
+    LabelMap,
+    check_geometry,
+    load_label_map,
+    to_label_array,
+)
 from medseg.reports.summary import AGGREGATION, summarize
 
 logger = get_logger(__name__)

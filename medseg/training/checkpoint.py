@@ -43,6 +43,6 @@ def load_checkpoint(path: str | PathLike) -> dict:
         raise MedsegError("checkpoint not found", path=p)
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise MedsegError(f"cannot load checkpoint ({type(exc).__name__})", path=p,
                           hint="the file may be truncated; use the previous checkpoint") from exc

@@ -84,7 +84,7 @@ def _from_folders(root: Path) -> Dataset:
     cases = []
     for image in images:
         stem, ext = split_ext(image)
-        label_stem = stem[:-5] if stem.endswith("_0000") else stem   # nnU-Net channel suffix
+        label_stem = stem.removesuffix("_0000")   # nnU-Net channel suffix
         cases.append({"image": image, "label": root / "labelsTr" / f"{label_stem}{ext}", "case": label_stem})
     return Dataset(cases=cases, labels={}, root=root)
 

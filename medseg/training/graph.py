@@ -24,10 +24,25 @@ from torch import nn
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
 from medseg.models._graph import template_from_card
-from medseg.models._graph_predict import check_image_size, normalise_image, positions_to_pixels
-from medseg.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from medseg.models._graph_predict import (
+    check_image_size,
+    normalise_image,
+    positions_to_pixels,
+)
+from medseg.training.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from medseg.training.history import plot_history, write_history
-from medseg.transforms.landmarks import LandmarkError, Letterbox, landmarks_to_mask, mask_to_landmarks, to_grey
+from medseg.transforms.landmarks import (
+    LandmarkError,
+    Letterbox,
+    landmarks_to_mask,
+    mask_to_landmarks,
+    to_grey,
+)
 
 logger = get_logger(__name__)
 

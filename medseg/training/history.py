@@ -25,7 +25,9 @@ def write_history(rows: list[dict], path: str | PathLike) -> None:
 
 def plot_history(rows: list[dict], path: str | PathLike) -> None:
     """Loss (left) and validation Dice per label (right) against epoch, saved as PNG."""
-    from matplotlib.figure import Figure   # not pyplot: leaves the backend (e.g. Jupyter's) alone
+    from matplotlib.figure import (
+        Figure,  # not pyplot: leaves the backend (e.g. Jupyter's) alone
+    )
 
     fig = Figure(figsize=(10, 3.8))
     ax_loss, ax_dice = fig.subplots(1, 2)

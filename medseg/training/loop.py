@@ -21,13 +21,18 @@ from torch import nn
 from medseg.core.atomic import atomic_write_text
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
-from medseg.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from medseg.training.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from medseg.training.config import Recipe
 from medseg.training.distributed import DistContext
 from medseg.training.history import plot_history, write_history
 from medseg.training.losses import DeepSupervisionLoss, DiceCELoss
-from medseg.training.sampling import PatchDataset, build_augmentation
 from medseg.training.prepare import TrainingData, build_model_for, prepare_data
+from medseg.training.sampling import PatchDataset, build_augmentation
 from medseg.training.sauna_target import target_for
 
 logger = get_logger(__name__)

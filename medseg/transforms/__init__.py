@@ -5,7 +5,11 @@ from medseg.transforms.ct_normalize import CTNormalized, ct_normalize
 from medseg.transforms.ensure_float import EnsureFloatd, ensure_float
 from medseg.transforms.minmax_scale import MinMaxScaled, minmax_scale
 from medseg.transforms.percentile_scale import PercentileScaled, percentile_scale
-from medseg.transforms.presets import build_preprocessing, intensity_transform, target_spacing
+from medseg.transforms.presets import (
+    build_preprocessing,
+    intensity_transform,
+    target_spacing,
+)
 from medseg.transforms.resample_spacing import ResampleToSpacingd, resample_to_spacing
 from medseg.transforms.zscore import ZScoreNormalized, zscore
 

@@ -8,8 +8,21 @@ import numpy as np
 
 from medseg.core.errors import MedsegError
 from medseg.viz._render import add_scale_bar, draw_slice, slice_title
-from medseg.viz._volume import VIEW_AXIS, VIEWS, as_volume, check_view, focus_index, plane
-from medseg.viz.colors import FALSE_NEGATIVE, FALSE_POSITIVE, WRONG_LABEL, label_names, legend_handles
+from medseg.viz._volume import (
+    VIEW_AXIS,
+    VIEWS,
+    as_volume,
+    check_view,
+    focus_index,
+    plane,
+)
+from medseg.viz.colors import (
+    FALSE_NEGATIVE,
+    FALSE_POSITIVE,
+    WRONG_LABEL,
+    label_names,
+    legend_handles,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from medseg.backends import cache, get_predictor
-from medseg.backends.cache import STATS, cache_key, default_cache_dir, get_or_build, verify_entry
+from medseg.backends.cache import (
+    STATS,
+    cache_key,
+    default_cache_dir,
+    get_or_build,
+    verify_entry,
+)
 from medseg.backends.export import architecture_sha256, weights_sha256
 from medseg.core.hashing import sha256_file
 from tests.backends.conftest import COMPILED, ROI, needs, tiny_stunet

@@ -8,7 +8,13 @@ from typer.testing import CliRunner
 from medseg.cli import main as cli_main
 from medseg.io import read_image, write_image
 from tests.conftest import random_oblique_affine
-from tests.inference._models import WEIGHTS_FILE, expected, noise_volume, register_threshold, weights_bytes
+from tests.inference._models import (
+    WEIGHTS_FILE,
+    expected,
+    noise_volume,
+    register_threshold,
+    weights_bytes,
+)
 
 runner = CliRunner()
 

@@ -8,10 +8,9 @@ from medseg.core.atomic import atomic_path, atomic_write_text
 def test_failed_write_leaves_old_file_and_no_temp(tmp_path):
     target = tmp_path / "out.nii.gz"
     atomic_write_text(target, "old")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as temp:
-            temp.write_text("partial")
-            raise RuntimeError("crash mid-write")
+    with pytest.raises(RuntimeError), atomic_path(target) as temp:
+        temp.write_text("partial")
+        raise RuntimeError("crash mid-write")
     assert target.read_text(encoding="utf-8") == "old"
     assert os.listdir(tmp_path) == ["out.nii.gz"]
 

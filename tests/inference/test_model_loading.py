@@ -4,7 +4,12 @@ import torch
 from medseg.core.errors import MedsegError
 from medseg.inference import model_loading
 from medseg.inference.model_loading import default_model_name, load_model
-from tests.inference._models import WEIGHTS_FILE, register_threshold, threshold_model, weights_bytes
+from tests.inference._models import (
+    WEIGHTS_FILE,
+    register_threshold,
+    threshold_model,
+    weights_bytes,
+)
 
 
 @pytest.fixture

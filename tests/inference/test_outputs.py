@@ -6,7 +6,12 @@ import pytest
 
 from medseg.core.errors import MedsegError
 from medseg.inference import outputs
-from medseg.inference.outputs import safe_names, write_multilabel, write_per_class, write_verified
+from medseg.inference.outputs import (
+    safe_names,
+    write_multilabel,
+    write_per_class,
+    write_verified,
+)
 from medseg.io import read_image, write_image
 from tests.conftest import random_oblique_affine
 from tests.inference._models import expected, noise_volume, threshold_model

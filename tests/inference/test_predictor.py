@@ -7,7 +7,12 @@ from medseg.core.errors import MedsegError
 from medseg.inference.postprocess import PostprocessSpec
 from medseg.inference.predictor import PredictOptions, Predictor
 from tests.conftest import random_oblique_affine
-from tests.inference._models import expected, noise_volume, smooth_volume, threshold_model
+from tests.inference._models import (
+    expected,
+    noise_volume,
+    smooth_volume,
+    threshold_model,
+)
 
 
 def _image(volume, affine):

@@ -9,7 +9,13 @@ from medseg.inference.predictor import PredictOptions, Predictor
 from medseg.inference.sliding_window import EngineOptions, sliding_window_labels
 from tests.conftest import random_oblique_affine
 from tests.inference._models import smooth_volume, threshold_model
-from tests.inference._sauna_models import CENTRE, SLOPE, expected_soft, sauna_model, sigmoid_model
+from tests.inference._sauna_models import (
+    CENTRE,
+    SLOPE,
+    expected_soft,
+    sauna_model,
+    sigmoid_model,
+)
 
 
 def _image(volume, affine):

@@ -1,7 +1,13 @@
 import json
 
 from medseg.inference.model_loading import ModelInfo
-from medseg.inference.provenance import build_sidecar, input_digest, is_complete, read_sidecar, write_sidecar
+from medseg.inference.provenance import (
+    build_sidecar,
+    input_digest,
+    is_complete,
+    read_sidecar,
+    write_sidecar,
+)
 
 MODEL = ModelInfo("net", "v1", "a" * 64, "net.safetensors")
 PARAMS = {"output_type": "multilabel", "stats": False}

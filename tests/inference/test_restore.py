@@ -1,7 +1,12 @@
 import numpy as np
 import torch
 
-from medseg.inference.restore import _labels_general, labels_to_grid, probabilities_to_grid, voxel_map
+from medseg.inference.restore import (
+    _labels_general,
+    labels_to_grid,
+    probabilities_to_grid,
+    voxel_map,
+)
 from tests.conftest import random_oblique_affine
 
 

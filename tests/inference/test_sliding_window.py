@@ -2,7 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from medseg.inference.sliding_window import EngineOptions, auto_batch_size, sliding_window_labels, window_network
+from medseg.inference.sliding_window import (
+    EngineOptions,
+    auto_batch_size,
+    sliding_window_labels,
+    window_network,
+)
 from tests.inference._models import ThresholdNet, expected, noise_volume
 
 
@@ -52,7 +57,7 @@ def test_probabilities_are_normalised_and_agree_with_labels(rng):
 
 
 def test_sigmoid_models_label_the_strongest_positive_channel():
-    net = lambda x: torch.cat([x - 0.5, 2 * (x - 1.0)], 1)  # noqa: E731
+    net = lambda x: torch.cat([x - 0.5, 2 * (x - 1.0)], 1)
     image = torch.tensor([0.2, 0.7, 1.6, 3.0]).view(1, 4, 1, 1).expand(1, 4, 3, 3).contiguous()
     result = sliding_window_labels(image, net, channels=2, activation="sigmoid",
                                    options=EngineOptions(roi=(2, 2, 2)))

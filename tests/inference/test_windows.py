@@ -3,7 +3,12 @@ import itertools
 import pytest
 import torch
 
-from medseg.inference.windows import GAUSSIAN_FLOOR, WindowGrid, gaussian_weights, window_starts
+from medseg.inference.windows import (
+    GAUSSIAN_FLOOR,
+    WindowGrid,
+    gaussian_weights,
+    window_starts,
+)
 
 
 @pytest.mark.parametrize("size,roi,overlap", [(128, 40, 0.5), (100, 32, 0.25), (33, 32, 0.5), (32, 32, 0.5),

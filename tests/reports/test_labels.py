@@ -3,7 +3,12 @@ import json
 import pytest
 
 from medseg.core.errors import MedsegError
-from medseg.reports.labels import label_name, names_from_card_labels, names_from_dataset_json, parse_labels
+from medseg.reports.labels import (
+    label_name,
+    names_from_card_labels,
+    names_from_dataset_json,
+    parse_labels,
+)
 
 
 def test_msd_and_nnunet_dataset_json(tmp_path):
