@@ -4,6 +4,7 @@
 - :mod:`.pipeline`: :class:`CascadePipeline` (stage 1 coarse whole scan, stage 2 full resolution in the ROI).
 - :mod:`.superpixels`: DeepOrgan's regional "zoom-out" stage on SLIC superpixels (optional).
 - :mod:`.cascade_training`: out-of-fold stage-1 priors for stage-2 training, with a leakage guard.
+- :mod:`.regional_training`: trains / loads the regional stage (recipe ``[cascade] superpixels = true``).
 """
 from medseg.cascade.roi import Roi, crop_to_roi, paste_back, roi_from_mask
 

@@ -8,6 +8,7 @@ two-stage recipe (``pipelines/cascade/*.toml``); :mod:`.train_cascade` drives th
 """
 from __future__ import annotations
 
+import difflib
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medseg.cascade.regional_training import RegionalConfig, regional_config_from_dict
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
 from medseg.training.config import Recipe, recipe_from_dict
@@ -111,14 +113,15 @@ class CascadeRecipe:
     margin_mm: float = 10.0
     sigma_mm: float = 1.0
     targets: list[str] = field(default_factory=list)
-    superpixels: bool = False
+    superpixels: bool = False          # train / run DeepOrgan's regional stage ([regional] table)
+    regional: RegionalConfig = field(default_factory=RegionalConfig)
 
 
 def load_cascade_recipe(path: str | PathLike, overrides: list[str] | None = None) -> CascadeRecipe:
     """Read ``[cascade]``, ``[stage1.*]`` and ``[stage2.*]`` tables (each stage a normal training recipe).
 
-    ``overrides``: ``stage1.train.epochs=2`` (one stage), ``train.threads=1`` (both stages) or
-    ``cascade.folds=3``; values are parsed as TOML."""
+    ``overrides``: ``stage1.train.epochs=2`` (one stage), ``train.threads=1`` (both stages),
+    ``cascade.folds=3`` or ``regional.iterations=100``; values are parsed as TOML."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text())
@@ -134,13 +137,14 @@ def apply_cascade_overrides(raw: dict, overrides: list[str]) -> dict:
         parts = dotted.split(".")
         if not sep or len(parts) not in (2, 3) or (len(parts) == 3 and parts[0] not in ("stage1", "stage2")):
             raise MedsegError(f"--set {item!r}: expected stage1.section.key=value, section.key=value (both "
-                              "stages) or cascade.key=value", hint="e.g. --set stage1.train.epochs=10")
+                              "stages), cascade.key=value or regional.key=value",
+                              hint="e.g. --set stage1.train.epochs=10")
         try:
             value = tomllib.loads(f"v = {text}")["v"]
         except tomllib.TOMLDecodeError:
             value = text
-        if parts[0] == "cascade":
-            raw.setdefault("cascade", {})[parts[1]] = value
+        if parts[0] in ("cascade", "regional") and len(parts) == 2:
+            raw.setdefault(parts[0], {})[parts[1]] = value
             continue
         stages = [parts[0]] if len(parts) == 3 else ["stage1", "stage2"]
         for stage in stages:
@@ -153,17 +157,21 @@ def cascade_recipe_from_dict(raw: dict, *, source: str | PathLike | None = None)
     for key in ("stage1", "stage2"):
         if key not in raw:
             raise MedsegError(f"cascade recipe has no [{key}] table", path=source, hint="declare both stages")
-    unknown_tables = set(raw) - {"cascade", "stage1", "stage2"}
+    unknown_tables = set(raw) - {"cascade", "stage1", "stage2", "regional"}
     if unknown_tables:
         raise MedsegError(f"unknown tables {sorted(unknown_tables)} in a cascade recipe", path=source,
-                          hint="use [cascade], [stage1.<section>] and [stage2.<section>]")
+                          hint="use [cascade], [stage1.<section>], [stage2.<section>] and [regional]")
     settings = dict(raw.get("cascade", {}))
     known = {"folds", "seed", "margin_mm", "sigma_mm", "targets", "superpixels"}
-    if set(settings) - known:
-        raise MedsegError(f"unknown [cascade] keys {sorted(set(settings) - known)}", path=source,
-                          hint=f"known: {sorted(known)}")
+    for key in sorted(set(settings) - known):
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        raise MedsegError(f"unknown key cascade.{key}", path=source,
+                          hint=f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(known))}")
+    if not isinstance(settings.get("superpixels", False), bool):
+        raise MedsegError(f"cascade.superpixels must be true or false, got {settings['superpixels']!r}", path=source)
     recipe = CascadeRecipe(recipe_from_dict(raw["stage1"], source=source),
-                           recipe_from_dict(raw["stage2"], source=source), **settings)
+                           recipe_from_dict(raw["stage2"], source=source), **settings,
+                           regional=regional_config_from_dict(raw.get("regional", {}), source=source))
     l1, l2 = recipe.stage1.data.labels, recipe.stage2.data.labels
     if l1 and l2 and {int(k): v for k, v in l1.items()} != {int(k): v for k, v in l2.items()}:
         raise MedsegError(f"stage label sets differ: stage1 {l1} vs stage2 {l2}", path=source,

@@ -5,6 +5,7 @@ This is the hook ``medseg predict --model cascade.<name>`` dispatches to: names 
 then the medseg source tree); the stage weights default to ``<stageN.train.output>/best.pt`` as written by
 ``medseg train``. A training checkpoint carries the card it was trained with (labels, spacing, patch,
 intensity from the dataset plan), which wins over the recipe; a bare weights file gets the recipe's card.
+With ``[cascade] superpixels = true`` the regional stage's ``<regional output>/best.pt`` is loaded too.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from torch import nn
 
 from medseg.cascade.cascade_training import CascadeRecipe, load_cascade_recipe
 from medseg.cascade.pipeline import CascadePipeline
+from medseg.cascade.regional_training import load_regional, regional_output
+from medseg.cascade.superpixels import RegionalStage
 from medseg.core.card import Intensity
 from medseg.core.errors import MedsegError
 from medseg.training.config import Recipe
@@ -94,14 +97,15 @@ def stage_model(recipe: Recipe, weights: str | PathLike, *, in_extra: int = 0,
 def stage_weights(recipe: CascadeRecipe, weights: str | PathLike | Sequence[str | PathLike] | None = None
                   ) -> tuple[Path, Path]:
     """``(stage1, stage2)`` weight files: the recipe's ``train.output/best.pt``, a folder holding
-    ``stage1/best.pt`` and ``stage2/best.pt``, or an explicit pair; missing files are an error."""
+    ``stage1/best.pt`` and ``stage2/best.pt``, or an explicit pair (a third file, the regional stage's, is
+    allowed and ignored here); missing files are an error."""
     if weights is None:
         pair = (Path(recipe.stage1.train.output) / "best.pt", Path(recipe.stage2.train.output) / "best.pt")
     elif isinstance(weights, (str, PathLike)):
         pair = (Path(weights) / "stage1" / "best.pt", Path(weights) / "stage2" / "best.pt")
     else:
-        if len(weights) != 2:
-            raise MedsegError(f"a cascade needs 2 weight files (stage 1, stage 2), got {len(weights)}")
+        if len(weights) not in (2, 3):
+            raise MedsegError(f"a cascade needs 2 weight files (stage 1, stage 2; + regional), got {len(weights)}")
         pair = (Path(weights[0]), Path(weights[1]))
     for w in pair:
         if not w.is_file():
@@ -110,9 +114,38 @@ def stage_weights(recipe: CascadeRecipe, weights: str | PathLike | Sequence[str 
     return pair
 
 
+def regional_weights(recipe: CascadeRecipe, weights: str | PathLike | Sequence[str | PathLike] | None = None
+                     ) -> Path | None:
+    """The regional stage's weight file when the recipe enables it (None otherwise): ``<regional
+    output>/best.pt``, ``regional/best.pt`` inside a ``--checkpoint`` folder, or the third of explicit files."""
+    if not recipe.superpixels:
+        return None
+    if isinstance(weights, (str, PathLike)):
+        path = Path(weights) / "regional" / "best.pt"
+    elif weights is not None and len(weights) == 3:
+        path = Path(weights[2])
+    else:
+        path = regional_output(recipe.regional, recipe.stage2.train.output) / "best.pt"
+    if not path.is_file():
+        raise MedsegError("regional-stage weights not found ([cascade] superpixels = true)", path=path,
+                          hint="train it with `medseg train <cascade recipe> --resume` (finished stages are "
+                               "skipped), or set superpixels = false")
+    return path
+
+
+def regional_stage(recipe: CascadeRecipe, stage2: nn.Module,
+                   weights: str | PathLike | Sequence[str | PathLike] | None = None
+                   ) -> tuple[RegionalStage | None, Path | None]:
+    """The recipe's regional stage (and its file) for ``CascadePipeline(regional=...)``, or ``(None, None)``."""
+    path = regional_weights(recipe, weights)
+    return (None, None) if path is None else (load_regional(path, stage2.card.in_channels), path)
+
+
 def build_cascade(recipe: CascadeRecipe | str | PathLike, stage1_weights: str | PathLike | None = None,
-                  stage2_weights: str | PathLike | None = None) -> CascadePipeline:
-    """Stage models with their cards (+ weights), wrapped in a pipeline with the recipe's settings."""
+                  stage2_weights: str | PathLike | None = None,
+                  regional_path: str | PathLike | None = None) -> CascadePipeline:
+    """Stage models with their cards (+ weights), wrapped in a pipeline with the recipe's settings (and the
+    regional stage when ``[cascade] superpixels = true``)."""
     if not isinstance(recipe, CascadeRecipe):
         recipe = load_cascade_recipe(recipe)
     given = None
@@ -122,5 +155,6 @@ def build_cascade(recipe: CascadeRecipe | str | PathLike, stage1_weights: str | 
     w1, w2 = stage_weights(recipe, given)
     s1 = stage_model(recipe.stage1, w1)
     s2 = stage_model(recipe.stage2, w2, in_extra=len(s1.card.labels) - 1, labels=s1.card.labels)
+    regional, _ = regional_stage(recipe, s2, None if regional_path is None else (w1, w2, regional_path))
     return CascadePipeline(s1, s2, targets=recipe.targets or None, margin_mm=recipe.margin_mm,
-                           sigma_mm=recipe.sigma_mm)
+                           sigma_mm=recipe.sigma_mm, regional=regional)

@@ -21,7 +21,13 @@ from monai.data import MetaTensor
 from monai.transforms import Orientation
 
 from medseg.cascade.cascade_training import load_cascade_recipe
-from medseg.cascade.loader import PREFIX, recipe_path, stage_model, stage_weights
+from medseg.cascade.loader import (
+    PREFIX,
+    recipe_path,
+    regional_stage,
+    stage_model,
+    stage_weights,
+)
 from medseg.cascade.pipeline import CascadePipeline
 from medseg.core.errors import MedsegError
 from medseg.core.hashing import sha256_file
@@ -119,24 +125,31 @@ def build_cascade_predictor(name: str, *, checkpoint: str | PathLike | Sequence[
                             **_ignored: Any) -> CascadePredictor:
     """Load ``cascade.<name>`` (or a cascade recipe path) with its two stage models into a predictor.
 
-    ``checkpoint``: a folder with ``stage1/best.pt`` and ``stage2/best.pt``, or a ``(stage1, stage2)`` pair;
-    default: the recipe's ``stageN.train.output/best.pt`` (relative to the current directory)."""
+    ``checkpoint``: a folder with ``stage1/best.pt`` and ``stage2/best.pt`` (+ ``regional/best.pt`` when the
+    recipe sets ``superpixels = true``), or a ``(stage1, stage2[, regional])`` tuple; default: the recipe's
+    ``stageN.train.output/best.pt`` (relative to the current directory) and ``<regional output>/best.pt``."""
     path = recipe_path(name)
     recipe = load_cascade_recipe(path)
     w1, w2 = stage_weights(recipe, checkpoint)
     s1 = stage_model(recipe.stage1, w1)
     s2 = stage_model(recipe.stage2, w2, in_extra=len(s1.card.labels) - 1, labels=s1.card.labels)
+    regional, w3 = regional_stage(recipe, s2, checkpoint)
     pipeline = CascadePipeline(s1, s2, targets=recipe.targets or None, margin_mm=recipe.margin_mm,
-                               sigma_mm=recipe.sigma_mm)
+                               sigma_mm=recipe.sigma_mm, regional=regional)
     digests = {"stage1": sha256_file(w1), "stage2": sha256_file(w2)}
+    if w3 is not None:
+        digests["regional"] = sha256_file(w3)
     full = name if name.startswith(PREFIX) else PREFIX + Path(name).stem
-    info = ModelInfo("cascade", full[len(PREFIX):],
-                     hashlib.sha256((digests["stage1"] + digests["stage2"]).encode()).hexdigest(),
-                     f"stage1={w1}; stage2={w2}")
+    info = ModelInfo("cascade", full[len(PREFIX):], hashlib.sha256("".join(digests.values()).encode()).hexdigest(),
+                     f"stage1={w1}; stage2={w2}" + (f"; regional={w3}" if w3 is not None else ""))
     options = PredictOptions(overlap=overlap, tta=False if tta is None else tta, fast=fast, batch_size=batch_size,
                              device=device, amp=amp, probabilities=probabilities,
                              postprocess=_postprocess(s1.card.postprocess, postprocess), threads=threads)
     stages = {k: {"weights": str(w), "sha256": digests[k], "model": m.card.name, "spacing": m.card.spacing,
                   "roi_size": list(m.card.roi_size)} for k, w, m in (("stage1", w1, s1), ("stage2", w2, s2))}
-    log.info("cascade %s: stage 1 %s, stage 2 %s (recipe %s)", full, w1, w2, path)
+    if w3 is not None:
+        stages["regional"] = {"weights": str(w3), "sha256": digests["regional"], "model": "zoom_out_net",
+                              "n_segments": regional.n_segments, "scales": list(regional.scales)}
+    log.info("cascade %s: stage 1 %s, stage 2 %s%s (recipe %s)", full, w1, w2,
+             f", regional {w3}" if w3 is not None else "", path)
     return CascadePredictor(pipeline, full, options, info, stages)

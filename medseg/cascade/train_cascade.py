@@ -6,11 +6,15 @@
 3. Stage 2 at its own spacing on image + OOF stage-1 probabilities (linearly upsampled to the stage-2 grid),
    on ROI crops as at inference: around each target organ, plus the prior's false detections
    (:func:`roi_crops`).
+4. With ``[cascade] superpixels = true``: DeepOrgan's regional stage (:mod:`.regional_training`), a small
+   ConvNet on SLIC superpixels of the same stage-2 ROI crops (same out-of-fold priors, same ROI rule).
 
 Each stage writes ``done.json`` when it finishes; with ``resume`` a finished stage is skipped (after checking
 it was trained with the same recipe and folds) and an unfinished one continues from its ``last.pt``.
 Layout: ``<stage1.output>/fold_<k>/``, ``<stage1.output>/best.pt``, ``<stage2.output>/best.pt`` (+ the
-OOF ledger ``oof_priors.json``), which is what ``medseg predict --model cascade.<name>`` loads.
+OOF ledger ``oof_priors.json``), optionally ``<regional output>/best.pt`` (default ``regional/`` beside
+stage 2's folder; an unfinished regional stage is retrained from scratch on resume: it is small), which
+is what ``medseg predict --model cascade.<name>`` loads.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ from medseg.cascade.cascade_training import (
     out_of_fold_priors,
     stage2_training_data,
 )
+from medseg.cascade.regional_training import fit_regional, regional_output
 from medseg.cascade.roi import crop_to_roi, roi_from_mask
 from medseg.core.atomic import atomic_path, atomic_write_text
 from medseg.core.card import ModelCard
@@ -64,6 +69,7 @@ class CascadeTrainResult:
     stage1: Path
     stage2: Path
     folds: dict[int, Path]
+    regional: Path | None = None
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
@@ -154,7 +160,7 @@ class _Trainer:
         self.notify = on_stage or (lambda stage, status: None)
 
     def run(self, stage: str, recipe: Recipe, data: TrainingData | Callable[[], TrainingData], out: Path,
-            extra: dict) -> None:
+            extra: dict, fit: Callable | None = None) -> None:
         r = copy.deepcopy(recipe)
         r.train.output = str(out)
         if self.resume and _finished(out, r, extra, stage):
@@ -163,7 +169,7 @@ class _Trainer:
             self.notify(stage, "skipped")
             return
         self.notify(stage, "training")
-        self.fit(r, data=data() if callable(data) else data, resume=self.resume, **self.fit_kwargs)
+        (fit or self.fit)(r, data=data() if callable(data) else data, resume=self.resume, **self.fit_kwargs)
         _ensure_best(out)
         atomic_write_text(out / DONE, json.dumps({"stage": stage, **_signature(r, extra)}, indent=1))
         self.result.ran.append(stage)
@@ -197,6 +203,10 @@ def train_cascade(recipe: CascadeRecipe | str | PathLike, *, overrides: list[str
     if s1_out.resolve() == s2_out.resolve():
         raise MedsegError("stage1.train.output and stage2.train.output are the same folder",
                           hint="give each stage its own output folder")
+    reg_out = regional_output(recipe.regional, s2_out) if recipe.superpixels else None
+    if reg_out is not None and reg_out.resolve() in (s1_out.resolve(), s2_out.resolve()):
+        raise MedsegError("the regional stage's output is a stage's folder",
+                          hint="set [regional] output to its own folder")
     data1, data2 = prepare_data(recipe.stage1), prepare_data(recipe.stage2)
     labels1, labels2 = tuple(data1.card.labels), tuple(data2.card.labels)
     if labels1 != labels2:
@@ -211,7 +221,7 @@ def train_cascade(recipe: CascadeRecipe | str | PathLike, *, overrides: list[str
     if unknown:
         raise MedsegError(f"unknown cascade target(s) {unknown}", hint=f"choose from {list(labels1[1:])}")
     folds = assign_folds(sorted(cases1), recipe.folds, recipe.seed)
-    result = CascadeTrainResult(s1_out, s2_out, {k: s1_out / f"fold_{k}" for k in range(recipe.folds)})
+    result = CascadeTrainResult(s1_out, s2_out, {k: s1_out / f"fold_{k}" for k in range(recipe.folds)}, reg_out)
     trainer = _Trainer(resume, fit, fit_kwargs, on_stage, result)
 
     fold_models: dict[int, FoldModel] = {}
@@ -230,7 +240,12 @@ def train_cascade(recipe: CascadeRecipe | str | PathLike, *, overrides: list[str
     fold_of = {c: folds[c] for c in sorted(cases1)}
     spacing = tuple(data2.card.spacing) if data2.card.spacing else (1.0, 1.0, 1.0)
 
-    def stage2_data() -> TrainingData:
+    cache: dict[str, TrainingData] = {}
+
+    def stage2_inputs() -> TrainingData:
+        """Stage-2 cases with out-of-fold prior channels (computed once, shared with the regional stage)."""
+        if "data" in cache:
+            return cache["data"]
         from medseg.cascade.loader import stage_model
 
         loaded = {k: FoldModel(m.fold, m.trained_on, stage_model(recipe.stage1, m.source), m.source)
@@ -244,9 +259,41 @@ def train_cascade(recipe: CascadeRecipe | str | PathLike, *, overrides: list[str
             {c: {"fold": m.fold, "model": m.source, "trained_on": sorted(m.trained_on)}
              for c, m in ledger.records.items()}, indent=1))
         log.info("out-of-fold stage-1 priors for %d cases (ledger: %s)", len(priors2), s2_out / "oof_priors.json")
-        return roi_crops(stage2_training_data(data2, priors2, ledger), targets, spacing, recipe.margin_mm)
+        cache["data"] = stage2_training_data(data2, priors2, ledger)
+        return cache["data"]
 
-    trainer.run("stage 2", recipe.stage2, stage2_data, s2_out,
-                {"folds": fold_of, "targets": list(targets), "margin_mm": recipe.margin_mm})
+    def stage2_data() -> TrainingData:
+        return roi_crops(stage2_inputs(), targets, spacing, recipe.margin_mm)
+
+    extra2 = {"folds": fold_of, "targets": list(targets), "margin_mm": recipe.margin_mm}
+    trainer.run("stage 2", recipe.stage2, stage2_data, s2_out, extra2)
+    if reg_out is not None:
+        def fit_reg(r: Recipe, *, data: TrainingData, resume: bool = False, dist=None, **_ignored) -> None:
+            crops = regional_crops(data, targets, spacing, recipe.margin_mm)
+            fit_regional(crops["train"], recipe.regional, reg_out, val=crops["val"], labels=labels2,
+                         device=dist.device if dist is not None else "cpu")
+
+        trainer.run("regional stage", recipe.stage2, stage2_inputs, reg_out,
+                    {**extra2, "regional": recipe.regional.settings()}, fit=fit_reg)
     return result
+
+
+def regional_crops(data: TrainingData, targets: Sequence[str], spacing: Sequence[float], margin_mm: float
+                   ) -> dict[str, list[tuple[torch.Tensor, torch.Tensor, int]]]:
+    """``(image, label, organ index)`` per stage-2 ROI crop (:func:`roi_crops`, one organ at a time), for
+    the regional stage; an organ absent from the training cases is skipped with a warning."""
+    labels = tuple(data.card.labels)
+    out: dict[str, list] = {"train": [], "val": []}
+    for organ in targets:
+        try:
+            crops = roi_crops(data, [organ], spacing, margin_mm)
+        except MedsegError:
+            log.warning("regional stage: no training crop for %s, skipped", organ)
+            continue
+        for part in out:
+            out[part] += [(c["image"], c["label"], labels.index(organ)) for c in getattr(crops, part)]
+    if not out["train"]:
+        raise MedsegError(f"no regional training crop: none of {list(targets)} occurs in the training cases",
+                          hint="check [cascade] targets and the label map")
+    return out
 

@@ -16,8 +16,9 @@ def train(
     """Train a model; writes last.pt / best.pt, history.csv and curves.png to train.output.
 
     A cascade recipe ([cascade], [stage1.*], [stage2.*]) trains both stages: stage 1 per fold (out-of-fold
-    priors) and on all cases, then stage 2 on image + priors in each organ's ROI; --resume skips finished
-    stages. --set stage1.train.epochs=N sets one stage, --set train.threads=N both.
+    priors) and on all cases, then stage 2 on image + priors in each organ's ROI (then, with [cascade]
+    superpixels = true, DeepOrgan's regional stage on the same crops); --resume skips finished stages.
+    --set stage1.train.epochs=N sets one stage, --set train.threads=N both.
 
     Examples:
       medseg train pipelines/hippocampus/stunet_t.toml
