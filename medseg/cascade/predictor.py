@@ -57,7 +57,7 @@ class CascadePredictor(Predictor):
                                       pretrained=())
         super().__init__(pipeline.stage1, card, options, info)
         if options.tta:
-            log.warning("%s: mirroring TTA is not applied by cascades", name)
+            log.info("%s: mirroring TTA is not applied by cascades", name)
         self.tta = False
         self.pipeline = pipeline
         pipeline.stage2.to(self.device)
