@@ -27,6 +27,8 @@ def evaluate(
     resample: bool = typer.Option(False, "--resample-to-reference",
                                   help="Resample predictions on another voxel grid onto the reference "
                                   "(nearest neighbour) instead of stopping with an error."),
+    spacing: str = typer.Option(None, "--spacing", help="Voxel size in mm for every map, overriding the files' "
+                                "(PNG/JPEG store none: 1 per pixel), e.g. 0.14,0.14 for 2D or 1,1,3 for 3D."),
     threshold: float = typer.Option(None, "--threshold", help="Binarise float (probability) maps: >= T is label 1."),
     dataset_json: Path = typer.Option(None, "--dataset-json", help="Label names from this dataset.json."),
     model: str = typer.Option(None, "--model", help="Label names from this model's card, e.g. stunet_t."),
@@ -44,6 +46,7 @@ def evaluate(
       medseg evaluate seg.nii.gz gt.nii.gz --labels 1,2 --tolerance 2 --json metrics.json
       medseg evaluate preds/ labels/ --model stunet_t --convention surface-distance -j 8
       medseg evaluate probs/ labels/ --threshold 0.5 --resample-to-reference
+      medseg evaluate xray_preds/ xray_masks/ --spacing 0.14,0.14     # PNG masks: distances in mm, not pixels
     """
     from rich.console import Console
     from rich.progress import (
@@ -57,6 +60,13 @@ def evaluate(
     from medseg.core.errors import MedsegError
     from medseg.reports import evaluate as run_evaluation
 
+    voxel = None
+    if spacing is not None:
+        try:
+            voxel = tuple(float(v) for v in spacing.split(","))
+        except ValueError:
+            raise MedsegError(f"--spacing takes numbers separated by commas, got {spacing!r}",
+                              hint="e.g. --spacing 0.14,0.14") from None
     if dataset_json is not None and model is not None:
         raise MedsegError("give label names with --dataset-json or with --model, not both")
     names = None
@@ -78,7 +88,7 @@ def evaluate(
             bar.update(task, completed=done, total=total, description=case)
 
         result = run_evaluation(pred, ref, labels=labels, label_names=names, tolerance=tolerance,
-                                convention=convention.value, resample_to_reference=resample, threshold=threshold,
+                                convention=convention.value, resample_to_reference=resample, threshold=threshold, spacing=voxel,
                                 workers=workers, progress=progress)
     if json_file is not None and str(json_file) == "-":
         import json

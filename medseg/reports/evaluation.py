@@ -105,7 +105,9 @@ def evaluate(
         label_names: ``{value: name}``, or a dataset.json path (MSD or nnU-Net v2 style).
         tolerance: NSD tolerance in mm.
         convention: ``"monai"`` or ``"surface-distance"`` (see :func:`medseg.metrics.definitions`).
-        spacing: voxel size for plain arrays (default: from a MetaTensor's affine, else 1 mm).
+        spacing: voxel size in mm for every map: plain arrays (default: from a MetaTensor's affine, else
+            1 mm) and files whose stored size is wrong or absent (PNG/JPEG hold none: 1 per pixel), e.g.
+            ``(0.14, 0.14)`` for chest X-rays; it must have one value per spatial axis.
         resample_to_reference: resample predictions on another grid onto the reference (nearest
             neighbour) instead of raising.
         threshold: binarise float (probability) maps: voxels >= threshold become label 1.
@@ -123,8 +125,12 @@ def evaluate(
         raise MedsegError(f"tolerance must be a finite number of mm >= 0, got {tolerance}")
     names = _names(label_names)
     wanted = parse_labels(labels, names)
+    if spacing is not None:
+        spacing = tuple(float(v) for v in spacing)
+        if not all(math.isfinite(v) and v > 0 for v in spacing):
+            raise MedsegError(f"spacing must be positive numbers of mm, got {spacing}")
     settings = {"labels": wanted, "tolerance": float(tolerance), "convention": convention, "threshold": threshold,
-                "resample_to_reference": resample_to_reference}
+                "resample_to_reference": resample_to_reference, "spacing": spacing}
     if _is_path(pred) and _is_path(ref):
         matched = match_cases(pred, ref)
         tasks = [(case, p, r) for case, p, r in matched.pairs]
@@ -152,7 +158,12 @@ def evaluate_case(case: str, pred: Any, ref: Any, settings: Mapping[str, Any]) -
     pred_map = pred if isinstance(pred, LabelMap) else load_label_map(pred, threshold=threshold)
     ref_map = ref if isinstance(ref, LabelMap) else load_label_map(ref, threshold=threshold)
     pred_map, resampled = check_geometry(pred_map, ref_map, resample=settings["resample_to_reference"])
-    metrics = compute_metrics(pred_map.array, ref_map.array, ref_map.spacing, settings["labels"],
+    spacing = settings.get("spacing") or ref_map.spacing
+    if len(spacing) != ref_map.array.ndim:
+        raise MedsegError(f"spacing {tuple(spacing)} does not fit the {ref_map.array.ndim}D reference of case {case}",
+                          path=ref if not isinstance(ref, LabelMap) else None,
+                          hint=f"give {ref_map.array.ndim} values, one per spatial axis")
+    metrics = compute_metrics(pred_map.array, ref_map.array, spacing, settings["labels"],
                               tolerance=settings["tolerance"], convention=settings["convention"])
     # with the default (all present labels), these are every label of each map
     in_pred = [m.label for m in metrics if not m.empty_prediction]
@@ -229,6 +240,7 @@ def _assemble(outcomes, names, settings, unmatched, sources, pred, ref) -> Evalu
         "n_cases": len(outcomes),
         "convention": settings["convention"],
         "tolerance_mm": settings["tolerance"],
+        "spacing_mm": list(settings["spacing"]) if settings.get("spacing") else "from each reference",
         "volume_unit": "mL" if ndim == 3 else "mm2",
         "labels": summarize(rows, label_table),
         "aggregation": AGGREGATION,

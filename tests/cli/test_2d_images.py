@@ -71,3 +71,22 @@ def test_evaluate_2d_masks(tmp_path, ext, spacing):
     assert row["label"] == 1
     assert row["dice"] == pytest.approx(2 * 7 * 10 / 200)
     assert row["hd"] == pytest.approx(3 * spacing, rel=1e-4)   # PNG: pixels; TIFF: its own spacing
+
+
+def test_evaluate_2d_masks_with_a_given_spacing(tmp_path):
+    """PNG stores no pixel size: --spacing turns distances and areas into mm; a wrong length is one line."""
+    pred, ref = _squares(shift=3)
+    write_image(pred, tmp_path / "pred.png")
+    write_image(ref, tmp_path / "ref.png")
+    args = ["evaluate", str(tmp_path / "pred.png"), str(tmp_path / "ref.png"), "--json", "-", "-j", "1"]
+    result = runner.invoke(cli_main.app, [*args, "--spacing", "0.2,0.5"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    row = out["cases"][0]
+    assert row["hd"] == pytest.approx(3 * 0.2, rel=1e-4)            # the shift is along the first axis
+    assert row["dice"] == pytest.approx(2 * 7 * 10 / 200)            # overlap does not depend on spacing
+    assert out["summary"]["spacing_mm"] == [0.2, 0.5]
+    bad = runner.invoke(cli_main.app, [*args, "--spacing", "0.2,0.5,1"])
+    assert bad.exit_code == 2 and "2D" in bad.output and "Traceback" not in bad.output
+    word = runner.invoke(cli_main.app, [*args, "--spacing", "thin"])
+    assert word.exit_code == 2 and "--spacing" in word.output
