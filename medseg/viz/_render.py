@@ -29,7 +29,7 @@ def draw_slice(ax, volume: Volume, view: str, index: int, *, labels: np.ndarray 
     ax.set_yticks([])
     for side in ax.spines.values():
         side.set_visible(False)
-    if letters:
+    if letters and not volume.planar:     # a 2D picture has no known patient frame
         left, right, bottom, top = SIDES[view]
         from matplotlib import patheffects
 
@@ -42,7 +42,9 @@ def draw_slice(ax, volume: Volume, view: str, index: int, *, labels: np.ndarray 
 
 
 def slice_title(volume: Volume, view: str, index: int) -> str:
-    """``"axial 17/35 (1.0 mm)"``: the view, the slice and the slice thickness."""
+    """``"axial 17/35 (1.0 mm)"``: the view, the slice and the slice thickness (a 2D image: its size)."""
+    if volume.planar:
+        return f"{volume.image.shape[1]}x{volume.image.shape[0]} px"
     axis = VIEW_AXIS[view]
     return f"{view} {index + 1}/{volume.image.shape[axis]} ({volume.spacing[axis]:g} mm)"
 

@@ -30,6 +30,7 @@ class Volume:
     spacing: tuple[float, float, float]
     ornt: np.ndarray          # nibabel orientation: input axis -> (RAS axis, flip)
     input_shape: tuple[int, int, int]
+    planar: bool = False      # a 2D picture: one "axial" plane showing the file as image viewers do
 
     def display_index(self, index: Sequence[int]) -> tuple[int, int, int]:
         """A voxel (i, j, k) of the input array -> the same voxel in the reoriented arrays."""
@@ -70,6 +71,57 @@ def _array(value: Any, what: str) -> tuple[np.ndarray, np.ndarray | None]:
     return array, None if affine is None else np.asarray(affine, np.float64)
 
 
+def _is_picture(value: Any) -> bool:
+    """True for 2D images: a medseg 2D MetaTensor ``(C, x, y)`` (``meta["spatial_shape"]`` has 2 values), a
+    2D/colour image file (read here) or a plain 2D array."""
+    meta = getattr(value, "meta", None)
+    if isinstance(meta, dict) and "spatial_shape" in meta:
+        return len(meta["spatial_shape"]) == 2
+    return np.ndim(value) == 2
+
+
+def _picture(value: Any, what: str) -> tuple[np.ndarray, tuple[float, float]]:
+    """A 2D image as [row, col] (the way image viewers show the file) and its (column, row) spacing."""
+    from medseg.transforms.landmarks import to_grey
+
+    if hasattr(value, "meta"):                     # medseg (C, x, y): x = column, y = row
+        array = np.asarray(value.detach().cpu().numpy())
+        spacing = tuple(float(v) for v in value.meta.get("spacing", (1.0, 1.0)))
+        array = np.moveaxis(array, 0, -1).swapaxes(0, 1)
+        array = array[..., 0] if array.shape[-1] == 1 else to_grey(array)
+    else:
+        array, spacing = np.asarray(value), (1.0, 1.0)
+    if array.ndim != 2:
+        raise MedsegError(f"the {what} has shape {array.shape}; a 2D image needs (rows, columns)")
+    return array, spacing[:2]
+
+
+def _as_picture_volume(image: Any, labels: Any, spacing: Sequence[float] | None) -> Volume:
+    """A 2D image (and labels) as a one-slice Volume whose axial plane shows it as the file does (row 0 on top)."""
+    img, voxel = _picture(image, "image")
+    if spacing is not None:
+        if len(spacing) != 2 or any(float(s) <= 0 for s in spacing):
+            raise MedsegError(f"spacing {tuple(spacing)} of a 2D image must be two positive numbers "
+                              "(mm per column, per row)")
+        voxel = tuple(float(s) for s in spacing)
+    lab = None
+    if labels is not None:
+        if not _is_picture(labels):
+            raise MedsegError("the labels are not 2D but the image is", hint="give the 2D label map of this image")
+        lab, _ = _picture(labels, "labels")
+        if lab.shape != img.shape:
+            raise MedsegError(f"labels of shape {lab.shape} do not match the image of shape {img.shape}",
+                              hint="give the label map on the image's grid (medseg.predict returns one)")
+        lab = np.round(lab).astype(np.int32)
+
+    def stand(array: np.ndarray) -> np.ndarray:  # plane(axial) = array[:, :, 0].T, drawn bottom row first
+        return np.ascontiguousarray(array[::-1].T[..., None])
+
+    return Volume(image=stand(img.astype(np.float32)), labels=None if lab is None else stand(lab),
+                  spacing=(voxel[0], voxel[1], 1.0), ornt=np.array([[0, 1], [1, 1], [2, 1]], float),
+                  input_shape=(img.shape[1], img.shape[0], 1), planar=True)
+
+
 def _spatial3d(array: np.ndarray, what: str) -> np.ndarray:
     """(x, y, z) from (x, y, z) or (1, x, y, z); anything else is a clear error."""
     if array.ndim == 4 and array.shape[0] == 1:
@@ -88,10 +140,22 @@ def as_volume(image: Any, labels: Any = None, *, spacing: Sequence[float] | None
     """Check and reorient ``image`` (and ``labels`` on the same grid) for display.
 
     Geometry comes from ``affine=``, else the image's (or labels') affine, else ``spacing=`` with the
-    array axes taken as RAS (default 1 mm). ``spacing=`` overrides the affine's voxel size.
+    array axes taken as RAS (default 1 mm). ``spacing=`` overrides the affine's voxel size. A 2D image
+    (2D file or MetaTensor, or a 2D array) becomes a one-slice ``planar`` volume shown as image viewers
+    show the file (row 0 on top), in its pixel spacing.
     """
     import nibabel as nib
 
+    if isinstance(image, (str, PathLike)):
+        from medseg.io import read_image
+
+        image = read_image(image)
+    if isinstance(labels, (str, PathLike)):
+        from medseg.io import read_image
+
+        labels = read_image(labels)
+    if _is_picture(image):
+        return _as_picture_volume(image, labels, spacing)
     img, img_affine = _array(image, "image")
     img = _spatial3d(img, "image").astype(np.float32, copy=False)
     lab = None

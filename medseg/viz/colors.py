@@ -5,7 +5,9 @@ higher values cycle through ``tab20``. Disagreement colours are shown in their o
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from os import PathLike
 from typing import Any
 
 import numpy as np
@@ -49,6 +51,8 @@ def label_names(source: Any = None, values: Sequence[int] = ()) -> dict[int, str
     every value when ``source`` is None) are called ``label <value>``.
     """
     names: dict[int, str] = {}
+    if isinstance(source, PathLike) or (isinstance(source, str) and os.path.exists(source)):
+        source = None                      # a label file: values only (names travel with predict's MetaTensor)
     if isinstance(source, str):
         from medseg.models import get_card
 

@@ -44,6 +44,11 @@ def _dice(prediction: np.ndarray, reference: np.ndarray, value: int) -> float:
     return 1.0 if total == 0 else 2.0 * float((p & r).sum()) / total
 
 
+def _amount(count: int, unit: float, planar: bool) -> str:
+    """Voxel counts as mL, or pixel counts as mm^2 for 2D images."""
+    return f"{count * unit:.1f} mm²" if planar else f"{count * unit / 1000:.2f} mL"
+
+
 def compare(image: Any, prediction: Any, reference: Any, *, spacing: Sequence[float] | None = None,
             affine: Any = None, names: Any = None, card: Any = None, views: Sequence[str] = VIEWS,
             index: Sequence[int] | None = None, alpha: float = 0.45, title: str | None = None,
@@ -52,8 +57,9 @@ def compare(image: Any, prediction: Any, reference: Any, *, spacing: Sequence[fl
     cyan, wrong label yellow). Per-label Dice goes in the title.
 
     Args:
-        image, prediction, reference: on one grid (MetaTensors, paths or arrays; see ``orthogonal_slices``).
-        views: which of axial / coronal / sagittal to show.
+        image, prediction, reference: on one grid (MetaTensors, paths or arrays; see ``orthogonal_slices``);
+            2D images (PNG masks, X-rays) give one row.
+        views: which of axial / coronal / sagittal to show (ignored for 2D images).
         index: voxel (i, j, k) of the input to slice through; default: per view, the slice with the most
             disagreeing voxels (the labels' centroid when they agree everywhere).
 
@@ -70,14 +76,14 @@ def compare(image: Any, prediction: Any, reference: Any, *, spacing: Sequence[fl
         raise MedsegError(f"prediction: {exc.message}", path=exc.path, hint=exc.hint) from exc
     ref = volume.labels
     wrong = disagreement(predicted, ref)
-    views = [check_view(v) for v in views]
+    views = ["axial"] if volume.planar else [check_view(v) for v in views]
     centre = volume.display_index(index) if index is not None else focus_index(volume)
     present = sorted({int(v) for v in np.unique(ref) if v > 0} | {int(v) for v in np.unique(predicted) if v > 0})
     source = names if names is not None else card if card is not None else prediction
     table = label_names(source, present)
     fig, axes = plt.subplots(len(views), 3, figsize=(3 * size + 0.4, len(views) * size + 1.1), squeeze=False)
     window = volume.window()
-    mm3 = float(np.prod(volume.spacing))
+    mm3 = float(np.prod(volume.spacing))   # a 2D image: mm^2 per pixel (its third "spacing" is 1)
     for row, view in zip(axes, views):
         axis = VIEW_AXIS[view]
         if index is None and wrong.any():
@@ -100,9 +106,9 @@ def compare(image: Any, prediction: Any, reference: Any, *, spacing: Sequence[fl
         add_scale_bar(row[0])
     counts = [int((wrong == c).sum()) for c in (1, 2, 3)]
     handles = legend_handles(table) + [
-        Patch(facecolor=FALSE_POSITIVE, label=f"false positive ({counts[0] * mm3 / 1000:.2f} mL)"),
-        Patch(facecolor=FALSE_NEGATIVE, label=f"false negative ({counts[1] * mm3 / 1000:.2f} mL)"),
-        Patch(facecolor=WRONG_LABEL, label=f"wrong label ({counts[2] * mm3 / 1000:.2f} mL)"),
+        Patch(facecolor=colour, label=f"{kind} ({_amount(count, mm3, volume.planar)})")
+        for kind, colour, count in zip(("false positive", "false negative", "wrong label"),
+                                       (FALSE_POSITIVE, FALSE_NEGATIVE, WRONG_LABEL), counts)
     ]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), frameon=False, fontsize=8)
     dice = ", ".join(f"{table[v]} {_dice(predicted, ref, v):.3f}" for v in table)

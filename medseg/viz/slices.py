@@ -20,7 +20,8 @@ def orthogonal_slices(image: Any, labels: Any = None, *, spacing: Sequence[float
     """Three orthogonal slices through one voxel, labels overlaid, legend with the label names.
 
     Args:
-        image: MetaTensor (``medseg.io.read_image``), path, or (x, y, z) / (1, x, y, z) array.
+        image: MetaTensor (``medseg.io.read_image``), path, or (x, y, z) / (1, x, y, z) array; a 2D image
+            (PNG, X-ray, 2D array) is shown in one panel as image viewers show it.
         labels: label map on the same grid (e.g. ``medseg.predict(...)``), or None.
         spacing, affine: geometry for plain arrays (MetaTensors carry their own).
         names: label names (sequence, ``{value: name}``); default: ``card``, then ``labels.meta["labels"]``.
@@ -29,20 +30,23 @@ def orthogonal_slices(image: Any, labels: Any = None, *, spacing: Sequence[float
         size: height of one panel in inches.
 
     Returns:
-        The Figure: one axis per view (axial, coronal, sagittal), extents in mm, equal aspect.
+        The Figure: one axis per view (axial, coronal, sagittal; one for a 2D image), extents in mm,
+        equal aspect.
     """
     import matplotlib.pyplot as plt
 
     volume = as_volume(image, labels, spacing=spacing, affine=affine)
     point = volume.display_index(index) if index is not None else focus_index(volume)
+    views = ("axial",) if volume.planar else VIEWS   # a 2D image: one panel
     widths = []
-    for view in VIEWS:
+    for view in views:
         h, v = [a for a in range(3) if a != VIEW_AXIS[view]]
         widths.append(volume.image.shape[h] * volume.spacing[h] / (volume.image.shape[v] * volume.spacing[v]))
-    fig, axes = plt.subplots(1, 3, figsize=(size * sum(widths) + 0.6, size + 0.9),
-                             gridspec_kw={"width_ratios": widths}, squeeze=True)
+    fig, axes = plt.subplots(1, len(views), figsize=(size * sum(widths) + 0.6, size + 0.9),
+                             gridspec_kw={"width_ratios": widths}, squeeze=False)
+    axes = axes[0]
     window = volume.window()
-    for ax, view in zip(axes, VIEWS):
+    for ax, view in zip(axes, views):
         k = point[VIEW_AXIS[view]]
         draw_slice(ax, volume, view, k, alpha=alpha, window=window)
         ax.set_title(slice_title(volume, view, k), fontsize=9)
