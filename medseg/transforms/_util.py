@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from monai.config import KeysCollection
 from monai.data import MetaTensor
+from monai.transforms import MapTransform
 
 # Above this many voxels, percentiles are taken on a deterministic strided sample (error << 0.1 %).
 PERCENTILE_SAMPLE = 1 << 22
@@ -25,6 +29,22 @@ def like(data: torch.Tensor, template: torch.Tensor, **meta_updates) -> torch.Te
     affine = meta_updates.get("affine", template.affine)
     meta.pop("affine", None)
     return MetaTensor(data, affine=affine, meta=meta)
+
+
+class FunctionDict(MapTransform):
+    """Dict transform applying a subclass's array ``function`` with fixed keyword arguments to every key."""
+
+    function: ClassVar[Callable[..., torch.Tensor]]
+
+    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False, **kwargs: Any) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.kwargs = kwargs
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = type(self).function(d[key], **self.kwargs)
+        return d
 
 
 def _coprime_stride(n: int, shape: tuple[int, ...]) -> int:

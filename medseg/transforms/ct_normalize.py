@@ -4,13 +4,10 @@ Without ``mean``/``std`` the window is mapped to [-1, 1] (mean = centre, std = h
 """
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
-
 import torch
 from monai.config import KeysCollection
-from monai.transforms import MapTransform
 
-from medseg.transforms._util import as_plain, like
+from medseg.transforms._util import FunctionDict, as_plain, like
 
 
 def ct_normalize(image: torch.Tensor, low: float | None, high: float | None, mean: float | None = None,
@@ -29,16 +26,12 @@ def ct_normalize(image: torch.Tensor, low: float | None, high: float | None, mea
     return like(data, image)
 
 
-class CTNormalized(MapTransform):
+class CTNormalized(FunctionDict):
     """Dict transform around :func:`ct_normalize`."""
+
+    function = staticmethod(ct_normalize)
 
     def __init__(self, keys: KeysCollection, low: float | None, high: float | None, mean: float | None = None,
                  std: float | None = None, inplace: bool = False, allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.low, self.high, self.mean, self.std, self.inplace = low, high, mean, std, inplace
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = ct_normalize(d[key], self.low, self.high, self.mean, self.std, inplace=self.inplace)
-        return d
+        super().__init__(keys, allow_missing_keys, low=low, high=high, mean=mean, std=std,
+                         inplace=inplace)

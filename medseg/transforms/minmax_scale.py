@@ -1,13 +1,10 @@
 """MinMaxScaled: rescale each channel's own min..max to [0, 1] (constant channels become 0)."""
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
-
 import torch
 from monai.config import KeysCollection
-from monai.transforms import MapTransform
 
-from medseg.transforms._util import as_plain, like
+from medseg.transforms._util import FunctionDict, as_plain, like
 
 
 def minmax_scale(image: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
@@ -20,15 +17,10 @@ def minmax_scale(image: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
     return like(data, image)
 
 
-class MinMaxScaled(MapTransform):
+class MinMaxScaled(FunctionDict):
     """Dict transform around :func:`minmax_scale`."""
 
-    def __init__(self, keys: KeysCollection, inplace: bool = False, allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.inplace = inplace
+    function = staticmethod(minmax_scale)
 
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = minmax_scale(d[key], inplace=self.inplace)
-        return d
+    def __init__(self, keys: KeysCollection, inplace: bool = False, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys, inplace=inplace)

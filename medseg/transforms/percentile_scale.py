@@ -1,13 +1,10 @@
 """PercentileScaled: clip each channel to its [low, high] percentiles and rescale that range to [0, 1]."""
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
-
 import torch
 from monai.config import KeysCollection
-from monai.transforms import MapTransform
 
-from medseg.transforms._util import as_plain, like, percentiles
+from medseg.transforms._util import FunctionDict, as_plain, like, percentiles
 
 DEFAULT_LOW, DEFAULT_HIGH = 0.5, 99.5
 
@@ -23,16 +20,11 @@ def percentile_scale(image: torch.Tensor, low: float | None = None, high: float 
     return like(data, image)
 
 
-class PercentileScaled(MapTransform):
+class PercentileScaled(FunctionDict):
     """Dict transform around :func:`percentile_scale`."""
+
+    function = staticmethod(percentile_scale)
 
     def __init__(self, keys: KeysCollection, low: float | None = None, high: float | None = None,
                  inplace: bool = False, allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.low, self.high, self.inplace = low, high, inplace
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = percentile_scale(d[key], self.low, self.high, inplace=self.inplace)
-        return d
+        super().__init__(keys, allow_missing_keys, low=low, high=high, inplace=inplace)

@@ -1,13 +1,10 @@
 """ZScoreNormalized: per-image, per-channel (x - mean) / std, optionally after a percentile clip (MR)."""
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
-
 import torch
 from monai.config import KeysCollection
-from monai.transforms import MapTransform
 
-from medseg.transforms._util import as_plain, like, percentiles
+from medseg.transforms._util import FunctionDict, as_plain, like, percentiles
 
 
 def zscore(image: torch.Tensor, low: float | None = None, high: float | None = None, *,
@@ -24,16 +21,11 @@ def zscore(image: torch.Tensor, low: float | None = None, high: float | None = N
     return like(data, image)
 
 
-class ZScoreNormalized(MapTransform):
+class ZScoreNormalized(FunctionDict):
     """Dict transform around :func:`zscore`; ``low``/``high`` are percentiles (0..100) or None."""
+
+    function = staticmethod(zscore)
 
     def __init__(self, keys: KeysCollection, low: float | None = None, high: float | None = None,
                  inplace: bool = False, allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.low, self.high, self.inplace = low, high, inplace
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = zscore(d[key], self.low, self.high, inplace=self.inplace)
-        return d
+        super().__init__(keys, allow_missing_keys, low=low, high=high, inplace=inplace)
