@@ -10,7 +10,7 @@ Two workloads, each arm in its own child process (so peak RSS is per arm) with i
           weights): seconds per forward (best of --repeats after a warm-up), max |logit| difference and
           argmax agreement with torch fp32.
   cases   the shipped hippocampus model (stunet_t; --weights, else create_model("stunet_t.hippocampus"),
-          else pretrained/stunet_t_hippocampus.safetensors, else random weights) over the first --cases
+          else medseg/data/pretrained/stunet_t_hippocampus.safetensors, else random weights) over the first --cases
           MSD hippocampus cases: read, z-score, MONAI sliding_window_inference (roi 40x56x40, overlap
           0.5, gaussian), argmax. Wall time of the whole loop, and per case and label the Dice between
           the arm's and torch fp32's label maps, plus the fraction of changed voxels (the accuracy guard).
@@ -76,7 +76,7 @@ def shipped_model(weights: str | None) -> tuple[torch.nn.Module, str]:
         return create_model("stunet_t.hippocampus").eval(), "stunet_t.hippocampus (shipped)"
     except MedsegError:
         pass
-    file = ROOT / "pretrained" / "stunet_t_hippocampus.safetensors"
+    file = ROOT / "medseg" / "data" / "pretrained" / "stunet_t_hippocampus.safetensors"
     if file.is_file():
         return create_model("stunet_t", pretrained=str(file)).eval(), f"stunet_t + {file.name}"
     torch.manual_seed(0)

@@ -2,8 +2,8 @@
 
 This is the hook ``medseg predict --model cascade.<name>`` dispatches to: names starting with ``cascade.``
 (or a path to a cascade ``.toml``) resolve to ``pipelines/cascade/<name>.toml`` (the current directory first,
-then the medseg source tree); the stage weights default to ``<stageN.train.output>/best.pt`` as written by
-``medseg train``. A training checkpoint carries the card it was trained with (labels, spacing, patch,
+then the recipes shipped in the package, ``medseg/data/pipelines/cascade``); the stage weights default to
+``<stageN.train.output>/best.pt`` as written by ``medseg train``. A training checkpoint carries the card it was trained with (labels, spacing, patch,
 intensity from the dataset plan), which wins over the recipe; a bare weights file gets the recipe's card.
 With ``[cascade] superpixels = true`` the regional stage's ``<regional output>/best.pt`` is loaded too.
 """
@@ -21,10 +21,10 @@ from medseg.cascade.regional_training import load_regional, regional_output
 from medseg.cascade.superpixels import RegionalStage
 from medseg.core.card import Intensity
 from medseg.core.errors import MedsegError
+from medseg.core.resources import pipelines_dir
 from medseg.training.config import Recipe
 
 PREFIX = "cascade."
-SOURCE_TREE = Path(__file__).resolve().parents[2]
 _CARD_KEYS = ("in_channels", "channel_names", "out_channels", "labels", "roi_size", "spacing", "orientation",
               "modality", "mirror_axes", "postprocess")
 
@@ -42,7 +42,7 @@ def recipe_path(name: str, search: str | PathLike | Sequence[str | PathLike] | N
             raise MedsegError("no cascade recipe", path=path, hint="check the path")
         return path
     if search is None:
-        folders = [Path("pipelines/cascade"), SOURCE_TREE / "pipelines" / "cascade"]
+        folders = [Path("pipelines/cascade"), pipelines_dir() / "cascade"]
     else:
         folders = [Path(search)] if isinstance(search, (str, PathLike)) else [Path(s) for s in search]
     for folder in folders:

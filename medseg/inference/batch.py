@@ -115,7 +115,7 @@ def write_case(case: Case, prediction: Prediction, image, *, predictor: Predicto
             outputs[key] = {"path": path.name, "bytes": path.stat().st_size}
     if prediction.probabilities is not None:
         outputs["probabilities"] = write_probabilities(prediction.probabilities, affine, files.probabilities)
-    if prediction.soft is not None:
+    if prediction.soft is not None and files.soft is not None:
         outputs["soft"] = write_soft(prediction.soft, affine, files.soft)
     record = build_sidecar(
         input_path=str(case.input), input_sha256=input_sha256, input_shape=labels.shape, input_affine=affine,
@@ -156,6 +156,7 @@ def run_batch(predictor: Predictor, cases: Sequence[Case], options: OutputOption
             notify(BatchEvent("case_start", case.name, i, total))
             start, started = time.perf_counter(), now_iso()
             try:
+                assert current is not None  # one future per case in todo
                 image, digest = current.result()
                 prediction = predictor.predict(
                     image, path=str(case.input),

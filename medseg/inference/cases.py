@@ -97,7 +97,7 @@ def plan_cases(inputs: Sequence[str | PathLike], output: str | PathLike | None =
     for scan, folder in pairs:
         name = case_name(scan)
         ext = output_extension(scan)
-        if as_file:
+        if as_file and out is not None:
             target = out
         elif out is not None:
             target = out / (name if per_class else name + ext)

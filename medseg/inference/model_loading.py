@@ -12,7 +12,7 @@ from medseg.core.errors import MedsegError
 from medseg.core.hashing import sha256_file
 from medseg.inference.trained_card import trained_overrides
 from medseg.models import create_model, get_entry, list_models
-from medseg.models._registry import split_name
+from medseg.models._registry import card_of, split_name
 from medseg.models.weights import find_weights, search_dirs
 
 DEFAULT_MODEL = "stunet_t.hippocampus"
@@ -76,7 +76,7 @@ def load_model(
         if not path.is_file():
             raise MedsegError("checkpoint not found", path=path)
         net = create_model(base, pretrained=str(path), **trained_overrides(path, base))
-        return net, net.card, ModelInfo(base, None, sha256_file(path), str(path))
+        return net, card_of(net), ModelInfo(base, None, sha256_file(path), str(path))
     if tag is None:
         if not entry.card.pretrained:
             raise MedsegError(
@@ -87,4 +87,4 @@ def load_model(
     net = create_model(f"{base}.{tag}", weights_dir=weights_dir)
     weights = entry.card.get_pretrained(tag)
     found = find_weights(weights.file, weights_dir)
-    return net, net.card, ModelInfo(base, tag, weights.sha256, str(found) if found else weights.file)
+    return net, card_of(net), ModelInfo(base, tag, weights.sha256, str(found) if found else weights.file)

@@ -20,10 +20,11 @@ def mirrored(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
     Runs one flip at a time so memory stays that of a single pass; sums in float32.
     """
     sets = flip_sets(spatial_axes)
-    total = None
+    total: torch.Tensor | None = None
     for axes in sets:
         dims = tuple(2 + a for a in axes)
         out = net(torch.flip(x, dims) if dims else x).float()
         out = torch.flip(out, dims) if dims else out
         total = out if total is None else total.add_(out)
+    assert total is not None  # flip_sets always holds the empty set (no flip)
     return total.div_(len(sets)) if len(sets) > 1 else total

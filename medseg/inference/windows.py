@@ -42,6 +42,7 @@ def _gaussian_cpu(roi: tuple[int, ...]) -> torch.Tensor:
             centre, sigma = (n - 1) / 2.0, max(n * GAUSSIAN_SIGMA, 1e-6)
             axis = np.exp(-0.5 * ((np.arange(n) - centre) / sigma) ** 2)
         weights = axis if weights is None else np.multiply.outer(weights, axis)
+    assert weights is not None  # roi has at least one axis
     weights = weights / weights.max()
     return torch.from_numpy(np.maximum(weights, GAUSSIAN_FLOOR).astype(np.float32))
 

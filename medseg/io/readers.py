@@ -12,6 +12,7 @@ import gzip
 import zlib
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -149,7 +150,7 @@ def _read_nifti(p: Path):
     from nibabel.spatialimages import HeaderDataError
 
     try:
-        img = nib.load(str(p), mmap=False)
+        img: Any = nib.load(str(p), mmap=False)  # a Nifti1/2Image (nibabel types it as FileBasedImage)
     except (ImageFileError, HeaderDataError) as exc:
         raise MedsegError(
             "is not a NIfTI file (its header is not a NIfTI header)",

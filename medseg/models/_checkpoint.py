@@ -27,7 +27,7 @@ def _numpy_globals() -> list[Any]:
     try:
         from numpy._core import multiarray
     except ImportError:  # numpy < 2
-        from numpy.core import multiarray
+        from numpy.core import multiarray  # type: ignore[no-redef]
     allowed: list[Any] = [np.dtype, np.ndarray, multiarray.scalar, multiarray._reconstruct]
     for name in ("scalar", "_reconstruct"):
         obj = getattr(multiarray, name)

@@ -9,7 +9,7 @@ neighbours), as in Gaggion et al.'s ``utils/utils.py``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -40,7 +40,7 @@ class GraphTemplate:
                 raise ValueError(f"organ {name!r}: a closed contour needs at least 3 landmarks, got {n}")
 
     @classmethod
-    def from_pairs(cls, pairs: Iterable[Sequence] | Mapping[str, int]) -> GraphTemplate:
+    def from_pairs(cls, pairs: Iterable[tuple[str, int] | list] | Mapping[str, int]) -> GraphTemplate:
         """Build from ``[("right_lung", 44), ...]`` or ``{"right_lung": 44, ...}`` (JSON round trips)."""
         items = pairs.items() if isinstance(pairs, Mapping) else pairs
         return cls(tuple((str(name), int(n)) for name, n in items))

@@ -88,7 +88,9 @@ def predict_graph(model: nn.Module, image_2d: np.ndarray, *, source: object = No
     The image is normalised per the model card, letterboxed to the card's ``roi_size`` and the output
     mapped back, so points land on the original pixels whatever the image size.
     """
-    card = model.card
+    from medseg.models._registry import card_of
+
+    card = card_of(model)
     template = template_from_card(card)
     x, box = prepare_input(image_2d, card, source)
     param = next(model.parameters())

@@ -47,7 +47,7 @@ class PositionAttention(nn.Module):
         if self.max_tokens is not None and size.numel() > self.max_tokens:
             factor = (size.numel() / self.max_tokens) ** (1.0 / len(size))
             grid = [max(1, int(s // factor)) for s in size]
-            src = F.adaptive_avg_pool2d(x, grid) if x.ndim == 4 else F.adaptive_avg_pool3d(x, grid)
+            src = F.adaptive_avg_pool2d(x, grid) if x.ndim == 4 else F.adaptive_avg_pool3d(x, grid)  # type: ignore[arg-type]
         b, c = src.shape[:2]
         q = self.query_conv(src).flatten(2).transpose(1, 2)        # B, N, C/8
         k = self.key_conv(src).flatten(2)                          # B, C/8, N

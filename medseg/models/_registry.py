@@ -134,12 +134,21 @@ def create_model(
         tag = pretrained
     card, arch_kwargs = resolve(f"{base}.{tag}" if tag else base, **overrides)
     model = entry.builder(card, **arch_kwargs)
-    model.card = card
+    model.card = card  # type: ignore[assignment]  # torch types module attributes as Tensor | Module
     if tag:
         _weights.load_pretrained(model, card, tag, weights_dir=weights_dir)
-    elif pretrained not in (None, False):
+    elif isinstance(pretrained, (str, PathLike)):
         _weights.load_checkpoint_file(model, pretrained)
     return model
+
+
+def card_of(model: nn.Module) -> ModelCard:
+    """The :class:`ModelCard` a zoo model carries as ``.card`` (typed; an error when it has none)."""
+    card = getattr(model, "card", None)
+    if not isinstance(card, ModelCard):
+        raise MedsegError(f"{type(model).__name__} has no .card (a ModelCard)",
+                          hint="create it with medseg.create_model, or set model.card = ModelCard(...)")
+    return card
 
 
 def resolve(name: str, **overrides: Any) -> tuple[ModelCard, dict[str, Any]]:
@@ -198,7 +207,7 @@ def build_on_meta(name: str, **overrides: Any) -> nn.Module:
     except (RuntimeError, NotImplementedError):  # builders that compute values (.item()) while building
         with _parameters_to_meta():
             model = entry.builder(card, **arch_kwargs)
-    model.card = card
+    model.card = card  # type: ignore[assignment]
     return model
 
 

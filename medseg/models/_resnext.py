@@ -62,6 +62,11 @@ class ResNeXt(nn.Module):
     Strides relative to the input: 1/4, 1/8, 1/16, 1/32; channels ``base_planes * 4 * [1, 2, 4, 8]``.
     """
 
+    layer1: nn.Sequential  # set with setattr in __init__
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
     def __init__(self, dims: int = 2, in_channels: int = 1, layers: Sequence[int] = (3, 4, 23, 3),
                  groups: int = 32, width_per_group: int = 8, base_planes: int = 64, norm: str = "batch") -> None:
         super().__init__()

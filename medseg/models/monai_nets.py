@@ -5,13 +5,10 @@ Module names are MONAI's, so MONAI bundle checkpoints of the same configuration 
 """
 from __future__ import annotations
 
-import importlib.util
-
 from monai.networks.nets import UNETR as _MonaiUNETR
 from monai.networks.nets import SegResNet as _MonaiSegResNet
 
 from medseg.core.card import Intensity, ModelCard
-from medseg.core.errors import MedsegError
 from medseg.models._labels import BTCV
 from medseg.models._registry import register_model
 
@@ -41,9 +38,7 @@ def build_segresnet(card: ModelCard, *, init_filters: int = 32, blocks_down: tup
 
 def build_unetr(card: ModelCard, *, feature_size: int = 16, hidden_size: int = 768, mlp_dim: int = 3072,
                 num_heads: int = 12, dropout_rate: float = 0.0) -> UNETR:
-    """UNETR: a ViT (16^3 patches) encoder on the fixed ``roi_size`` and a CNN decoder (needs ``einops``)."""
-    if importlib.util.find_spec("einops") is None:
-        raise MedsegError("UNETR needs the einops package (a MONAI optional dependency)", hint="pip install einops")
+    """UNETR: a ViT (16^3 patches) encoder on the fixed ``roi_size`` and a CNN decoder."""
     return UNETR(in_channels=card.in_channels, out_channels=card.out_channels, img_size=card.roi_size,
                  feature_size=feature_size, hidden_size=hidden_size, mlp_dim=mlp_dim, num_heads=num_heads,
                  dropout_rate=dropout_rate, spatial_dims=card.spatial_dims)

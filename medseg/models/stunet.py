@@ -27,7 +27,7 @@ from medseg.models._registry import register_model
 class BasicResBlock(nn.Module):
     """Residual block with official names: conv1/norm1, conv2/norm2 and the optional shortcut conv3."""
 
-    def __init__(self, cin: int, cout: int, stride: Sequence[int] | int = 1, proj: bool = False) -> None:
+    def __init__(self, cin: int, cout: int, stride: int | tuple[int, int, int] = 1, proj: bool = False) -> None:
         super().__init__()
         self.conv1 = nn.Conv3d(cin, cout, 3, stride=stride, padding=1)
         self.norm1 = nn.InstanceNorm3d(cout, affine=True)
@@ -115,7 +115,7 @@ class STUNet(nn.Module):
         total = [1, 1, 1]
         for s in self.strides:
             total = [t * int(v) for t, v in zip(total, s)]
-        return tuple(total)
+        return total[0], total[1], total[2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         skips = []

@@ -11,7 +11,6 @@ MONAI's ``SwinUNETR`` module names equal those of the released weights, so this 
 """
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 
 import torch
@@ -20,7 +19,6 @@ from monai.networks.nets.swin_unetr import PatchMergingV2
 from monai.networks.nets.swin_unetr import SwinUNETR as _MonaiSwinUNETR
 
 from medseg.core.card import Intensity, ModelCard, Pretrained
-from medseg.core.errors import MedsegError
 from medseg.models._labels import BRATS_CHANNELS, BRATS_REGIONS, BTCV
 from medseg.models._registry import register_model
 
@@ -72,20 +70,14 @@ class SwinUNETR(_MonaiSwinUNETR):
             in_channels=in_channels, out_channels=out_channels, feature_size=feature_size,
             spatial_dims=spatial_dims, depths=depths, num_heads=num_heads, window_size=window_size, drop_rate=drop_rate,
             attn_drop_rate=attn_drop_rate, dropout_path_rate=dropout_path_rate, use_checkpoint=use_checkpoint,
-            use_v2=use_v2, downsample=LegacyPatchMerging if legacy_patch_merging else "merging",
+            use_v2=use_v2, downsample=LegacyPatchMerging if legacy_patch_merging else "merging",  # type: ignore[arg-type]
         )
         self.legacy_patch_merging = legacy_patch_merging
-
-    def forward(self, x_in: torch.Tensor) -> torch.Tensor:
-        if importlib.util.find_spec("einops") is None:
-            raise MedsegError("Swin UNETR needs the einops package (MONAI's Swin blocks use it)",
-                              hint="pip install einops")
-        return super().forward(x_in)
 
 
 def _build(card: ModelCard, *, feature_size: int = 48, legacy_patch_merging: bool = False, window_size: int = 7,
            use_checkpoint: bool = False, use_v2: bool = False, dropout_path_rate: float = 0.0) -> SwinUNETR:
-    """Swin UNETR from a card; feature_size must be a multiple of 12, inputs multiples of 32 (needs einops)."""
+    """Swin UNETR from a card; feature_size must be a multiple of 12, inputs multiples of 32."""
     return SwinUNETR(card.in_channels, card.out_channels, feature_size=feature_size, spatial_dims=card.spatial_dims,
                      legacy_patch_merging=legacy_patch_merging, window_size=window_size,
                      use_checkpoint=use_checkpoint, use_v2=use_v2, dropout_path_rate=dropout_path_rate)

@@ -1,7 +1,8 @@
 """Pretrained weights: find the local file, verify its sha256, load it safely; save and import weights.
 
 Nothing is downloaded. Files are looked up in: the ``weights_dir`` argument, ``$MEDSEG_WEIGHTS_DIR``,
-the repository's ``pretrained/`` folder, ``./pretrained``, then ``~/.cache/medseg/weights``.
+the weights shipped inside the package (``medseg/data/pretrained``, found with ``importlib.resources``, so
+a wheel install has them), ``./pretrained``, then ``~/.cache/medseg/weights``.
 
 A card entry whose authors publish no hash (``sha256=None``) is pinned on import: ``medseg models
 import`` writes ``FILE.sha256`` next to the copied file, and every later load is checked against it.
@@ -21,12 +22,13 @@ from medseg.core.card import ModelCard, Pretrained
 from medseg.core.errors import MedsegError
 from medseg.core.hashing import sha256_file
 from medseg.core.log import get_logger
+from medseg.core.resources import pretrained_dir
 from medseg.models._adapt import LoadReport, match_state_dict, raise_for_report
 from medseg.models._checkpoint import extract_state_dict, load_checkpoint, strip_prefix
 
 logger = get_logger(__name__)
 
-PACKAGE_PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained"
+PACKAGE_PRETRAINED = pretrained_dir()
 SIDECAR = ".sha256"
 
 

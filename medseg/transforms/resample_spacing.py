@@ -49,7 +49,8 @@ def resample_to_spacing(
         target: one entry per spatial axis.
         mode: ``"linear"`` (bi/trilinear) for images or ``"nearest"`` for label maps.
     """
-    affine = np.asarray(image.affine.detach().cpu().numpy() if torch.is_tensor(image.affine) else image.affine)
+    meta = image.affine  # type: ignore[attr-defined]  # a MetaTensor's affine
+    affine = np.asarray(meta.detach().cpu().numpy() if torch.is_tensor(meta) else meta)
     shape = tuple(int(s) for s in image.shape[1:])
     spacing = np.linalg.norm(affine[:3, :3], axis=0)[: len(shape)]
     new_shape = target_shape(shape, spacing, target)

@@ -14,7 +14,7 @@ from tests.inference._models import (
 
 @pytest.fixture
 def no_shipped_weights(tmp_path, monkeypatch):
-    """Hide the repository's pretrained/ folder (it holds the shipped stunet_t.hippocampus weights)."""
+    """Hide the weights shipped in the package (medseg/data/pretrained: stunet_t.hippocampus)."""
     from medseg.models import weights
 
     monkeypatch.setattr(weights, "PACKAGE_PRETRAINED", tmp_path / "no_pretrained")
