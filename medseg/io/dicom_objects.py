@@ -173,3 +173,42 @@ def _verify(kind: str, expected: np.ndarray, got: np.ndarray, path: Path) -> Non
         if (size > MIN_VOXELS and dice < 0.95) or not back.any():
             raise MedsegError(f"the written RTSTRUCT's contours of label {value} rasterise to Dice {dice:.3f}",
                               path=path, hint="this is a bug; write DICOM-SEG or .nii.gz meanwhile")
+
+
+def labels_to_dicom_object(labels_path: str | PathLike, target: str | PathLike, source: str | PathLike, *,
+                           output_format: str = "dicom-seg", series_uid: str | None = None) -> dict[str, Any]:
+    """Write a label file (NIfTI, NRRD, another SEG...) made on DICOM series ``source`` as DICOM-SEG/RTSTRUCT.
+
+    Label names come from the file when it carries them (medseg's NIfTI JSON extension, a SEG's segment
+    labels), else ``label_N``. The label grid must be the series' own (a MedsegError otherwise).
+    """
+    from medseg.io.readers import read_image
+    from medseg.reports.loading import to_label_array
+
+    image = read_image(labels_path)
+    if image.shape[0] != 1:
+        raise MedsegError(f"has {image.shape[0]} channels; a label map has one", path=labels_path)
+    labels = to_label_array(image[0].as_tensor().numpy(), labels_path, None)
+    given = dict(image.meta.get("label_names") or _nifti_label_names(Path(labels_path)))
+    top = int(labels.max()) if labels.size else 0
+    names = ["background", *(str(given.get(v, given.get(str(v), f"label_{v}"))) for v in range(1, top + 1))]
+    return write_dicom_labels(output_format, labels, np.asarray(image.affine, dtype=np.float64), source, target,
+                              names, model="converted", series_uid=series_uid)
+
+
+def _nifti_label_names(path: Path) -> dict:
+    """Label names from the JSON header extension medseg writes into NIfTI label maps ({} if none)."""
+    import json
+
+    if not path.name.lower().endswith((".nii", ".nii.gz")):
+        return {}
+    try:
+        import nibabel as nib
+
+        for extension in nib.load(str(path)).header.extensions:
+            content = json.loads(extension.get_content())
+            if isinstance(content, dict) and isinstance(content.get("labels"), dict):
+                return content["labels"]
+    except (ValueError, OSError, TypeError):
+        return {}
+    return {}

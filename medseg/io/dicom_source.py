@@ -124,13 +124,15 @@ def load_source_series(folder: str | Path, series_uid: str | None = None) -> Sou
 
 def _check(folder: Path, uid: str, files: list[Path], datasets: list) -> SourceSeries:
     for f, ds in zip(files, datasets, strict=True):
+        if int(ds.get("NumberOfFrames", 1) or 1) > 1 or "PerFrameFunctionalGroupsSequence" in ds:
+            raise MedsegError(f"is an enhanced/multi-frame image ({ds.SOPClassUID.name}); medseg writes "
+                              "DICOM-SEG/RTSTRUCT for series of classic single-frame images", path=f,
+                              hint="convert it to classic single-frame images (e.g. emf2sf of dcm4che), or write "
+                              ".nii.gz")
         missing = [key for key in _REQUIRED if not ds.get(key)]
         if missing:
             raise MedsegError(f"lacks {', '.join(missing)}, which a DICOM-SEG/RTSTRUCT must reference", path=f,
                               hint="export the series again with complete headers (UIDs, position, orientation)")
-        if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-            raise MedsegError("is a multi-frame image; medseg writes DICOM-SEG/RTSTRUCT for single-frame series",
-                              path=f, hint="convert it to single-frame files (e.g. dcmtk's dcmconv +Mf) first")
     first = datasets[0]
     for key in ("Rows", "Columns", "FrameOfReferenceUID", "StudyInstanceUID"):
         values = {str(ds.get(key)) for ds in datasets}
