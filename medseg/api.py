@@ -137,6 +137,10 @@ def predict_files(inputs: Sequence[str | PathLike], output: str | PathLike | Non
     """
     output_format = resolve_output_format(output_format, output)
     cases = plan_cases(inputs, output, output_type, output_format)
+    if output_format != "image" and len(cases) == 1:  # one series: refuse a bad source before inference
+        from medseg.io.dicom_source import load_source_series
+
+        load_source_series(cases[0].input)
     split = parse_shard(shard) if isinstance(shard, str) else shard or shard_from_env()
     if split is not None:
         cases = select_shard(cases, *split)
