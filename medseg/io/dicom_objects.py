@@ -62,6 +62,7 @@ def referenced_series_uid(path: Path) -> str | None:
 def find_source_folder(path: Path, series_uid: str) -> Path | None:
     """A folder holding series ``series_uid``: the object's own folder, its sub-folders, or its siblings."""
     import pydicom
+    from pydicom.errors import InvalidDicomError
 
     parent = path.resolve().parent
     candidates = [parent]
@@ -80,7 +81,7 @@ def find_source_folder(path: Path, series_uid: str) -> Path | None:
                 continue
             try:
                 uid = pydicom.dcmread(child, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
-            except Exception:  # not DICOM
+            except (InvalidDicomError, OSError, ValueError, EOFError):  # not DICOM
                 continue
             if str(uid.get("SeriesInstanceUID", "")) == series_uid:
                 return folder

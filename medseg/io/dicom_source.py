@@ -87,12 +87,13 @@ def image_series(folder: Path) -> list[str]:
 def _modality(folder: Path, uid: str) -> str:
     import pydicom
     import SimpleITK as sitk
+    from pydicom.errors import InvalidDicomError
 
     with quiet_itk():
         files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)
     try:
         return str(pydicom.dcmread(files[0], stop_before_pixels=True, specific_tags=["Modality"]).get("Modality", ""))
-    except Exception:  # unreadable by pydicom: not one of ours to skip
+    except (InvalidDicomError, OSError, ValueError, EOFError, IndexError):  # unreadable: not one of ours to skip
         return ""
 
 
