@@ -26,6 +26,7 @@ MIN_VOXELS = 10  # RTSTRUCT check: smaller structures are checked for presence o
 _SOP_CLASSES = {b"1.2.840.10008.5.1.4.1.1.66.4": "SEG", b"1.2.840.10008.5.1.4.1.1.66.7": "SEG",
                 b"1.2.840.10008.5.1.4.1.1.481.3": "RTSTRUCT"}
 _MAX_FOLDERS = 200
+_MAX_READS = 20000  # file headers read while looking for a source series
 
 
 def dicom_object_kind(path: str | PathLike) -> str | None:
@@ -60,18 +61,19 @@ def referenced_series_uid(path: Path) -> str | None:
 
 
 def find_source_folder(path: Path, series_uid: str) -> Path | None:
-    """A folder holding series ``series_uid``: the object's own folder, its sub-folders, or its siblings."""
+    """A folder holding series ``series_uid``: the object's own folder or a sub-folder, a sibling folder or
+    a sub-folder of one (e.g. ``patients/p1/`` for ``out/p1.dcm``); folders named like the file first."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     parent = path.resolve().parent
-    candidates = [parent]
-    for base in (parent, parent.parent):
-        try:
-            candidates += sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
-        except OSError:
-            continue
+    candidates = [parent, *_subfolders(parent)]
+    for sibling in _subfolders(parent.parent):
+        candidates += [sibling, *_subfolders(sibling)]
+    stem = path.name[: -len(".dcm")] if path.name.lower().endswith(".dcm") else path.stem
+    candidates.sort(key=lambda p: p.name != stem)  # stable: the rest keep their order
     seen: set[Path] = set()
+    budget = _MAX_READS
     for folder in candidates[:_MAX_FOLDERS]:
         if folder in seen:
             continue
@@ -79,14 +81,23 @@ def find_source_folder(path: Path, series_uid: str) -> Path | None:
         for child in sorted(folder.iterdir()):
             if not child.is_file() or child.resolve() == path.resolve():
                 continue
+            budget -= 1
+            if budget < 0:
+                return None
             try:
                 uid = pydicom.dcmread(child, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
             except (InvalidDicomError, OSError, ValueError, EOFError):  # not DICOM
                 continue
             if str(uid.get("SeriesInstanceUID", "")) == series_uid:
                 return folder
-            break  # one file tells whether this folder holds DICOM of another series; look no further here
     return None
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return []
 
 
 def _source_for(path: Path, source: str | PathLike | None, required: bool) -> SourceSeries | None:

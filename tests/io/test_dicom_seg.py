@@ -12,11 +12,10 @@ from medseg.core.errors import MedsegError
 from medseg.io import read_image
 from tests.conftest import random_oblique_affine
 from tests.inference._models import expected, noise_volume
-from tests.io.dicom_objects_helpers import (  # noqa: F401 - medseg_logs is a fixture
+from tests.io.dicom_objects_helpers import (
     DCIODVFY,
     dciodvfy_errors,
     make_series,
-    medseg_logs,
     model_args,
     one_line_error,
 )
@@ -24,6 +23,16 @@ from tests.io.dicom_objects_helpers import (  # noqa: F401 - medseg_logs is a fi
 hd = pytest.importorskip("highdicom")
 pydicom = pytest.importorskip("pydicom")
 runner = CliRunner()
+
+
+@pytest.fixture
+def medseg_logs(caplog, monkeypatch):
+    """caplog for medseg's loggers at INFO (the CLI, once run in this process, stops their propagation)."""
+    import logging
+
+    monkeypatch.setattr(logging.getLogger("medseg"), "propagate", True)
+    with caplog.at_level("INFO", logger="medseg"):
+        yield caplog
 
 
 def _predict(tmp_path, series, output, *extra):
@@ -65,6 +74,24 @@ def test_oblique_series_to_dicom_seg_reads_back_as_the_nifti_output(tmp_path, rn
     converted = runner.invoke(cli_main.app, ["convert", str(seg), str(tmp_path / "back.nii.gz")])
     assert converted.exit_code == 0, converted.output
     np.testing.assert_array_equal(read_image(tmp_path / "back.nii.gz").numpy(), nifti.numpy())
+
+
+def test_batch_writes_one_object_per_series(tmp_path, rng):
+    volumes = {}
+    for name in ("p1", "p2"):
+        volumes[name] = noise_volume((9, 8, 4), rng)
+        make_series(tmp_path / "patients" / name, volumes[name], random_oblique_affine(rng))
+    (tmp_path / "patients" / "notes.txt").write_text("not a scan")
+    result = runner.invoke(cli_main.app, ["predict", str(tmp_path / "patients"), "-o", str(tmp_path / "out"),
+                                          "--output-format", "dicom-seg", *model_args(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p1.dcm", "p1.json", "p2.dcm", "p2.json"]
+    for name, volume in volumes.items():
+        series = tmp_path / "patients" / name
+        back = read_image(tmp_path / "out" / f"{name}.dcm")  # series found as a sibling of out/
+        np.testing.assert_array_equal(back[0].numpy(), expected(read_image(series)[0].numpy()))
+        assert hd.seg.segread(str(tmp_path / "out" / f"{name}.dcm")).ReferencedSeriesSequence[0].SeriesInstanceUID \
+            == pydicom.dcmread(next(series.iterdir())).SeriesInstanceUID
 
 
 def test_codes_colours_empty_labels_and_label_values(tmp_path, rng, medseg_logs):
