@@ -106,3 +106,26 @@ def test_rtstruct_without_its_series_exits_2(tmp_path, rng):
     shutil.rmtree(tmp_path / "a")
     result = runner.invoke(cli_main.app, ["convert", str(tmp_path / "b" / "rt.dcm"), str(tmp_path / "rt.nii.gz")])
     assert result.exit_code == 2 and "source series" in one_line_error(result)
+
+
+def test_plastimatch_rasterises_our_contours_the_same(tmp_path, rng):
+    """An independent RT reader (plastimatch, Debian package) fills our contours with XOR as medseg does."""
+    import subprocess
+
+    tool = shutil.which("plastimatch")
+    if tool is None:
+        pytest.skip("plastimatch (Debian package) is not installed: no independent RTSTRUCT reader to compare with")
+    from medseg.io.dicom_objects import write_dicom_labels
+
+    series = make_series(tmp_path / "series", rng.normal(size=(24, 20, 4)).astype(np.float32), np.diag([0.8, 0.8, 2.5, 1]))
+    labels = np.zeros((24, 20, 4), np.uint8)
+    labels[3:20, 4:17, :] = 1
+    labels[8:13, 8:12, 1:3] = 0  # a hole
+    labels[20:23, 2:9, 1:4] = 2
+    (tmp_path / "rt").mkdir()
+    write_dicom_labels("rtstruct", labels, read_image(series).affine.numpy(), series, tmp_path / "rt" / "rt.dcm",
+                       ["background", "liver", "spleen"])
+    subprocess.run([tool, "convert", "--input", str(tmp_path / "rt"), "--referenced-ct", str(series),
+                    "--output-prefix", str(tmp_path / "masks"), "--xor-contours"], check=True, capture_output=True)
+    for value, name in ((1, "liver"), (2, "spleen")):
+        np.testing.assert_array_equal(read_image(tmp_path / "masks" / f"{name}.mha")[0].numpy() > 0, labels == value)
