@@ -117,7 +117,8 @@ def test_plastimatch_rasterises_our_contours_the_same(tmp_path, rng):
         pytest.skip("plastimatch (Debian package) is not installed: no independent RTSTRUCT reader to compare with")
     from medseg.io.dicom_objects import write_dicom_labels
 
-    series = make_series(tmp_path / "series", rng.normal(size=(24, 20, 4)).astype(np.float32), np.diag([0.8, 0.8, 2.5, 1]))
+    volume = (rng.normal(size=(24, 20, 4)) * 100).astype(np.int16)  # plastimatch reads 16-bit CT
+    series = make_series(tmp_path / "series", volume, np.diag([0.8, 0.8, 2.5, 1]))
     labels = np.zeros((24, 20, 4), np.uint8)
     labels[3:20, 4:17, :] = 1
     labels[8:13, 8:12, 1:3] = 0  # a hole
