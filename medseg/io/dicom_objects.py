@@ -132,7 +132,9 @@ def read_dicom_object(path: str | PathLike, kind: str | None = None, *,
     if kind == "RTSTRUCT":
         from medseg.io.rtstruct import read_rtstruct
 
-        return read_rtstruct(p, _source_for(p, source, required=True))
+        series = _source_for(p, source, required=True)
+        assert series is not None  # required=True raises instead
+        return read_rtstruct(p, series)
     raise MedsegError("is neither a DICOM-SEG nor an RTSTRUCT file", path=p)
 
 
@@ -159,7 +161,7 @@ def write_dicom_labels(output_format: str, labels: np.ndarray, affine: np.ndarra
     require_pydicom()
     kind = output_kind(output_format)
     path = Path(path)
-    series = load_source_series(source, series_uid)
+    series = load_source_series(Path(source), series_uid)
     grid = check_grid(series, np.asarray(labels), affine, path)
     algorithm = Algorithm(model=model, weights_sha256=weights_sha256)
     names = list(names)
@@ -200,7 +202,7 @@ def labels_to_dicom_object(labels_path: str | PathLike, target: str | PathLike, 
     image = read_image(labels_path)
     if image.shape[0] != 1:
         raise MedsegError(f"has {image.shape[0]} channels; a label map has one", path=labels_path)
-    labels = to_label_array(image[0].as_tensor().numpy(), labels_path, None)
+    labels = to_label_array(np.asarray(image[0].numpy()), labels_path, None)
     given = dict(image.meta.get("label_names") or _nifti_label_names(Path(labels_path)))
     top = int(labels.max()) if labels.size else 0
     names = ["background", *(str(given.get(v, given.get(str(v), f"label_{v}"))) for v in range(1, top + 1))]
@@ -217,7 +219,7 @@ def _nifti_label_names(path: Path) -> dict:
     try:
         import nibabel as nib
 
-        for extension in nib.load(str(path)).header.extensions:
+        for extension in getattr(nib.load(str(path)).header, "extensions", ()):
             content = json.loads(extension.get_content())
             if isinstance(content, dict) and isinstance(content.get("labels"), dict):
                 return content["labels"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,7 @@ def _code(values):
     return CodedConcept(value=values[0], scheme_designator=values[1], meaning=values[2])
 
 
-def _cielab(rgb) -> object:
+def _cielab(rgb) -> Any:
     from highdicom.color import CIELabColor
     from skimage.color import rgb2lab
 

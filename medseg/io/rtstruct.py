@@ -28,7 +28,7 @@ from medseg.io.dicom_source import SourceSeries, check_grid
 
 logger = get_logger(__name__)
 
-RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
+RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"  # RT Structure Set Storage
 _VALUE_NOTE = re.compile(r"medseg label value (\d+)")
 _COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate",
            "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber", "StudyDescription")
@@ -70,7 +70,7 @@ def build_rtstruct(labels: np.ndarray, series: SourceSeries, names, algorithm: A
     """The RTSTRUCT dataset for a (x, y, z) label map on ``series``' grid."""
     import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
     present = [int(v) for v in np.unique(labels) if v != 0]
     if not present:
@@ -79,11 +79,12 @@ def build_rtstruct(labels: np.ndarray, series: SourceSeries, names, algorithm: A
     first = series.datasets[0]
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = RTSTRUCT_SOP_CLASS
+    ds.file_meta.MediaStorageSOPClassUID = UID(RTSTRUCT_SOP_CLASS)
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.SOPClassUID = RTSTRUCT_SOP_CLASS
-    ds.SOPInstanceUID = generate_uid()
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    uid = generate_uid()
+    ds.SOPInstanceUID = uid
+    ds.file_meta.MediaStorageSOPInstanceUID = uid
     ds.SpecificCharacterSet = first.get("SpecificCharacterSet", "ISO_IR 192") or "ISO_IR 192"
     for key in _COPIED:
         setattr(ds, key, first.get(key, ""))
