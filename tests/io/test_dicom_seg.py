@@ -77,16 +77,14 @@ def test_oblique_series_to_dicom_seg_reads_back_as_the_nifti_output(tmp_path, rn
 
 
 def test_batch_writes_one_object_per_series(tmp_path, rng):
-    volumes = {}
     for name in ("p1", "p2"):
-        volumes[name] = noise_volume((9, 8, 4), rng)
-        make_series(tmp_path / "patients" / name, volumes[name], random_oblique_affine(rng))
+        make_series(tmp_path / "patients" / name, noise_volume((9, 8, 4), rng), random_oblique_affine(rng))
     (tmp_path / "patients" / "notes.txt").write_text("not a scan")
     result = runner.invoke(cli_main.app, ["predict", str(tmp_path / "patients"), "-o", str(tmp_path / "out"),
                                           "--output-format", "dicom-seg", *model_args(tmp_path)])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p1.dcm", "p1.json", "p2.dcm", "p2.json"]
-    for name, volume in volumes.items():
+    for name in ("p1", "p2"):
         series = tmp_path / "patients" / name
         back = read_image(tmp_path / "out" / f"{name}.dcm")  # series found as a sibling of out/
         np.testing.assert_array_equal(back[0].numpy(), expected(read_image(series)[0].numpy()))
@@ -175,6 +173,40 @@ def test_hippocampus_labels_become_coded_segments(tmp_path, shared_data):
     meanings = {s.SegmentedPropertyTypeCodeSequence[0].CodeMeaning for s in pydicom.dcmread(tmp_path / "seg.dcm").SegmentSequence}
     assert meanings == {"Hippocampus"}
     assert dciodvfy_errors(tmp_path / "seg.dcm") == []
+
+
+def test_ohifs_dcmjs_loader_reads_the_same_voxels(tmp_path, rng):
+    """dcmjs's Cornerstone adapter (OHIF's SEG loader) on an oblique series; needs node and ``npm install dcmjs``
+    somewhere on NODE_PATH (e.g. ``NODE_PATH=/tmp/dcmjs-check/node_modules``), else skipped."""
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from medseg.io.dicom_objects import write_dicom_labels
+    from medseg.io.dicom_source import load_source_series
+
+    node = shutil.which("node")
+    if node is None or subprocess.run([node, "-e", "require('dcmjs')"], capture_output=True, check=False).returncode:
+        pytest.skip("node with the dcmjs package (OHIF's DICOM-SEG loader) is not available")
+    volume = (rng.normal(size=(16, 13, 6)) * 100).astype(np.int16)
+    series = make_series(tmp_path / "series", volume, random_oblique_affine(rng))
+    labels = np.zeros(volume.shape, np.uint8)
+    labels[2:10, 3:9, 1:5] = 1
+    labels[11:15, 2:11, 2:6] = 3
+    write_dicom_labels("dicom-seg", labels, read_image(series).affine.numpy(), series, tmp_path / "seg.dcm",
+                       ["background", "liver", "spleen", "kidney_left"])
+    files = [str(f) for f in load_source_series(series).files]
+    script = Path(__file__).with_name("dcmjs_seg_check.js")
+    run = subprocess.run([node, str(script), str(tmp_path / "seg.dcm"), *files], capture_output=True, text=True,
+                         check=True, env=os.environ)
+    out = json.loads(run.stdout)
+    assert out["labels"] == ["liver", "kidney_left"]
+    flat = np.zeros(labels.size, np.uint16)
+    for index, segment in out["nonzero"]:
+        flat[index] = segment
+    got = flat.reshape(volume.shape[::-1]).transpose(2, 1, 0)  # (slice, row, column) -> (x, y, z)
+    np.testing.assert_array_equal(got, np.select([labels == 1, labels == 3], [1, 2], 0))
 
 
 def test_dciodvfy_is_installed_for_the_validity_checks():
