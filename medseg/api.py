@@ -20,7 +20,13 @@ from monai.data import MetaTensor
 from torch import nn
 
 from medseg.inference.batch import BatchEvent, BatchSummary, OutputOptions, run_batch
-from medseg.inference.cases import parse_shard, plan_cases, select_shard, shard_from_env
+from medseg.inference.cases import (
+    parse_shard,
+    plan_cases,
+    resolve_output_format,
+    select_shard,
+    shard_from_env,
+)
 from medseg.inference.model_loading import load_model
 from medseg.inference.postprocess import PostprocessSpec
 from medseg.inference.predictor import Prediction, PredictOptions, Predictor
@@ -112,7 +118,8 @@ def predict(image_or_path: str | PathLike | torch.Tensor, model: ModelArg = None
 
 
 def predict_files(inputs: Sequence[str | PathLike], output: str | PathLike | None = None, model: ModelArg = None, *,
-                  output_type: str = "multilabel", stats: bool = False, resume: bool = False,
+                  output_type: str = "multilabel", output_format: str | None = None, stats: bool = False,
+                  resume: bool = False,
                   shard: str | tuple[int, int] | None = None, frame: int | None = None,
                   progress: Callable[[BatchEvent], None] | None = None,
                   predictor: Predictor | None = None, **settings: Any) -> BatchSummary:
@@ -122,14 +129,21 @@ def predict_files(inputs: Sequence[str | PathLike], output: str | PathLike | Non
         shard: ``"i/n"`` or ``(i, n)`` to take every n-th case from i; default: torchrun's RANK/WORLD_SIZE.
         resume: skip cases whose outputs and sidecar are complete for the same model and parameters.
         predictor: an already-built predictor (else ``model`` and ``**settings`` build one).
+        output_format: ``image`` (the format of ``output``/the input), ``dicom-seg`` or ``rtstruct`` (one
+            ``.dcm`` object per DICOM series input); None: ``dicom-seg`` when ``output`` ends in ``.dcm``.
 
     Returns:
         The per-case results; ``summary.exit_code`` is 1 if any case failed.
     """
-    cases = plan_cases(inputs, output, output_type)
+    output_format = resolve_output_format(output_format, output)
+    cases = plan_cases(inputs, output, output_type, output_format)
+    if output_format != "image" and len(cases) == 1:  # one series: refuse a bad source before inference
+        from medseg.io.dicom_source import load_source_series
+
+        load_source_series(cases[0].input)
     split = parse_shard(shard) if isinstance(shard, str) else shard or shard_from_env()
     if split is not None:
         cases = select_shard(cases, *split)
     predictor = predictor or build_predictor(model, **settings)
-    options = OutputOptions(output_type=output_type, stats=stats, frame=frame)
+    options = OutputOptions(output_type=output_type, stats=stats, frame=frame, output_format=output_format)
     return run_batch(predictor, cases, options, resume=resume, progress=progress)

@@ -22,6 +22,9 @@ def predict(
     fast: bool = typer.Option(False, "--fast", help="Overlap <= 0.25 and no TTA."),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Windows per forward pass."),
     output_type: str = typer.Option("multilabel", "--output-type", help="multilabel (one file) or per-class."),
+    output_format: str | None = typer.Option(
+        None, "--output-format", help="image (the format of -o or the input), dicom-seg or rtstruct (one .dcm "
+        "object per DICOM series input, referencing it). Default: dicom-seg for -o NAME.dcm, else image."),
     stats: bool = typer.Option(False, "--stats", help="Write per-structure volume (mL), voxels, mean intensity."),
     probabilities: bool = typer.Option(False, "--probabilities", help="Also write probability maps (<= 16 classes)."),
     threshold: float | None = typer.Option(
@@ -55,6 +58,8 @@ def predict(
       medseg predict scans/ -o segs/ --backend torch --precision fp32     # plain PyTorch on the CPU
       medseg predict scan.nii.gz --model stunet_t --checkpoint runs/sauna/best.pt --threshold 0.6 --save-soft
       medseg predict ct.nii.gz -o seg.nii.gz --model cascade.pancreas_ct  # two-stage coarse-to-fine cascade
+      medseg predict dicom_series/ -o seg.dcm                             # DICOM-SEG for PACS, Slicer, OHIF
+      medseg predict patients/ -o structures/ --output-format rtstruct   # one RTSTRUCT per series
     """
     from medseg import api
     from medseg.cli._predict_view import PredictProgress, print_summary
@@ -77,7 +82,8 @@ def predict(
         backend=backend, precision=precision, threshold=threshold, save_soft=save_soft,
     )
     with PredictProgress() as view:
-        summary = api.predict_files(inputs, output, predictor=predictor, output_type=output_type, stats=stats,
+        summary = api.predict_files(inputs, output, predictor=predictor, output_type=output_type,
+                                    output_format=output_format, stats=stats,
                                     resume=resume, shard=shard, frame=frame, progress=view.update)
     print_summary(summary, predictor)
     if summary.exit_code:

@@ -80,10 +80,12 @@ class OutputOptions:
     output_type: str = "multilabel"
     stats: bool = False
     frame: int | None = None
+    output_format: str = "image"  # or dicom-seg / rtstruct (medseg.io.dicom_objects)
 
     def parameters(self, predictor: Predictor) -> dict[str, Any]:
         """The parameters that define a result (recorded, and compared by ``--resume``)."""
-        return {"output_type": self.output_type, "stats": self.stats, "frame": self.frame,
+        extra = {} if self.output_format == "image" else {"output_format": self.output_format}
+        return {**extra, "output_type": self.output_type, "stats": self.stats, "frame": self.frame,
                 "probabilities": predictor.options.probabilities, "overlap": predictor.overlap,
                 "tta": predictor.tta, "fast": predictor.options.fast,
                 "postprocess": predictor.postprocess.to_dict(), **predictor.output_parameters()}
@@ -102,7 +104,13 @@ def write_case(case: Case, prediction: Prediction, image, *, predictor: Predicto
     labels = prediction.labels[0].as_tensor().numpy()
     affine = np.asarray(prediction.labels.affine, dtype=np.float64)
     names, model_name = prediction.label_names, predictor.info.full_name
-    if options.output_type == "per-class":
+    if options.output_format != "image":
+        from medseg.io.dicom_objects import write_dicom_labels
+
+        outputs = {"labels": write_dicom_labels(
+            options.output_format, labels, affine, case.input, files.labels, names, model=model_name,
+            weights_sha256=predictor.info.weights_sha256, series_uid=image.meta.get("dicom_series"))}
+    elif options.output_type == "per-class":
         outputs = write_per_class(labels, affine, files.labels, names, output_extension(case.input), model_name)
     else:
         outputs = {"labels": write_multilabel(labels, affine, files.labels, names, model_name)}

@@ -9,6 +9,10 @@ Inputs are files, folders of scans, or DICOM series folders. Output naming:
 Each output keeps its input's format, except where that format cannot hold labels safely: DICOM and
 other series -> ``.nii.gz``, JPEG -> ``.png`` (lossless), ``.nhdr``/``.mhd`` -> ``.nrrd``/``.mha``
 (single files, so the write stays atomic).
+
+``output_format`` ``dicom-seg`` or ``rtstruct`` writes one ``.dcm`` object per DICOM series input (inputs
+must be DICOM series folders: these objects reference their source images); ``-o NAME.dcm`` alone means
+``dicom-seg``.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from medseg.core.errors import MedsegError
 from medseg.io.formats import ALL, case_name, split_ext
 
 OUTPUT_TYPES = ("multilabel", "per-class")
+OUTPUT_FORMATS = ("image", "dicom-seg", "rtstruct")
 _REMAP = {".jpg": ".png", ".jpeg": ".png", ".nhdr": ".nrrd", ".mhd": ".mha"}
 _SKIP_SUFFIXES = (".json", ".csv", ".txt", ".md", ".tmp")
 
@@ -65,9 +70,37 @@ def output_extension(path: Path) -> str:
     return _REMAP.get(ext, ext if ext in ALL else ".nii.gz")
 
 
+def resolve_output_format(output_format: str | None, output: str | PathLike | None) -> str:
+    """``image``, ``dicom-seg`` or ``rtstruct``; None infers from ``-o`` (``.dcm``: ``dicom-seg``)."""
+    if output_format is None:
+        return "dicom-seg" if output is not None and split_ext(output)[1] == ".dcm" else "image"
+    if output_format not in OUTPUT_FORMATS:
+        raise MedsegError(f"unknown output format {output_format!r}", hint=f"use one of {', '.join(OUTPUT_FORMATS)}")
+    if output is not None and output_format != "image" and split_ext(output)[1] in ALL \
+            and split_ext(output)[1] != ".dcm":
+        raise MedsegError(f"--output-format {output_format} writes .dcm files", path=output,
+                          hint="name the output NAME.dcm or give a folder")
+    if output is not None and output_format == "image" and split_ext(output)[1] == ".dcm":
+        raise MedsegError("medseg writes .dcm files as DICOM-SEG or RTSTRUCT only", path=output,
+                          hint="add --output-format dicom-seg or rtstruct, or give a folder for a DICOM series")
+    return output_format
+
+
+def _check_dicom_inputs(pairs, output_format: str, per_class: bool) -> None:
+    if per_class:
+        raise MedsegError(f"--output-format {output_format} holds every label in one object",
+                          hint="drop --output-type per-class")
+    for scan, _ in pairs:
+        if not is_dicom_folder(scan):
+            raise MedsegError(f"{output_format} output needs a DICOM series as input (the object references its "
+                              "source images), this is not a DICOM series folder", path=scan,
+                              hint="segment the DICOM series folder, or write .nii.gz for this input")
+
+
 def plan_cases(inputs: Sequence[str | PathLike], output: str | PathLike | None = None,
-               output_type: str = "multilabel") -> list[Case]:
+               output_type: str = "multilabel", output_format: str | None = None) -> list[Case]:
     """Expand inputs into cases with their output paths (errors for missing inputs and name clashes)."""
+    output_format = resolve_output_format(output_format, output)
     if output_type not in OUTPUT_TYPES:
         raise MedsegError(f"unknown output type {output_type!r}", hint=f"use one of {', '.join(OUTPUT_TYPES)}")
     if not inputs:
@@ -85,6 +118,8 @@ def plan_cases(inputs: Sequence[str | PathLike], output: str | PathLike | None =
         else:
             pairs.append((item, None))
     per_class = output_type == "per-class"
+    if output_format != "image":
+        _check_dicom_inputs(pairs, output_format, per_class)
     out = Path(output) if output is not None else None
     as_file = out is not None and split_ext(out)[1] in ALL
     if as_file and (len(pairs) != 1 or per_class):
@@ -96,7 +131,7 @@ def plan_cases(inputs: Sequence[str | PathLike], output: str | PathLike | None =
     cases = []
     for scan, folder in pairs:
         name = case_name(scan)
-        ext = output_extension(scan)
+        ext = output_extension(scan) if output_format == "image" else ".dcm"
         if as_file and out is not None:
             target = out
         elif out is not None:

@@ -60,7 +60,8 @@ def detect_format(path: str | PathLike, *, for_writing: bool = False) -> str:
         return "dicom"
     _, ext = split_ext(p)
     if for_writing and ext in READ_ONLY:
-        hint = ("give a folder to write a DICOM series" if ext in DICOM_FILE
+        hint = ("give a folder to write a DICOM series, or --dicom-source SERIES_FOLDER (convert) or --output-format "
+                "dicom-seg (predict) for a DICOM-SEG" if ext in DICOM_FILE
                 else "JPEG is lossy and BMP holds RGB only: write .png or .tif")
         raise MedsegError(f"medseg does not write {ext} files", path=p, hint=hint)
     if ext in NIFTI:

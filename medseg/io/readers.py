@@ -22,6 +22,7 @@ from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
 from medseg.io._sitk import array_from_sitk, error_detail
 from medseg.io.dicom import read_dicom_series
+from medseg.io.dicom_objects import dicom_object_kind, read_dicom_object
 from medseg.io.formats import detect_format, split_ext
 from medseg.io.geometry import is_singular, spacing_from_affine
 
@@ -40,6 +41,9 @@ def read_image(
     allow_multichannel: bool = False,
 ) -> MetaTensor:
     """Read a NIfTI, NRRD, MetaImage, 2D image (PNG/TIFF/JPEG/BMP), DICOM file, or a DICOM series folder.
+
+    A ``.dcm`` DICOM-SEG or RTSTRUCT file reads as a label map on its source series' grid (see
+    :mod:`medseg.io.dicom_objects`).
 
     Args:
         path: the file, or a folder holding a DICOM series.
@@ -61,6 +65,8 @@ def read_image(
             array, affine, extra = _read_nifti(p)
         elif fmt == "dicom":
             array, affine, extra = read_dicom_series(p, series)
+        elif split_ext(p)[1] == ".dcm" and (kind := dicom_object_kind(p)) is not None:
+            array, affine, extra = read_dicom_object(p, kind)  # DICOM-SEG / RTSTRUCT: a label map
         else:
             array, affine, extra = _read_itk(p)
     except MedsegError:
