@@ -2,22 +2,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 
 def view(
-    scan: Path = typer.Argument(..., help="The scan (any format medseg reads)."),
-    labels: list[Path] = typer.Argument(None, help="Label maps on the scan's grid (e.g. CASE_seg.nii.gz)."),
-    reference: Path | None = typer.Option(None, "--reference", "-r", help="Reference label map: colours each "
-                                          "label map's false positives and false negatives against it."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="The page (.html). Default: CASE_view.html "
-                                       "next to the scan."),
-    open_page: bool = typer.Option(False, "--open", help="Open the page in the default browser."),
-    model: str | None = typer.Option(None, "--model", help="Label names from this model's card, e.g. stunet_t."),
-    dataset_json: Path | None = typer.Option(None, "--dataset-json", help="Label names from this dataset.json."),
-    neurological: bool = typer.Option(False, "--neurological", help="Show the patient's right on the right "
-                                      "(default: radiological, right on the left)."),
+    scan: Annotated[Path, typer.Argument(help="The scan (any format medseg reads).")],
+    labels: Annotated[list[Path] | None, typer.Argument(
+        help="Label maps on the scan's grid (e.g. CASE_seg.nii.gz).")] = None,
+    reference: Annotated[Path | None, typer.Option(
+        "--reference", "-r", help="Reference label map: colours each label map's false positives and false "
+        "negatives against it.")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="The page (.html). Default: CASE_view.html next to the scan.")] = None,
+    open_page: Annotated[bool, typer.Option("--open", help="Open the page in the default browser.")] = False,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="Label names from this model's card, e.g. stunet_t.")] = None,
+    dataset_json: Annotated[Path | None, typer.Option(
+        "--dataset-json", help="Label names from this dataset.json.")] = None,
+    neurological: Annotated[bool, typer.Option(
+        "--neurological", help="Show the patient's right on the right (default: radiological, right on the "
+        "left).")] = False,
 ) -> None:
     """Write an interactive page: axial, coronal and sagittal slices in physical space, a 3D view, window
     presets (CT soft tissue, lung, bone; auto for MR), label overlays with names and colours, opacity, and
@@ -33,8 +39,8 @@ def view(
     """
     from rich.console import Console
 
-    from medseg.viewer.cli_support import label_names, open_in_browser, output_path
     from medseg.viewer import write_viewer
+    from medseg.viewer.cli_support import label_names, open_in_browser, output_path
 
     page = output_path(scan, output)
     names = label_names(model, dataset_json)

@@ -25,7 +25,7 @@ from medseg.viewer.volumes import (
     shrink,
 )
 
-__all__ = ["build_case", "scan_entry", "overlay_entry", "view_html", "write_viewer", "show", "default_output"]
+__all__ = ["build_case", "default_output", "label_maps_case", "overlay_entry", "scan_entry", "show", "view_html", "write_viewer"]
 
 
 def _hex(rgb: Sequence[float]) -> str:
@@ -35,7 +35,12 @@ def _hex(rgb: Sequence[float]) -> str:
 def _legend(volume: Volume, names: Mapping[int, str], comparison_map: bool = False) -> list[list[Any]]:
     import numpy as np
 
-    from medseg.viz.colors import FALSE_NEGATIVE, FALSE_POSITIVE, WRONG_LABEL, label_color
+    from medseg.viz.colors import (
+        FALSE_NEGATIVE,
+        FALSE_POSITIVE,
+        WRONG_LABEL,
+        label_color,
+    )
 
     if comparison_map:
         colours = {1: "#8c8c8c", 2: FALSE_POSITIVE, 3: FALSE_NEGATIVE, 4: WRONG_LABEL}
@@ -87,6 +92,27 @@ def build_case(scan: str | PathLike | None, labels: Sequence[str | PathLike] = (
         raise ValueError("nothing to show: give a scan or a label map")
     return {"title": title or Path(scan if scan is not None else labels[0]).name, "scan": scan_part,
             "overlays": overlays}
+
+
+def label_maps_case(pred: Any, ref: Any, affine: Any, *, names: Mapping[int, str] | None = None,
+                    title: str = "case", budget: int = 8_000_000) -> dict[str, Any]:
+    """A case for the evaluation report, which has no scan: the reference's foreground in grey as the
+    background, then errors (prediction vs reference), the prediction and the reference as overlays."""
+    import numpy as np
+
+    affine = np.asarray(affine, dtype=np.float64)
+    pred3, ref3 = (np.asarray(a)[..., None] if np.asarray(a).ndim == 2 else np.asarray(a) for a in (pred, ref))
+    dtype = np.uint8 if max(int(pred3.max(initial=0)), int(ref3.max(initial=0))) <= 255 else np.uint16
+    p = Volume(pred3.astype(dtype), affine, "prediction", dict(names or {}), label=True)
+    r = Volume(ref3.astype(dtype), affine, "reference", dict(names or {}), label=True)
+    background = shrink(Volume((ref3 > 0).astype(np.int16), affine, "reference_foreground"), budget, label=True)
+    scan = {"base64": background.nifti_base64(), "name": "reference_foreground.nii.gz", "ct": False,
+            "auto": [0.0, 3.0]}
+    overlays = [overlay_entry(shrink(comparison(p, r), budget, label=True), "errors: prediction vs reference",
+                              comparison_map=True),
+                overlay_entry(shrink(p, budget, label=True), "prediction", names),
+                overlay_entry(shrink(r, budget, label=True), "reference", names)]
+    return {"title": title, "scan": scan, "overlays": overlays}
 
 
 def view_html(scan: str | PathLike | None, labels: Sequence[str | PathLike] = (), *,

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import json
-import re
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -17,6 +15,7 @@ import numpy as np
 
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
+from medseg.reports.labels import embedded_label_names
 
 logger = get_logger(__name__)
 
@@ -89,55 +88,12 @@ def _label_dtype(array: np.ndarray, path: Path) -> np.ndarray:
     return array.astype(np.uint8 if array.size == 0 or array.max() <= 255 else np.uint16)
 
 
-def embedded_label_names(path: str | PathLike) -> dict[int, str]:
-    """``{value: name}`` stored in a NIfTI file: medseg's JSON extension (``{"labels": {"1": "liver"}}``) or
-    a CIFTI/Caret label table (TotalSegmentator's files); ``{}`` when there is none."""
-    p = Path(path)
-    if not p.name.endswith((".nii", ".nii.gz")):
-        return {}
-    try:
-        import nibabel as nib
-
-        extensions = nib.load(p).header.extensions
-    except Exception:  # noqa: BLE001  (names are a nicety; the reader already reported real problems)
-        return {}
-    names: dict[int, str] = {}
-    for extension in extensions:
-        content = extension.get_content()
-        text = content.decode("utf-8", "replace") if isinstance(content, bytes) else str(content)
-        names.update(_names_from_json(text) or _names_from_caret_xml(text))
-    names.pop(0, None)
-    return names
-
-
-def _names_from_json(text: str) -> dict[int, str]:
-    try:
-        data = json.loads(text.strip().rstrip("\x00"))
-    except ValueError:
-        return {}
-    labels = data.get("labels") if isinstance(data, dict) else None
-    if isinstance(labels, list):
-        return {i: str(n) for i, n in enumerate(labels)}
-    if isinstance(labels, dict):
-        return {int(k): str(v) for k, v in labels.items() if str(k).lstrip("-").isdigit()}
-    return {}
-
-
-def _names_from_caret_xml(text: str) -> dict[int, str]:
-    found = re.findall(r'<Label\s+Key="(\d+)"[^>]*>\s*(?:<!\[CDATA\[)?([^<\]]+?)(?:\]\]>)?\s*</Label>', text)
-    return {int(key): name.strip() for key, name in found}
-
-
 def shrink(volume: Volume, budget: int, *, label: bool) -> Volume:
     """At most ``budget`` voxels: halve the finest axis (in mm) until it fits; scans by block mean, label maps
     by taking every n-th voxel (labels must not be averaged). The affine keeps each shown voxel where its
     block's centre is."""
-    steps = [1, 1, 1]
-    spacing = np.linalg.norm(volume.affine[:3, :3], axis=0)
     shape = volume.array.shape
-    while int(np.prod([-(-n // s) for n, s in zip(shape, steps)])) > budget:
-        axis = min((a for a in range(3) if shape[a] // steps[a] > 1), key=lambda a: spacing[a] * steps[a])
-        steps[axis] *= 2
+    steps = shrink_steps(shape, np.linalg.norm(volume.affine[:3, :3], axis=0), budget)
     if steps == [1, 1, 1]:
         return volume
     array = _strided(volume.array, steps) if label else _block_mean(volume.array, steps)
@@ -148,6 +104,16 @@ def shrink(volume: Volume, budget: int, *, label: bool) -> Volume:
     logger.info("%s: shown at 1/%s of its voxels per axis (%s -> %s)", volume.name, "x".join(map(str, steps)),
                 shape, array.shape)
     return Volume(array, affine, volume.name, volume.names, tuple(steps), volume.label)
+
+
+def shrink_steps(shape: tuple[int, ...], spacing, budget: int) -> list[int]:
+    """Per-axis steps (powers of 2) that bring ``shape`` within ``budget`` voxels, coarsening the finest axis
+    (in mm) first."""
+    steps = [1, 1, 1]
+    while int(np.prod([-(-n // s) for n, s in zip(shape, steps)])) > budget:
+        axis = min((a for a in range(3) if shape[a] // steps[a] > 1), key=lambda a: spacing[a] * steps[a])
+        steps[axis] *= 2
+    return steps
 
 
 def _strided(array: np.ndarray, steps: list[int]) -> np.ndarray:
