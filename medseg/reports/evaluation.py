@@ -150,7 +150,8 @@ def evaluate(
                      "cases_only_in_reference": matched.only_in_reference}
         for key, cases in unmatched.items():
             if cases:
-                logger.warning("%d %s: %s", len(cases), key.replace("_", " "), ", ".join(cases[:10]))
+                logger.warning("%s %s: %s", plural(len(cases), "case"), key.replace("cases_", "").replace("_", " "),
+                               ", ".join(cases[:10]))
     elif _is_path(pred) or _is_path(ref):
         raise MedsegError("give both prediction and reference as paths, or both as arrays")
     else:

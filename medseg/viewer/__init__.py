@@ -107,7 +107,7 @@ def label_maps_case(pred: Any, ref: Any, affine: Any, *, names: Mapping[int, str
     r = Volume(ref3.astype(dtype), affine, "reference", dict(names or {}), label=True)
     background = shrink(Volume((ref3 > 0).astype(np.int16), affine, "reference_foreground"), budget, label=True)
     scan = {"base64": background.nifti_base64(), "name": "reference_foreground.nii.gz", "ct": False,
-            "auto": [0.0, 3.0]}
+            "auto": [0.0, 3.0], "mask": True}
     overlays = [overlay_entry(shrink(comparison(p, r), budget, label=True), "errors: prediction vs reference",
                               comparison_map=True),
                 overlay_entry(shrink(p, budget, label=True), "prediction", names),

@@ -88,7 +88,7 @@ _SCRIPT = r"""
   const state = {case: 0, overlay: 0};
   const nv = new niivue.Niivue({backColor: [0, 0, 0, 1], show3Dcrosshair: true, isOrientationTextVisible: true,
     isRadiologicalConvention: data.convention !== 'neurological', dragAndDropEnabled: false,
-    crosshairColor: [1, 1, 0, 0.6]});
+    crosshairColor: [1, 1, 1, 0.45], crosshairWidth: 1});
   window.medsegViewer = {nv: nv, ready: false, error: null};
   function lut(legend) {
     const top = Math.max(1, ...legend.map((e) => e[0]));
@@ -150,7 +150,8 @@ _SCRIPT = r"""
     const none = document.createElement('option'); none.value = -1; none.textContent = 'none'; select.appendChild(none);
     state.overlay = Math.min(state.overlay, c.overlays.length - 1); select.value = state.overlay;
     $('ms-window').value = c.scan && c.scan.ct ? 'ct_soft' : 'auto';
-    $('ms-window').disabled = !c.scan;
+    $('ms-window').disabled = !c.scan || !!c.scan.mask;
+    nv.setInterpolation(!c.scan || !!c.scan.mask);  // nearest voxels for a mask background
     windowing(); overlays(); slices();
     window.medsegViewer.ready = true; document.body.dataset.medsegReady = '1';
   }
