@@ -30,7 +30,7 @@ def view(
     false positives/negatives against a reference. One HTML file, no network needed.
 
     Label names come from --model/--dataset-json, else from the label maps themselves (medseg's and
-    TotalSegmentator's NIfTI files carry them). Scans over 24 M voxels are shown at a coarser grid.
+    TotalSegmentator's NIfTI files carry them). Scans over 16 M voxels are shown at a coarser grid.
 
     Examples:
       medseg view ct.nii.gz ct_seg.nii.gz

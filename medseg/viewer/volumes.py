@@ -19,8 +19,8 @@ from medseg.reports.labels import embedded_label_names
 
 logger = get_logger(__name__)
 
-SCAN_BUDGET = 24_000_000   # voxels; a 512x512x300 CT is shrunk 2x in-plane to 256x256x300 (19.7 M)
-LABEL_BUDGET = 24_000_000
+SCAN_BUDGET = 16_000_000   # voxels; a 512x512x300 CT (0.7x0.7x1 mm) is shown at 256x256x150 (9.8 M)
+LABEL_BUDGET = 16_000_000
 AGREE, EXTRA, MISSED, WRONG = 1, 2, 3, 4  # values of the comparison volume
 COMPARISON_NAMES = {AGREE: "in both", EXTRA: "prediction only (false positive)",
                     MISSED: "reference only (false negative)", WRONG: "both, different label"}
@@ -107,12 +107,15 @@ def shrink(volume: Volume, budget: int, *, label: bool) -> Volume:
 
 
 def shrink_steps(shape: tuple[int, ...], spacing, budget: int) -> list[int]:
-    """Per-axis steps (powers of 2) that bring ``shape`` within ``budget`` voxels, coarsening the finest axis
+    """Per-axis steps (powers of 2) that bring ``shape`` within ``budget`` voxels, coarsening the finest axes
     (in mm) first."""
     steps = [1, 1, 1]
     while int(np.prod([-(-n // s) for n, s in zip(shape, steps)])) > budget:
-        axis = min((a for a in range(3) if shape[a] // steps[a] > 1), key=lambda a: spacing[a] * steps[a])
-        steps[axis] *= 2
+        open_axes = [a for a in range(3) if shape[a] // steps[a] > 1]
+        finest = min(spacing[a] * steps[a] for a in open_axes)
+        for axis in open_axes:  # axes as fine as the finest (e.g. x and y of an axial CT) are halved together
+            if spacing[axis] * steps[axis] <= finest * 1.1:
+                steps[axis] *= 2
     return steps
 
 

@@ -54,8 +54,9 @@ def test_shrinking_a_label_map_never_invents_values():
     assert set(np.unique(small.array)) <= {0, 3, 7}
 
 
-def test_a_512x512x300_ct_is_shown_at_256x256x300_and_a_small_one_untouched():
-    assert shrink_steps((512, 512, 300), (0.7, 0.7, 1.5), SCAN_BUDGET) == [2, 2, 1]
+def test_a_512x512x300_ct_is_shown_at_half_resolution_and_a_small_one_untouched():
+    assert shrink_steps((512, 512, 300), (0.7, 0.7, 1.0), SCAN_BUDGET) == [2, 2, 2]
+    assert shrink_steps((512, 512, 200), (0.7, 0.7, 3.0), SCAN_BUDGET) == [2, 2, 1]
     assert shrink_steps((512, 512, 40), (0.7, 0.7, 5.0), SCAN_BUDGET) == [1, 1, 1]
 
 
