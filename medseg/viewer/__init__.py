@@ -158,5 +158,5 @@ def show(scan: str | PathLike | None, labels: Sequence[str | PathLike] = (), *,
     from IPython.display import HTML
 
     page = view_html(scan, labels, reference=reference, names=names, **budgets)
-    return HTML(f'<iframe srcdoc="{escape(page, quote=True)}" style="width:100%;height:{int(height)}px;'
-                'border:0" title="medseg viewer"></iframe>')
+    return HTML(f'<div class="medseg-viewer"><iframe srcdoc="{escape(page, quote=True)}" '
+                f'style="width:100%;height:{int(height)}px;border:0" title="medseg viewer"></iframe></div>')

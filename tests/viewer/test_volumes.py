@@ -128,3 +128,15 @@ def test_page_embeds_niivue_and_its_data_and_no_network_url(case):
     assert data["convention"] == "radiological" and len(data["cases"]) == 1
     assert "niivue" in page and len(page) > 2_000_000
     assert not re.search(r'(src|href)="https?://', page)
+
+
+def test_notebook_view_is_the_same_page_in_an_iframe(case):
+    import html
+
+    from medseg.viewer import show
+
+    shown = show(case["scan"], [case["labels"]], height=400)
+    body = shown.data
+    assert body.startswith('<div class="medseg-viewer"><iframe srcdoc=') and "height:400px" in body
+    page = html.unescape(re.search(r'srcdoc="(.*?)"', body, re.DOTALL).group(1))
+    assert '<canvas id="ms-canvas">' in page and '"spleen"' in page
