@@ -85,7 +85,7 @@ _SCRIPT = r"""
 (function () {
   const data = JSON.parse(document.getElementById('ms-data').textContent);
   const $ = (id) => document.getElementById(id);
-  const state = {case: 0, overlay: 0};
+  const state = {case: 0, overlay: 0, images: []};
   const nv = new niivue.Niivue({backColor: [0, 0, 0, 1], show3Dcrosshair: true, isOrientationTextVisible: true,
     isRadiologicalConvention: data.convention !== 'neurological', dragAndDropEnabled: false,
     crosshairColor: [1, 1, 1, 0.45], crosshairWidth: 1});
@@ -120,10 +120,17 @@ _SCRIPT = r"""
     nv.volumes[0].cal_min = w[0]; nv.volumes[0].cal_max = w[1];
     nv.updateGLVolume();
   }
-  function overlays() {
-    const c = data.cases[state.case], base = c.scan ? 1 : 0, alpha = parseFloat($('ms-opacity').value);
-    for (let i = 0; i < c.overlays.length; i++)
-      nv.setOpacity(base + i, i === state.overlay ? alpha : 0);
+  async function overlays() {  // an overlay is decoded the first time it is shown (large pages open faster)
+    const c = data.cases[state.case], alpha = parseFloat($('ms-opacity').value), i = state.overlay;
+    if (i >= 0 && !state.images[i]) {
+      window.medsegViewer.ready = false;
+      const o = c.overlays[i];
+      const v = await niivue.NVImage.loadFromBase64({base64: o.base64, name: o.name});
+      v.setColormapLabel(lut(o.legend));
+      nv.addVolume(v); state.images[i] = v;
+      window.medsegViewer.ready = true;
+    }
+    state.images.forEach((v, k) => { if (v) nv.setOpacity(nv.volumes.indexOf(v), k === i ? alpha : 0); });
     legend();
   }
   function slices() {
@@ -138,11 +145,7 @@ _SCRIPT = r"""
       const v = await niivue.NVImage.loadFromBase64({base64: c.scan.base64, name: c.scan.name, colormap: 'gray'});
       nv.addVolume(v);
     }
-    for (const o of c.overlays) {
-      const v = await niivue.NVImage.loadFromBase64({base64: o.base64, name: o.name});
-      v.setColormapLabel(lut(o.legend));
-      nv.addVolume(v);
-    }
+    state.images = [];
     const select = $('ms-overlay');
     select.innerHTML = '';
     c.overlays.forEach((o, i) => { const e = document.createElement('option'); e.value = i; e.textContent = o.title;
@@ -152,7 +155,7 @@ _SCRIPT = r"""
     $('ms-window').value = c.scan && c.scan.ct ? 'ct_soft' : 'auto';
     $('ms-window').disabled = !c.scan || !!c.scan.mask;
     nv.setInterpolation(!c.scan || !!c.scan.mask);  // nearest voxels for a mask background
-    windowing(); overlays(); slices();
+    windowing(); await overlays(); slices();
     window.medsegViewer.ready = true; document.body.dataset.medsegReady = '1';
   }
   const views = {multi: nv.sliceTypeMultiplanar, axial: nv.sliceTypeAxial, coronal: nv.sliceTypeCoronal,

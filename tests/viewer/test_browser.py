@@ -25,6 +25,7 @@ def browser():
 def _set(browser: Browser, element: str, value, event: str = "input") -> None:
     browser.evaluate(f"(() => {{ const e = document.getElementById('{element}'); e.value = {value!r}; "
                      f"e.dispatchEvent(new Event('{event}')); }})()")
+    browser.wait_for("window.medsegViewer.ready")  # a first shown overlay is decoded then
 
 
 def _canvas(browser: Browser) -> np.ndarray:
