@@ -59,7 +59,7 @@ def test_evaluate_says_one_case_and_reports_an_absent_label(tmp_path):
 
 
 def test_errors_start_on_the_first_line(tmp_path):
-    pred, ref = _pair(tmp_path)
+    _, ref = _pair(tmp_path)
     probabilities = save(tmp_path / "prob.nii.gz", np.random.default_rng(0).random((30, 26, 16), np.float32))
     result = runner.invoke(app, ["evaluate", str(probabilities), str(ref), "-j", "1"])
     assert result.exit_code == 2

@@ -106,3 +106,20 @@ def test_errors_view_and_neurological_display(browser, case, tmp_path):
     _set(browser, "ms-convention", "neurological", "change")
     flipped = _orange(_canvas(browser))
     assert np.flatnonzero(flipped.any(0)).mean() > (body.min() + body.max()) / 2
+
+
+@pytest.mark.slow
+def test_report_viewer_shows_errors_of_a_worst_case(browser, tmp_path):
+    from medseg.reports import evaluate
+    from tests.reports.conftest import make_case, save
+
+    pred, ref = make_case(3)
+    report = evaluate(save(tmp_path / "p.nii.gz", pred), save(tmp_path / "r.nii.gz", ref)).write_report(tmp_path)
+    _open(browser, report)
+    browser.evaluate("document.getElementById('medseg-viewer').scrollIntoView()")
+    _set(browser, "ms-view", "axial", "change")
+    _set(browser, "ms-opacity", "1")
+    rgb = _canvas(browser).astype(int)
+    magenta = (rgb[..., 0] > 180) & (rgb[..., 2] > 180) & (rgb[..., 1] < 80)
+    cyan = (rgb[..., 1] > 180) & (rgb[..., 2] > 180) & (rgb[..., 0] < 80)
+    assert magenta.sum() > 20 and cyan.sum() > 20   # a shifted prediction: extra on one side, missed on the other
