@@ -9,8 +9,8 @@ def show_flags_as_flags() -> None:
     """Patch typer's rich help once: no type for boolean flags, ``<elem>...`` for list arguments."""
     from typer import core
 
-    if getattr(core.TyperOption, "_medseg_help", False):
-        return
+    if getattr(core.TyperOption, "_medseg_help", False) or not hasattr(core.TyperOption, "display_type_rich"):
+        return  # already done, or a typer release that renders types another way (nothing to correct)
     option_type = core.TyperOption.display_type_rich
 
     def option_display(self: Any, ctx: Any) -> str | None:
@@ -23,7 +23,9 @@ def show_flags_as_flags() -> None:
 
     core.TyperOption.display_type_rich = option_display
     core.TyperOption._medseg_help = True
-    argument_type = core.TyperArgument.display_type_rich
+    argument_type = getattr(core.TyperArgument, "display_type_rich", None)
+    if argument_type is None:
+        return
 
     def argument_display(self: Any, ctx: Any) -> str | None:
         text = argument_type(self, ctx)
