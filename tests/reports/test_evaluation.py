@@ -145,7 +145,10 @@ def test_label_names_come_from_the_prediction_files_when_none_are_given(tmp_path
     assert {r["label_name"] for r in named.cases} == {"a", "b"}  # given names win
 
 
-def test_a_requested_label_in_no_file_is_absent_with_a_warning_not_dice_one(tmp_path, caplog):
+def test_a_requested_label_in_no_file_is_absent_with_a_warning_not_dice_one(tmp_path, caplog, monkeypatch):
+    import logging
+
+    monkeypatch.setattr(logging.getLogger("medseg"), "propagate", True)  # the CLI tests turn it off
     pred, ref = make_case(1)
     save(tmp_path / "p.nii.gz", pred)
     save(tmp_path / "r.nii.gz", ref)
