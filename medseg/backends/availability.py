@@ -12,7 +12,9 @@ import os
 import platform
 from types import ModuleType
 
-EXTRA_HINT = "pip install 'medseg[cpu]'"
+from medseg.core.install import extra_hint
+
+EXTRA_HINT = extra_hint("cpu")  # the command that works for how medseg was installed (clone or wheel)
 BACKENDS = ("torch", "openvino", "onnxruntime")
 _MODULES = {"openvino": "openvino", "onnxruntime": "onnxruntime"}
 

@@ -20,6 +20,8 @@ def evaluate(
                                "Default: every label found in any map."),
     tolerance: float = typer.Option(1.0, "--tolerance", help="NSD (surface Dice) tolerance in mm."),
     report: Path = typer.Option(None, "--report", help="Folder for metrics.csv, summary.json and report.html."),
+    no_viewer: bool = typer.Option(False, "--no-viewer", help="Leave the interactive 3D viewer (about 2.3 MB) "
+                                   "out of report.html."),
     json_file: Path = typer.Option(None, "--json", help="Write cases, summary and definitions as JSON ('-': stdout)."),
     convention: Convention = typer.Option(Convention.monai, "--convention",
                                           help="monai: MONAI's edge-voxel numbers; surface-distance: DeepMind's "
@@ -81,7 +83,7 @@ def evaluate(
     err = Console(stderr=True)
     columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                TextColumn("{task.description}"))
-    with Progress(*columns, console=err, transient=True) as bar:
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task("", total=None)
 
         def progress(done: int, total: int, case: str) -> None:
@@ -99,7 +101,7 @@ def evaluate(
     if json_file is not None:
         err.print(f"wrote {result.write_json(json_file)}")
     if report is not None:
-        err.print(f"wrote {result.write_report(report)} (with metrics.csv and summary.json)")
+        err.print(f"wrote {result.write_report(report, viewer=not no_viewer)} (with metrics.csv and summary.json)")
 
 
 def _print_summary(result, console) -> None:
@@ -107,7 +109,9 @@ def _print_summary(result, console) -> None:
     from rich.table import Table
 
     s = result.summary
-    table = Table(title=f"{s['n_cases']} cases · {s['convention']} convention", title_justify="left",
+    from medseg.reports.labels import plural
+
+    table = Table(title=f"{plural(s['n_cases'], 'case')} · {s['convention']} convention", title_justify="left",
                   caption=f"means over cases (HD95: median, mm; ASSD: mm); NSD at {s['tolerance_mm']:g} mm; "
                   "missed/extra: cases with an empty prediction/reference", caption_justify="left",
                   box=box.SIMPLE_HEAD)
@@ -121,6 +125,8 @@ def _print_summary(result, console) -> None:
             str(block["n_only_prediction_empty"]), str(block["n_only_reference_empty"]),
         )
     console.print(table)
+    for value, name in s.get("requested_labels_not_found", {}).items():
+        console.print(f"label {value} ({name}): in no prediction and no reference, not scored")
 
 
 def _f(value, digits: int) -> str:

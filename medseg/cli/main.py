@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 import medseg
+from medseg.cli._help import show_flags_as_flags
 from medseg.core.errors import MedsegError
 
 _STATE = {"debug": False}
@@ -86,6 +87,7 @@ def _register_commands() -> None:
 
 
 _register_commands()
+show_flags_as_flags()
 
 
 def run() -> None:

@@ -50,7 +50,8 @@ def list_cmd(
     pattern: str = typer.Argument("*", help="Glob on model names, e.g. 'stunet*'."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
 ) -> None:
-    """List registered models: dims, channels, activation, parameters, pretrained tags.
+    """List registered models: dims, channels, activation, parameters, pretrained tags (a table on a
+    terminal, plain aligned columns in a pipe).
 
     Examples:
       medseg models list
@@ -62,15 +63,28 @@ def list_cmd(
     if as_json:
         typer.echo(json.dumps(rows, indent=1))
         return
+    import sys
+
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="medseg models")
-    for column in ("name", "dims", "in", "out", "activation", "params", "pretrained"):
-        table.add_column(column, justify="right" if column in ("dims", "in", "out", "params") else "left")
-    for r in rows:
-        table.add_row(r["name"], f"{r['dims']}D", str(r["in_channels"]), str(r["out_channels"]), r["activation"],
-                      _fmt_params(r["params"]), ", ".join(r["pretrained"]) or "-")
+    columns = ("name", "dims", "in", "out", "activation", "params", "pretrained")
+    cells = [(r["name"], f"{r['dims']}D", str(r["in_channels"]), str(r["out_channels"]), r["activation"],
+              _fmt_params(r["params"]), ", ".join(r["pretrained"]) or "-") for r in rows]
+    if not sys.stdout.isatty():  # a pipe or a file: plain aligned columns, nothing cut
+        widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+        for row in [columns, *cells]:
+            typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+        return
+    table = Table(title="medseg models", box=box.SIMPLE_HEAD, show_edge=False)
+    longest = max((len(r["name"]) for r in rows), default=4)
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("dims", "in", "out", "params") else "left",
+                         no_wrap=column == "name", min_width=longest if column == "name" else len(column),
+                         overflow="fold")  # names are never cut; pretrained tags wrap
+    for row in cells:
+        table.add_row(*row)
     Console().print(table)
 
 

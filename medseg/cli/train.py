@@ -13,11 +13,12 @@ def train(
     device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda when present)."),
     export: Path = typer.Option(None, "--export", help="After training, export best.pt to this folder."),
 ) -> None:
-    """Train a model; writes last.pt / best.pt, history.csv and curves.png to train.output.
+    r"""Train a model; writes last.pt / best.pt, history.csv and curves.png to train.output.
 
-    A cascade recipe ([cascade], [stage1.*], [stage2.*]) trains both stages: stage 1 per fold (out-of-fold
-    priors) and on all cases, then stage 2 on image + priors in each organ's ROI (then, with [cascade]
-    superpixels = true, DeepOrgan's regional stage on the same crops); --resume skips finished stages.
+    A cascade recipe (sections \[cascade], \[stage1.*], \[stage2.*]) trains both stages: stage 1 per fold
+    (out-of-fold priors) and on all cases, then stage 2 on image + priors in each organ's ROI (then, with the
+    key superpixels = true in \[cascade], DeepOrgan's regional stage on the same crops); --resume skips
+    finished stages.
     --set stage1.train.epochs=N sets one stage, --set train.threads=N both.
 
     Examples:

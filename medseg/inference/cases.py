@@ -122,6 +122,8 @@ def plan_cases(inputs: Sequence[str | PathLike], output: str | PathLike | None =
         _check_dicom_inputs(pairs, output_format, per_class)
     out = Path(output) if output is not None else None
     as_file = out is not None and split_ext(out)[1] in ALL
+    if out is not None and not as_file:
+        _refuse_unknown_file_extension(out, str(output))
     if as_file and (len(pairs) != 1 or per_class):
         raise MedsegError(
             "-o names a file, but " + ("per-class output needs a folder" if per_class
@@ -146,6 +148,14 @@ def plan_cases(inputs: Sequence[str | PathLike], output: str | PathLike | None =
         raise MedsegError(f"several inputs would write the same output: {', '.join(clashes[:3])}",
                           hint="rename the inputs or run the folders separately")
     return cases
+
+
+def _refuse_unknown_file_extension(out: Path, given: str | PathLike) -> None:
+    """``-o seg.txt`` is a typo for a file, not a folder to create: stop and say so."""
+    text = str(given)
+    if out.suffix and not out.is_dir() and not text.endswith(("/", "\\")):
+        raise MedsegError(f"unknown image extension {out.suffix!r} for -o", path=out,
+                          hint="name a label file (.nii.gz, .nrrd, .mha, .png, .tif) or a folder (end it with /)")
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -22,7 +22,13 @@ from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
 from medseg.metrics import CONVENTIONS, EMPTY_RULE, compute_metrics, definitions
 from medseg.reports.cases import match_cases
-from medseg.reports.labels import label_name, names_from_dataset_json, parse_labels
+from medseg.reports.labels import (
+    embedded_label_names,
+    label_name,
+    names_from_dataset_json,
+    parse_labels,
+    plural,
+)
 from medseg.reports.loading import (
     LabelMap,
     check_geometry,
@@ -64,11 +70,12 @@ class EvaluationResult:
 
         return write_csv(self, path)
 
-    def write_report(self, folder: str | PathLike) -> Path:
-        """metrics.csv, summary.json and a self-contained report.html in ``folder``; returns the HTML path."""
+    def write_report(self, folder: str | PathLike, *, viewer: bool = True) -> Path:
+        """metrics.csv, summary.json and a self-contained report.html in ``folder``; returns the HTML path.
+        ``viewer``: embed the interactive viewer for the worst cases (adds about 2.3 MB)."""
         from medseg.reports.html import write_report
 
-        return write_report(self, folder)
+        return write_report(self, folder, viewer=viewer)
 
     def load_case(self, case: str) -> tuple[LabelMap, LabelMap]:
         """(prediction on the reference grid, reference) of one case, for figures."""
@@ -124,7 +131,8 @@ def evaluate(
     if not (tolerance >= 0 and math.isfinite(tolerance)):
         raise MedsegError(f"tolerance must be a finite number of mm >= 0, got {tolerance}")
     names = _names(label_names)
-    wanted = parse_labels(labels, names)
+    from_files = label_names is None and _is_path(pred) and _is_path(ref)
+    wanted = None if from_files else parse_labels(labels, names)  # names may come from the files
     if spacing is not None:
         spacing = tuple(float(v) for v in spacing)
         if not all(math.isfinite(v) and v > 0 for v in spacing):
@@ -134,12 +142,16 @@ def evaluate(
     if _is_path(pred) and _is_path(ref):
         matched = match_cases(pred, ref)
         tasks = [(case, p, r) for case, p, r in matched.pairs]
+        if from_files:  # no model or dataset.json: the names medseg (or TotalSegmentator) stored
+            names = _names_in_files([p for _, p, _ in tasks])
+            settings["labels"] = parse_labels(labels, names)
         sources: dict[str, tuple[Any, Any]] = {case: (p, r) for case, p, r in tasks}
         unmatched = {"cases_only_in_prediction": matched.only_in_prediction,
                      "cases_only_in_reference": matched.only_in_reference}
         for key, cases in unmatched.items():
             if cases:
-                logger.warning("%d %s: %s", len(cases), key.replace("_", " "), ", ".join(cases[:10]))
+                logger.warning("%s %s: %s", plural(len(cases), "case"), key.replace("cases_", "").replace("_", " "),
+                               ", ".join(cases[:10]))
     elif _is_path(pred) or _is_path(ref):
         raise MedsegError("give both prediction and reference as paths, or both as arrays")
     else:
@@ -218,8 +230,15 @@ def _assemble(outcomes, names, settings, unmatched, sources, pred, ref) -> Evalu
     wanted = settings["labels"]
     found = {v for o in outcomes for v in o["labels_pred"] + o["labels_ref"]}
     not_found = sorted(v for v in names if v > 0 and v not in found)
+    requested_absent: list[int] = []
     if wanted is None:  # named labels absent from every map would only add rows of "both empty"
         wanted = sorted(found)
+    else:  # a requested label in no file has nothing to score: Dice 1 ("both empty") would be a lie
+        requested_absent = [v for v in wanted if v not in found]
+        wanted = [v for v in wanted if v in found]
+        if requested_absent:
+            logger.warning("requested label(s) %s occur in no prediction and no reference: reported as absent, "
+                           "not scored", ", ".join(f"{v} ({label_name(v, names)})" for v in requested_absent))
     label_table = {v: label_name(v, names) for v in wanted}
     rows = []
     for outcome in outcomes:
@@ -234,7 +253,7 @@ def _assemble(outcomes, names, settings, unmatched, sources, pred, ref) -> Evalu
             only_pred.setdefault(str(value), []).append(outcome["case"])
     if only_pred:
         logger.warning("labels in a prediction but not in its reference: %s",
-                       "; ".join(f"{v} in {len(c)} case(s)" for v, c in only_pred.items()))
+                       "; ".join(f"{v} in {plural(len(c), 'case')}" for v, c in only_pred.items()))
     ndim = outcomes[0]["ndim"] if outcomes else 3
     summary = {
         "n_cases": len(outcomes),
@@ -248,6 +267,7 @@ def _assemble(outcomes, names, settings, unmatched, sources, pred, ref) -> Evalu
         **unmatched,
         "labels_only_in_prediction": only_pred,
         "named_labels_not_found": [] if settings["labels"] else not_found,
+        "requested_labels_not_found": {str(v): label_name(v, names) for v in requested_absent},
         "resampled_cases": [o["case"] for o in outcomes if o["resampled"]],
         "prediction": str(pred) if _is_path(pred) else "array",
         "reference": str(ref) if _is_path(ref) else "array",
@@ -255,6 +275,18 @@ def _assemble(outcomes, names, settings, unmatched, sources, pred, ref) -> Evalu
     }
     return EvaluationResult(rows, summary, definitions(settings["convention"], settings["tolerance"]),
                             settings, sources)
+
+
+def _names_in_files(paths: Sequence[Path]) -> dict[int, str]:
+    """``{value: name}`` stored in the prediction files (the first file that has any wins per value)."""
+    names: dict[int, str] = {}
+    for path in paths:
+        for value, name in embedded_label_names(path).items():
+            names.setdefault(value, name)
+    if names:
+        logger.info("label names from the prediction files: %s",
+                    ", ".join(f"{v}={n}" for v, n in sorted(names.items())[:10]))
+    return names
 
 
 def _both_empty(value: int) -> dict[str, Any]:

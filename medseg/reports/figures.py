@@ -120,8 +120,22 @@ def overlay(pred: np.ndarray, ref: np.ndarray, affine: np.ndarray, label: int, t
               aspect=aspect, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
+    if pred.ndim == 3:
+        orientation_letters(ax)
     ax.set_title(title, fontsize=8, loc="left")
     return _png(fig, tight=False), where
+
+
+def orientation_letters(ax: Any, radiological: bool = True) -> None:
+    """R/L on the sides and A/P at top and bottom of an axial slice (radiological: the patient's right is on
+    the left)."""
+    style = {"fontsize": 7, "color": "#333333", "transform": ax.transAxes, "fontweight": "bold",
+             "bbox": {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8}}
+    left, right = ("R", "L") if radiological else ("L", "R")
+    ax.text(0.015, 0.5, left, ha="left", va="center", **style)
+    ax.text(0.985, 0.5, right, ha="right", va="center", **style)
+    ax.text(0.5, 0.985, "A", ha="center", va="top", **style)
+    ax.text(0.5, 0.015, "P", ha="center", va="bottom", **style)
 
 
 def _horizontal() -> dict[str, Any]:

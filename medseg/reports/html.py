@@ -13,6 +13,7 @@ from medseg.core.atomic import atomic_write_text
 from medseg.core.log import get_logger
 from medseg.reports._style import CSS
 from medseg.reports.export import write_csv, write_summary_json
+from medseg.reports.labels import plural
 
 if TYPE_CHECKING:
     from medseg.reports.evaluation import EvaluationResult
@@ -21,21 +22,25 @@ logger = get_logger(__name__)
 
 WORST_PER_LABEL = 3
 WORST_TOTAL = 12
+VIEWER_CASES = 6  # cases in the report's viewer (each carries its volumes)
 
 
-def write_report(result: EvaluationResult, folder: str | PathLike) -> Path:
-    """Write metrics.csv, summary.json and report.html into ``folder`` (created); returns report.html."""
+def write_report(result: EvaluationResult, folder: str | PathLike, *, viewer: bool = True) -> Path:
+    """Write metrics.csv, summary.json and report.html into ``folder`` (created); returns report.html.
+
+    ``viewer``: embed the interactive viewer (NiiVue, about 2.3 MB plus the volumes) for the worst cases.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_csv(result, folder / "metrics.csv")
     write_summary_json(result, folder / "summary.json")
     path = folder / "report.html"
-    atomic_write_text(path, render(result))
+    atomic_write_text(path, render(result, viewer=viewer))
     return path
 
 
-def render(result: EvaluationResult) -> str:
-    """The whole report as one HTML string (CSS inline, figures as base64 PNG)."""
+def render(result: EvaluationResult, *, viewer: bool = True) -> str:
+    """The whole report as one HTML string (CSS inline, figures as base64 PNG, the viewer's code and data)."""
     from medseg.reports.figures import metric_plot
 
     s = result.summary
@@ -50,7 +55,7 @@ def render(result: EvaluationResult) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>Segmentation evaluation: {s['n_cases']} cases</title>",
+        f"<title>Segmentation evaluation: {plural(s['n_cases'], 'case')}</title>",
         f"<style>{CSS}</style></head><body><main>",
         _header(result),
         _notes(result),
@@ -61,6 +66,8 @@ def render(result: EvaluationResult) -> str:
          "is empty; both count as Dice 0 and infinite distance.</p></section>"),
         f'<section><h2>Distribution over cases</h2><div class="plots">{plots}</div></section>' if plots else "",
         _worst_cases(result),
+        _viewer(result) if viewer else "",
+        _all_cases(result),
         _definitions(result),
         (f'<footer>medseg {escape(s["medseg_version"])} · generated '
          f'{_dt.datetime.now().strftime("%Y-%m-%d %H:%M")} · full per-case numbers in metrics.csv, '
@@ -82,20 +89,23 @@ def _header(result: EvaluationResult) -> str:
 def _notes(result: EvaluationResult) -> str:
     s, notes = result.summary, []
     if s["cases_only_in_reference"]:
-        notes.append(f"{len(s['cases_only_in_reference'])} reference case(s) have no prediction and were not "
-                     f"evaluated: {_list(s['cases_only_in_reference'])}")
+        notes.append(f"{plural(len(s['cases_only_in_reference']), 'reference case')} without a prediction (not "
+                     f"evaluated): {_list(s['cases_only_in_reference'])}")
     if s["cases_only_in_prediction"]:
-        notes.append(f"{len(s['cases_only_in_prediction'])} prediction(s) have no reference and were not "
-                     f"evaluated: {_list(s['cases_only_in_prediction'])}")
+        notes.append(f"{plural(len(s['cases_only_in_prediction']), 'prediction')} without a reference (not "
+                     f"evaluated): {_list(s['cases_only_in_prediction'])}")
     for value, cases in s["labels_only_in_prediction"].items():
         name = s["labels"].get(value, {}).get("name", f"label_{value}")
-        notes.append(f"Label {value} ({name}) is in the prediction but not in the reference of {len(cases)} "
-                     f"case(s): {_list(cases)}")
+        notes.append(f"Label {value} ({name}) is in the prediction but not in the reference of "
+                     f"{plural(len(cases), 'case')}: {_list(cases)}")
+    for value, name in s.get("requested_labels_not_found", {}).items():
+        notes.append(f"Label {value} ({name}) was asked for but occurs in no prediction and no reference: "
+                     "it is absent, not scored")
     if s.get("named_labels_not_found"):
         notes.append(f"{len(s['named_labels_not_found'])} named label(s) occur in no prediction and no reference "
                      f"and are not listed: {_list([str(v) for v in s['named_labels_not_found']], 20)}")
     if s["resampled_cases"]:
-        notes.append(f"{len(s['resampled_cases'])} prediction(s) were resampled onto the reference grid "
+        notes.append(f"{plural(len(s['resampled_cases']), 'prediction')} resampled onto the reference grid "
                      f"(nearest neighbour): {_list(s['resampled_cases'])}")
     if not notes:
         return ""
@@ -168,8 +178,50 @@ def _worst_cases(result: EvaluationResult) -> str:
                       (CONTEXT, "other reference labels")))
     return (f"<section><h2>Worst cases</h2>{table}<p class=\"small\">Each overlay shows the slice where "
             "prediction and reference disagree most (3D: axial, radiological view with the patient's right on "
-            f"the left), cropped around the structure.</p><p class=\"legend\">{legend}</p>"
+            f"the left, marked R), cropped around the structure.</p><p class=\"legend\">{legend}</p>"
             f"<div class=\"overlays\">{''.join(figures)}</div></section>")
+
+
+def _viewer(result: EvaluationResult) -> str:
+    """The interactive viewer (the one ``medseg view`` writes) over the worst cases, one case at a time."""
+    from medseg.viewer import label_maps_case
+    from medseg.viewer.page import viewer_block
+
+    names = {int(k): v["name"] for k, v in result.summary["labels"].items()}
+    chosen: list[str] = []
+    for row in select_worst(result.cases):
+        if row["case"] not in chosen and len(chosen) < VIEWER_CASES:
+            chosen.append(row["case"])
+    cases = []
+    for case in chosen:
+        try:
+            pred, ref = result.load_case(case)
+            cases.append(label_maps_case(pred.array, ref.array, ref.affine, names=names, title=case))
+        except Exception as exc:  # noqa: BLE001  (the viewer must not cost the numbers: report it, go on)
+            logger.warning("no viewer for %s: %s", case, exc)
+    if not cases:
+        return ""
+    return ("<section class=\"viewer\"><h2>Look at the worst cases</h2><p class=\"small\">Scroll through each "
+            "case in 3D: grey is the reference's foreground; the overlay menu switches between errors "
+            "(magenta: prediction only, cyan: reference only, yellow: another label), the prediction and the "
+            "reference. Needs a browser with WebGL2; the figures above are the static view.</p>"
+            f"{viewer_block(cases, 'worst cases')}</section>")
+
+
+def _all_cases(result: EvaluationResult) -> str:
+    """Every case and label with its main numbers (the full set is in metrics.csv)."""
+    if not result.cases:
+        return ""
+    unit = result.summary["volume_unit"]
+    rows = "".join(
+        f"<tr><td class=\"name\">{escape(row['case'])}</td><td class=\"name\">{escape(str(row['label']))} · "
+        f"{escape(row['label_name'])}</td><td>{_num(row['dice'], 3)}</td><td>{_dist(row['hd95'])}</td>"
+        f"<td>{_dist(row['assd'])}</td><td>{_num(row['nsd'], 3)}</td><td>{_signed(row['volume_difference'])}</td>"
+        "</tr>" for row in result.cases)
+    return ('<section><h2>All cases</h2><div class="table-wrap"><table class="cases"><thead><tr>'
+            '<th class="name">Case</th><th class="name">Label</th><th>Dice</th><th>HD95 (mm)</th>'
+            f"<th>ASSD (mm)</th><th>NSD</th><th>Volume diff. ({unit})</th></tr></thead><tbody>{rows}</tbody>"
+            "</table></div></section>")
 
 
 def _definitions(result: EvaluationResult) -> str:

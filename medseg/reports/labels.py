@@ -1,7 +1,9 @@
-"""Label names (from a dataset.json or a model card's label tuple) and the ``--labels`` selection."""
+"""Label names (from a dataset.json, a model card's label tuple or the label files themselves) and the
+``--labels`` selection."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -41,6 +43,45 @@ def names_from_dataset_json(path: str | PathLike) -> dict[int, str]:
     return names
 
 
+def embedded_label_names(path: str | PathLike) -> dict[int, str]:
+    """``{value: name}`` stored in a NIfTI file: medseg's JSON extension (``{"labels": {"1": "liver"}}``) or
+    a CIFTI/Caret label table (TotalSegmentator's files); ``{}`` when there is none."""
+    p = Path(path)
+    if not p.name.endswith((".nii", ".nii.gz")):
+        return {}
+    try:
+        import nibabel as nib
+
+        extensions = nib.load(p).header.extensions
+    except Exception:  # noqa: BLE001  (names are a nicety; the reader already reported real problems)
+        return {}
+    names: dict[int, str] = {}
+    for extension in extensions:
+        content = extension.get_content()
+        text = content.decode("utf-8", "replace") if isinstance(content, bytes) else str(content)
+        names.update(_names_from_json(text) or _names_from_caret_xml(text))
+    names.pop(0, None)
+    return names
+
+
+def _names_from_json(text: str) -> dict[int, str]:
+    try:
+        data = json.loads(text.strip().rstrip("\x00"))
+    except ValueError:
+        return {}
+    labels = data.get("labels") if isinstance(data, dict) else None
+    if isinstance(labels, list):
+        return {i: str(n) for i, n in enumerate(labels)}
+    if isinstance(labels, dict):
+        return {int(k): str(v) for k, v in labels.items() if str(k).lstrip("-").isdigit()}
+    return {}
+
+
+def _names_from_caret_xml(text: str) -> dict[int, str]:
+    found = re.findall(r'<Label\s+Key="(\d+)"[^>]*>\s*(?:<!\[CDATA\[)?([^<\]]+?)(?:\]\]>)?\s*</Label>', text)
+    return {int(key): name.strip() for key, name in found}
+
+
 def names_from_card_labels(labels: Sequence[str]) -> dict[int, str]:
     """``{index: name}`` from a model card's ``labels`` tuple (index == label value for softmax models)."""
     return {i: str(name) for i, name in enumerate(labels)}
@@ -78,3 +119,8 @@ def parse_labels(text: str | Sequence[int | str] | None, names: Mapping[int, str
 
 def _is_int(text: str) -> bool:
     return text.strip().lstrip("-").isdigit()
+
+
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    """``1 case``, ``2 cases``."""
+    return f"{count} {noun if count == 1 else plural_form or noun + 's'}"

@@ -95,7 +95,12 @@ def prepare_data(recipe: Recipe) -> TrainingData:
     """Load, validate, split and preprocess the recipe's dataset (all cases held in memory)."""
     if not recipe.data.dataset:
         raise MedsegError("the recipe names no dataset", hint="set data.dataset = 'path/to/dataset'")
-    dataset = load_dataset(Path(recipe.data.dataset))
+    source = Path(recipe.data.dataset)
+    if not source.exists():  # relative paths are read from the working directory, not the recipe's folder
+        raise MedsegError(f"the recipe's dataset {recipe.data.dataset!r} does not exist (from {Path.cwd()})",
+                          path=source, hint="pass --set data.dataset=PATH (a folder with dataset.json, "
+                          "imagesTr/ + labelsTr/, or a CSV list), or run from the folder the recipe expects")
+    dataset = load_dataset(source)
     validate_dataset(dataset)
     fp = fingerprint(dataset)
     plan = make_plan(fp, card_for(recipe, dataset), batch_size=recipe.train.batch_size)

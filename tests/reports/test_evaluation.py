@@ -104,8 +104,9 @@ def test_arrays_with_spacing_and_empty_labels():
     rows = {r["label"]: r for r in result.cases}
     [expected] = compute_metrics(pred, ref, (0.8, 1.2, 2.0), [1], tolerance=2.0)
     assert rows[1]["hd"] == expected.hd and rows[1]["assd"] == expected.assd
-    assert rows[5]["dice"] == 1.0 and rows[5]["hd"] == 0.0 and rows[5]["empty_reference"]
-    assert result.summary["labels"]["5"]["n_both_empty"] == 1
+    # label 5 is in neither map: reported as absent, not as a perfect Dice 1 ("both empty")
+    assert 5 not in rows and "5" not in result.summary["labels"]
+    assert result.summary["requested_labels_not_found"] == {"5": "label_5"}
     assert not any(isinstance(v, float) and math.isnan(v) for r in result.cases for v in r.values())
 
 
@@ -129,3 +130,29 @@ def test_metatensors_bring_their_spacing():
     result = evaluate(pred, ref, labels=[1, 2])
     [expected] = compute_metrics(pred.numpy()[0], ref.numpy()[0], (1.0, 1.0, 1.0), [2])
     assert result.cases[1]["hd95"] == expected.hd95 and result.cases[1]["dice"] < 1
+
+
+def test_label_names_come_from_the_prediction_files_when_none_are_given(tmp_path):
+    from medseg.io import write_image
+
+    pred, ref = make_case(1)
+    write_image(pred[None], tmp_path / "p.nii.gz", affine=AFFINE,
+                extensions={"json": {"labels": {"0": "background", "1": "liver", "2": "spleen"}}})
+    save(tmp_path / "r.nii.gz", ref)
+    result = evaluate(tmp_path / "p.nii.gz", tmp_path / "r.nii.gz", labels="spleen")
+    assert [(r["label"], r["label_name"]) for r in result.cases] == [(2, "spleen")]
+    named = evaluate(tmp_path / "p.nii.gz", tmp_path / "r.nii.gz", label_names={1: "a", 2: "b"})
+    assert {r["label_name"] for r in named.cases} == {"a", "b"}  # given names win
+
+
+def test_a_requested_label_in_no_file_is_absent_with_a_warning_not_dice_one(tmp_path, caplog, monkeypatch):
+    import logging
+
+    monkeypatch.setattr(logging.getLogger("medseg"), "propagate", True)  # the CLI tests turn it off
+    pred, ref = make_case(1)
+    save(tmp_path / "p.nii.gz", pred)
+    save(tmp_path / "r.nii.gz", ref)
+    result = evaluate(tmp_path / "p.nii.gz", tmp_path / "r.nii.gz", labels="1,7")
+    assert [r["label"] for r in result.cases] == [1]
+    assert result.summary["requested_labels_not_found"] == {"7": "label_7"}
+    assert "requested label(s) 7 (label_7) occur in no prediction and no reference" in caplog.text

@@ -47,7 +47,7 @@ def test_report_folder(folders, tmp_path):
     text = html_path.read_text(encoding="utf-8")
     page = Collector()
     page.feed(text)
-    assert "script" not in page.tags and page.links == []  # self-contained: nothing to fetch
+    assert page.links == []  # self-contained: nothing to fetch (the viewer's scripts are inline)
     assert page.images and all(src.startswith("data:image/png;base64,") for src in page.images)
     worst = select_worst(result.cases)
     assert len(page.images) == 2 + len(worst)  # Dice and HD95 plots, one overlay per worst case
@@ -55,6 +55,35 @@ def test_report_folder(folders, tmp_path):
     assert re.search(r"<table class=\"summary\">.*liver.*spleen.*label_3", text, re.DOTALL)
     assert "Check first" in text and "lonely" in text  # unmatched cases are called out
     assert "reference only (missed)" in text
+    # every case and label is listed, not only the worst
+    table = re.search(r'<table class="cases">(.*?)</table>', text, re.DOTALL).group(1)
+    assert table.count("<tr>") == 1 + 3 * 3
+    # the worst cases are in the embedded viewer, each with its errors overlay
+    data = json.loads(re.search(r'<script type="application/json" id="ms-data">(.*?)</script>', text,
+                                re.DOTALL).group(1))
+    assert {c["title"] for c in data["cases"]} == {r["case"] for r in worst}
+    assert all(c["overlays"][0]["title"].startswith("errors") for c in data["cases"])
+
+
+def test_report_without_viewer_has_no_script_and_says_one_case(folders, tmp_path):
+    pred_dir, ref_dir = folders
+    result = evaluate(pred_dir / "a.nii.gz", ref_dir / "a.nii.gz")
+    text = result.write_report(tmp_path / "r", viewer=False).read_text(encoding="utf-8")
+    page = Collector()
+    page.feed(text)
+    assert "script" not in page.tags
+    assert "<title>Segmentation evaluation: 1 case</title>" in text
+
+
+def test_overlay_marks_the_patients_right_on_the_left():
+    from matplotlib.figure import Figure
+
+    from medseg.reports.figures import orientation_letters
+
+    ax = Figure().add_subplot()
+    orientation_letters(ax)
+    letters = {t.get_text(): t.get_position() for t in ax.texts}
+    assert letters["R"][0] < 0.5 < letters["L"][0] and letters["A"][1] > 0.5 > letters["P"][1]
 
 
 def test_worst_cases_lowest_dice_first_at_most_three_per_label():
