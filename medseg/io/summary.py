@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from medseg.io.geometry import orientation_code, spacing_from_affine
 from medseg.core.errors import MedsegError
+from medseg.io.geometry import orientation_code, spacing_from_affine
 from medseg.io.header import read_header
 from medseg.io.readers import read_image
 
