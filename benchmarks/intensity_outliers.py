@@ -44,7 +44,7 @@ def main() -> None:
     images = sorted((args.data / "imagesTr").glob("*.nii.gz"))[4::5][: args.cases]
     rows = []
     for path in images:
-        image = read_image(path)
+        image = read_image(path).float()
         label = read_image(args.data / "labelsTr" / path.name)[0].numpy()
         hostile = image.clone()
         hostile[(0, *(s // 2 for s in hostile.shape[1:]))] = 1e5

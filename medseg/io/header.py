@@ -186,6 +186,7 @@ def _itk_header(p: Path) -> ImageHeader:
     direction = np.asarray(reader.GetDirection()).reshape(dim, dim)[:spatial, :spatial].ravel()
     affine = affine_from_itk(reader.GetOrigin()[:spatial], reader.GetSpacing()[:spatial], direction)
     dtype = ("complex" + str(itemsize * 8)) if complex_ else name.replace("vector of ", "")
+    components = 1 if complex_ else int(reader.GetNumberOfComponents())  # ITK counts re/im as 2 components
     return ImageHeader(path=p, format="itk", shape=size, dtype=dtype, itemsize=itemsize,
-                       components=int(reader.GetNumberOfComponents()), affine=affine,
+                       components=components, affine=affine,
                        memory_itemsize=max(itemsize, 4), complex=complex_)
