@@ -12,12 +12,18 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-import medseg
+from medseg import api
 from medseg.core.card import Intensity
 from medseg.core.errors import MedsegError
 from medseg.inference import preflight
 from medseg.io import read_image
-from tests.adversarial._io_probe import assert_refused, invoke, nifti_header_bytes, save_nifti, snapshot
+from tests.adversarial._io_probe import (
+    assert_refused,
+    invoke,
+    nifti_header_bytes,
+    save_nifti,
+    snapshot,
+)
 from tests.conftest import SAMPLE
 
 FAST = ("--fast", "--backend", "torch", "--device", "cpu")
@@ -25,7 +31,7 @@ FAST = ("--fast", "--backend", "torch", "--device", "cpu")
 
 @pytest.fixture(scope="module")
 def predictor():
-    return medseg.api.build_predictor("stunet_t.hippocampus", device="cpu", tta=False)
+    return api.build_predictor("stunet_t.hippocampus", device="cpu", tta=False)
 
 
 def _mean_dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -131,7 +137,7 @@ def test_a_ct_given_to_the_mr_model_is_refused(predictor, rng):
 
 
 def test_force_runs_a_refused_ct_with_a_warning(rng):
-    forced = medseg.api.build_predictor("stunet_t.hippocampus", device="cpu", tta=False, force=True)
+    forced = api.build_predictor("stunet_t.hippocampus", device="cpu", tta=False, force=True)
     prediction = forced.predict(torch.from_numpy(_small_ct(rng))[None], path="ct.nii.gz")
     assert any("looks like CT" in w and "--force" in w for w in prediction.warnings)
 
