@@ -224,7 +224,7 @@ def time_notice(progress: Callable[[int, int], None] | None, path: str | None, *
     state = {"told": False}
 
     def update(done: int, total: int) -> None:
-        if not state["told"] and done > 0:
+        if not state["told"] and 0 < done < total:  # a one-batch job is over before a notice could help
             state["told"] = True
             seconds = (time.perf_counter() - start) / done * total
             if seconds > LONG_JOB_SECONDS:
