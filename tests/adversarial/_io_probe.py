@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 import nibabel as nib
@@ -12,8 +13,18 @@ from medseg.cli import main as cli_main
 
 
 def invoke(*args: str):
-    """Run ``medseg ARGS`` in-process; returns click's Result (exit_code, stdout, stderr, exception)."""
-    return CliRunner().invoke(cli_main.app, [str(a) for a in args])
+    """Run ``medseg ARGS`` in-process; returns click's Result (exit_code, stdout, stderr, exception).
+
+    The CLI routes the ``medseg`` logger to its own handler (propagate off); that is undone afterwards so
+    later tests in the same process still see log records through pytest's caplog.
+    """
+    logger = logging.getLogger("medseg")
+    saved = (list(logger.handlers), logger.propagate, logger.level)
+    try:
+        return CliRunner().invoke(cli_main.app, [str(a) for a in args])
+    finally:
+        logger.handlers[:] = saved[0]
+        logger.propagate, logger.level = saved[1], saved[2]
 
 
 def snapshot(folder: Path) -> dict[str, str]:

@@ -85,6 +85,11 @@ def test_rgb_nifti_becomes_colour_channels(tmp_path):
     assert json.loads(result.stdout)["channels"] == 3
     image = read_image(path, allow_multichannel=False)
     assert tuple(image.shape) == (3, 40, 50, 40) and image[0].max() == 200 and image[2].min() == 50
+    before = snapshot(tmp_path)
+    result = invoke("predict", path, "-o", tmp_path / "out/", *FAST)   # a 1-channel model: grey, with a warning
+    assert result.exit_code == 0, result.output
+    assert "converted a 3-channel colour image to greyscale" in result.stderr
+    assert all(snapshot(tmp_path)[k] == v for k, v in before.items())
 
 
 def test_an_outlier_voxel_does_not_empty_the_segmentation(predictor):
