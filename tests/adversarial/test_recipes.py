@@ -55,7 +55,7 @@ overrides = {{width = 4}}
 [plan]
 roi_size = [16, 16, 16]
 [train]
-epochs = 2
+epochs = 1
 iterations_per_epoch = 2
 batch_size = 1
 num_workers = 0
