@@ -30,6 +30,7 @@ from medseg.inference.cases import (
 from medseg.inference.model_loading import load_model
 from medseg.inference.postprocess import PostprocessSpec
 from medseg.inference.predictor import Prediction, PredictOptions, Predictor
+from medseg.inference.preflight import preflight_header
 from medseg.io import read_image
 
 ModelArg = str | nn.Module | None
@@ -56,7 +57,8 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
                     probabilities: bool = False, weights_dir: str | PathLike | None = None,
                     checkpoint: str | PathLike | None = None, threads: int | None = None,
                     amp: bool = True, backend: str = "torch", precision: str = "auto",
-                    threshold: float | None = None, save_soft: bool | None = None) -> Predictor:
+                    threshold: float | None = None, save_soft: bool | None = None,
+                    max_voxels: int | None = None, force: bool = False) -> Predictor:
     """Load a model (name, ``name.tag``, nn.Module with ``.card``, or the default) into a :class:`Predictor`.
     ``cascade.<recipe>`` (or a cascade recipe ``.toml``) loads a two-stage cascade (:mod:`medseg.cascade`);
     its ``checkpoint`` is a folder with ``stage1/best.pt`` + ``stage2/best.pt`` or a pair of files.
@@ -65,7 +67,9 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
     ``auto`` = OpenVINO fp32 when the ``cpu`` extra is installed, the fastest setting within the accuracy
     guard); GPU windows always run in PyTorch (AMP). ``threshold``: foreground probability of sigmoid and
     regression (SAUNA) models (default: the card's, else 0.5); ``save_soft``: keep a SAUNA model's soft map
-    (``Prediction.soft``, written as ``CASE_soft.nii.gz``; default: the card's)."""
+    (``Prediction.soft``, written as ``CASE_soft.nii.gz``; default: the card's). ``max_voxels``: refuse
+    scans whose grid at the model's spacing is larger (default: what free memory holds); ``force``: run
+    scans the preflight refuses (size, field of view, modality; :mod:`medseg.inference.preflight`)."""
     if isinstance(model, str) and (model.startswith("cascade.") or model.endswith(".toml")):  # two stages, one name
         from medseg.cascade.predictor import build_cascade_predictor
 
@@ -76,7 +80,7 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
     options = PredictOptions(
         overlap=overlap, tta=tta, fast=fast, batch_size=batch_size, device=_device_for_rank(device), amp=amp,
         probabilities=probabilities, postprocess=_postprocess_spec(card.postprocess, postprocess), threads=threads,
-        threshold=threshold, save_soft=save_soft,
+        threshold=threshold, save_soft=save_soft, max_voxels=max_voxels, force=force,
     )
     predictor = Predictor(net, card, options, info)
     if backend != "torch" and predictor.device.type == "cpu" and card.spatial_dims == 3:
@@ -145,5 +149,7 @@ def predict_files(inputs: Sequence[str | PathLike], output: str | PathLike | Non
     if split is not None:
         cases = select_shard(cases, *split)
     predictor = predictor or build_predictor(model, **settings)
+    if len(cases) == 1:  # one scan: refuse it from its header now (exit 2), before any voxel is processed
+        preflight_header(cases[0].input, predictor)
     options = OutputOptions(output_type=output_type, stats=stats, frame=frame, output_format=output_format)
     return run_batch(predictor, cases, options, resume=resume, progress=progress)

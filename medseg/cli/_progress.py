@@ -47,8 +47,12 @@ def run_fit(recipe_path: Path | None, overrides: list[str], *, resume: bool, dev
         finally:
             dist.close()
     if dist.is_main:
-        console.print(f"best validation Dice {result.best_dice:.4f} at epoch {result.best_epoch}; "
-                      f"files in {result.output}")
+        if result.best_dice < 0:  # no validation cases: best.pt is the final epoch (or not reached yet)
+            console.print(f"no validation cases, so no validation Dice; best.pt holds the final epoch's weights; "
+                          f"files in {result.output}")
+        else:
+            console.print(f"best validation Dice {result.best_dice:.4f} at epoch {result.best_epoch}; "
+                          f"files in {result.output}")
         if export is not None:
             from medseg.training.export import export_weights
 

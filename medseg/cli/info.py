@@ -22,6 +22,11 @@ def info(
         str | None,
         typer.Option("--series", help="For DICOM folders with several series: the UID."),
     ] = None,
+    header_only: Annotated[
+        bool,
+        typer.Option("--header-only", help="Read only the header (NIfTI, NRRD, MetaImage): no voxel data, "
+                     "no min/max/labels."),
+    ] = False,
 ) -> None:
     """Describe a scan: shape, spacing, orientation, affine, dtype, intensity range, labels.
 
@@ -31,14 +36,17 @@ def info(
 
     NaN/inf voxels are counted ("non_finite") and reported as a warning.
 
+    The header's claimed size is checked against the file and the free memory before any voxel is read.
+
     Examples:
       medseg info scan.nii.gz
       medseg info scan.nii.gz --json
+      medseg info huge.nii.gz --header-only
       medseg info dicom_folder/ --series 1.2.840.113619...
     """
     from medseg.io.summary import describe
 
-    summary = describe(scan, frame=frame, series=series)
+    summary = describe(scan, frame=frame, series=series, header_only=header_only)
     if as_json:
         typer.echo(json.dumps(summary))
         return

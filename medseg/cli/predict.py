@@ -47,6 +47,10 @@ def predict(
     backend: str = typer.Option("auto", "--backend", help="CPU windows: auto (OpenVINO fp32 when medseg[cpu] is "
                                 "installed, else torch), torch, openvino or onnxruntime."),
     precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16 (CPU; --fast picks bf16) or fp16 (CUDA)."),
+    max_voxels: int | None = typer.Option(None, "--max-voxels", min=1, help="Refuse scans larger than N voxels at "
+                                          "the model's spacing (default: what free memory holds)."),
+    force: bool = typer.Option(False, "--force", help="Run scans the checks refuse: too large after resampling, "
+                               "far outside the model's field of view, or another modality (CT to an MR model)."),
 ) -> None:
     """Segment scans. Outputs: label map (+ JSON provenance sidecar), optional stats and probabilities.
 
@@ -80,6 +84,7 @@ def predict(
         model, device=device, overlap=overlap, tta=tta, fast=fast, batch_size=batch_size, postprocess=postprocess,
         probabilities=probabilities, weights_dir=weights_dir, checkpoint=checkpoint, threads=threads,
         backend=backend, precision=precision, threshold=threshold, save_soft=save_soft,
+        max_voxels=max_voxels, force=force,
     )
     with PredictProgress() as view:
         summary = api.predict_files(inputs, output, predictor=predictor, output_type=output_type,

@@ -91,6 +91,9 @@ class ModelCard:
     mirror_axes: tuple[int, ...] = (0, 1, 2)  # spatial axes flip-TTA may use
     orientation: str | None = "RAS"        # frame images are reoriented to before inference
     modality: str = "any"
+    # largest physical extent (mm) of the scans the model was made for, (typical min, typical max); predict
+    # warns outside it and refuses far outside it (medseg.inference.preflight). None: any field of view.
+    field_of_view_mm: tuple[float, float] | None = None
     postprocess: Mapping[str, Any] = field(default_factory=dict)
     graph: tuple[tuple[str, int], ...] = ()  # activation "graph": (organ, landmark count) per contour, node order
     description: str = ""

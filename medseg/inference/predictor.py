@@ -25,7 +25,7 @@ from torch import nn
 from medseg.core.card import ModelCard
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
-from medseg.inference.checks import check_dimensions, check_modality, match_channels
+from medseg.inference.checks import check_dimensions, match_channels
 from medseg.inference.devices import (
     Placement,
     describe_device,
@@ -36,6 +36,7 @@ from medseg.inference.devices import (
 )
 from medseg.inference.model_loading import ModelInfo
 from medseg.inference.postprocess import PostprocessSpec, postprocess_labels
+from medseg.inference.preflight import blank_reason, preflight_warnings, time_notice
 from medseg.inference.restore import labels_to_grid, probabilities_to_grid, soft_to_grid
 from medseg.inference.sliding_window import (
     EngineOptions,
@@ -70,6 +71,8 @@ class PredictOptions:
     threads: int | None = None
     threshold: float | None = None   # sigmoid/regression foreground probability; None: the card's (else 0.5)
     save_soft: bool | None = None    # regression (SAUNA) models: keep the soft map; None: the card's
+    max_voxels: int | None = None    # refuse scans whose resampled grid is larger; None: from free memory
+    force: bool = False              # run scans the preflight would refuse (size, field of view, modality)
 
 
 @dataclass
@@ -174,9 +177,17 @@ class Predictor:
         check_dimensions(image, self.card, path)
         spatial = image.ndim - 1
         source, warnings = match_channels(image, self.card, path)
-        warnings += check_modality(source, self.card, path)
+        blank = blank_reason(source)
+        if blank is not None:  # nothing to segment: an empty label map, not the model's guess on noise
+            warnings.append(f"{path}: {blank}; nothing to segment, the label map is empty")
+            for message in warnings:
+                logger.warning(message)
+            return self._empty(image, path, warnings, t0)
+        warnings += preflight_warnings(source, self.card, path, overlap=self.overlap, tta=self.tta,
+                                       max_voxels=self.options.max_voxels, force=self.options.force)
         for message in warnings:
             logger.warning(message)
+        progress = time_notice(progress, path, passes=2 ** len(self.card.mirror_axes) if self.tta else 1)
         pre = build_preprocessing(self.card, spatial_dims=spatial)({"image": source})["image"]
         model_affine = np.asarray(pre.affine, dtype=np.float64)
         x = pre.as_tensor() if spatial == 3 else pre.as_tensor()[..., None]
@@ -210,6 +221,16 @@ class Predictor:
                     "accumulate": result.accumulate, "peak_stitch_mib": round(result.peak_stitch_bytes / 2**20, 1)}
         timings["total_s"] = time.perf_counter() - t0
         return Prediction(out, self.label_names, probs, settings, timings, warnings, soft=soft)
+
+    def _empty(self, image: MetaTensor, path: str | None, warnings: list[str], t0: float) -> Prediction:
+        """An all-background label map on the input grid (blank images: all zero, constant, all NaN)."""
+        affine = torch.as_tensor(np.asarray(image.affine, dtype=np.float64))
+        labels = MetaTensor(torch.zeros((1, *image.shape[1:]), dtype=torch.uint8), affine=affine,
+                            meta={"labels": list(self.label_names), "model": self.info.full_name,
+                                  "filename_or_obj": path or ""})
+        settings = {**self.settings(), "placement": "none (blank image)"}
+        return Prediction(labels, self.label_names, None, settings, {"total_s": time.perf_counter() - t0},
+                          warnings)
 
     def _engine_options(self, placement: Placement, shape: tuple[int, ...]) -> EngineOptions:
         card = self.card

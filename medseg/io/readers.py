@@ -5,6 +5,11 @@ matrix in nibabel's RAS+ convention (array axes are x, y[, z] as in nibabel and 
 formats and 2D images). ``meta`` holds ``filename_or_obj``, ``format``, ``original_dtype`` (the on-disk
 dtype, so a write restores it), ``spatial_shape``, ``spacing`` (one value per spatial axis) and
 ``space`` (``RAS``).
+
+Before any voxel data is read, the header's claimed shape x dtype is checked against the file and the
+memory available (:mod:`medseg.io.header`): header and gzip bombs are one line, exit 2, not a MemoryError.
+Complex-valued images are refused. RGB NIfTI (RGB24/RGBA32) becomes 3/4 colour channels, like a colour
+PNG (a 1-channel model then sees it converted to grey, with a warning).
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from medseg.io.dicom import read_dicom_series
 from medseg.io.dicom_objects import dicom_object_kind, read_dicom_object
 from medseg.io.formats import detect_format, split_ext
 from medseg.io.geometry import is_singular, spacing_from_affine
+from medseg.io.header import check_claim, read_header
 
 logger = get_logger(__name__)
 
@@ -61,6 +67,10 @@ def read_image(
         raise MedsegError("file not found", path=p, hint="check the path and the working directory")
     fmt = detect_format(p)
     try:
+        if fmt != "dicom":
+            header = read_header(p)
+            if header is not None:
+                check_claim(header)
         if fmt == "nifti":
             array, affine, extra = _read_nifti(p)
         elif fmt == "dicom":
@@ -92,6 +102,7 @@ def _kind(p: Path, fmt: str) -> str:
 def _to_metatensor(p, array, affine, extra, *, frame, allow_multichannel) -> MetaTensor:
     has_frames = extra.pop("has_frames", False)
     vector = extra.pop("vector", False)
+    colour = extra.pop("colour", False)
     if has_frames and array.shape[-1] == 1:
         array, has_frames = array[..., 0], False
     ndim = array.ndim - (1 if has_frames else 0)
@@ -105,7 +116,7 @@ def _to_metatensor(p, array, affine, extra, *, frame, allow_multichannel) -> Met
                 raise MedsegError(f"frame {frame} is out of range, the file has {count} (0..{count - 1})",
                                   path=p, hint=f"pass --frame between 0 and {count - 1}")
             array = array[..., frame][None]
-        elif allow_multichannel or (vector and ndim == 2):
+        elif allow_multichannel or colour or (vector and ndim == 2):
             array = np.moveaxis(array, -1, 0)
         else:
             raise MedsegError(
@@ -164,6 +175,9 @@ def _read_nifti(p: Path):
             hint="check that it really is NIfTI, or give it the extension of its true format",
         ) from exc
     array = np.asanyarray(img.dataobj)
+    colour = array.dtype.names is not None
+    if colour:  # RGB24 / RGBA32: a structured dtype -> one uint8 channel per component (last axis)
+        array = np.stack([array[name] for name in array.dtype.names], axis=-1)
     extra: dict = {
         "nifti_sform_code": int(img.header["sform_code"]),
         "nifti_qform_code": int(img.header["qform_code"]),
@@ -173,8 +187,9 @@ def _read_nifti(p: Path):
         extra["original_dtype"] = on_disk.newbyteorder("=") if on_disk.kind in "iuf" else array.dtype
     if array.ndim == 5 and array.shape[3] == 1:  # NIfTI vector convention (x, y, z, 1, C)
         array = array[:, :, :, 0, :]
-    if array.ndim == 4:
+    if array.ndim == 4 or colour:
         extra["has_frames"] = True
+        extra["colour"] = colour
     return array, np.asarray(img.affine, dtype=np.float64), extra
 
 

@@ -6,7 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from medseg.core.errors import MedsegError
 from medseg.io.geometry import orientation_code, spacing_from_affine
+from medseg.io.header import read_header
 from medseg.io.readers import read_image
 
 MAX_LABELS = 1000  # more distinct values than this is an intensity image, whatever else it looks like
@@ -15,8 +17,15 @@ MIN_COHERENCE = 0.5  # label maps: ~0.8 of neighbour pairs touching foreground a
 _CHUNK = 1 << 24
 
 
-def describe(path: str | PathLike, *, frame: int | None = None, series: str | None = None) -> dict[str, Any]:
-    """shape, spacing, affine (4x4 RAS), orientation, dtype, min, max, channels, and labels for label maps."""
+def describe(path: str | PathLike, *, frame: int | None = None, series: str | None = None,
+             header_only: bool = False) -> dict[str, Any]:
+    """shape, spacing, affine (4x4 RAS), orientation, dtype, min, max, channels, and labels for label maps.
+
+    ``header_only``: only what the header says (no voxel data read; NIfTI and ITK formats), for huge or
+    suspicious files. Otherwise the header is checked first (see :mod:`medseg.io.header`), then voxels read.
+    """
+    if header_only:
+        return describe_header(path)
     image = read_image(path, frame=frame, series=series, allow_multichannel=True)
     array = image.as_tensor().numpy()
     affine = image.affine.numpy()
@@ -44,6 +53,21 @@ def describe(path: str | PathLike, *, frame: int | None = None, series: str | No
             summary["num_labels"] = len(labels)
             summary["labels"] = labels
     return summary
+
+
+def describe_header(path: str | PathLike) -> dict[str, Any]:
+    """What the header of a NIfTI/ITK file says, without reading any voxel data."""
+    header = read_header(path)
+    if header is None:
+        raise MedsegError("header-only description is offered for NIfTI and ITK files (NRRD, MetaImage, ...)",
+                          path=path, hint="drop --header-only")
+    ndim = min(len(header.shape), 3)
+    return {
+        "path": str(path), "shape": list(header.shape), "channels": header.components,
+        "spacing": [round(s, 6) for s in header.spacing], "orientation": orientation_code(header.affine),
+        "affine": header.affine.tolist(), "dtype": header.dtype, "bytes_claimed": header.data_bytes,
+        "spatial_dims": ndim,
+    }
 
 
 def label_values(array: np.ndarray) -> list[int] | None:

@@ -244,6 +244,11 @@ HIPPOCAMPUS_CARD = ModelCard(
             metrics={"val_dice_anterior": 0.8890, "val_dice_posterior": 0.8724, "val_dice_mean": 0.8807,
                      "val_dice_mean_no_tta": 0.8775},
             note="pipelines/hippocampus/stunet_t.toml; card: pretrained/stunet_t_hippocampus.md",
+            # what these weights were made for: MSD hippocampus crops, largest extent 40-59 mm (all 200
+            # training cases); z-score after a 0.5-99.5 percentile clip, so one outlier voxel cannot
+            # flatten the image (medseg.inference.preflight, benchmarks/intensity_outliers.py)
+            card={"field_of_view_mm": (40.0, 60.0),
+                  "intensity": Intensity("zscore", low=0.5, high=99.5)},
         ),
     ),
     reference=_REFERENCE,

@@ -166,12 +166,39 @@ def save_weights(model: nn.Module, path: str | PathLike) -> str:
     return sha256_file(p)
 
 
+def verify_architecture(name: str, path: Path, fmt: str) -> None:
+    """Read ``path`` with the safe loader and check its keys and shapes against ``name``'s architecture.
+
+    The model is built on the meta device (no memory, no init), so this costs one read of the file.
+    Raises :class:`MedsegError` naming what does not fit (missing/unexpected keys, shapes, unsafe types).
+    """
+    import warnings
+
+    from medseg.models._registry import build_on_meta
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "copying into a meta parameter is a no-op": intended
+        model = build_on_meta(name)
+        try:
+            _load_by_format(model, path, fmt)
+        except MedsegError as exc:
+            raise MedsegError(f"does not fit {name}: {exc.message}", path=path,
+                              hint=exc.hint or f"check that this is the file `medseg models show {name.split('.')[0]}` "
+                                               "describes") from None
+        except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as exc:
+            raise MedsegError(f"does not fit {name} ({fmt} weights): {type(exc).__name__}: {str(exc)[:200]}",
+                              path=path, hint=f"check that this is the file `medseg models show "
+                                              f"{name.split('.')[0]}` describes") from None
+
+
 def import_weights(name: str, file: str | PathLike, *, tag: str | None = None,
                    weights_dir: str | PathLike | None = None) -> tuple[Path, str]:
     """Check a user-supplied file against the card and copy it into the local weights folder.
 
     The file must be readable as a checkpoint and, when the card publishes a sha256, match it; for
-    unpinned entries its hash is recorded next to the copy. Returns (destination, sha256).
+    unpinned entries it must load (safe loader) into the entry's architecture with every key and shape
+    matching (:func:`verify_architecture`) before it is copied and its hash recorded next to the copy.
+    Returns (destination, sha256).
     """
     from medseg.models._checkpoint import _sniff
     from medseg.models._registry import get_entry, split_name
@@ -188,6 +215,8 @@ def import_weights(name: str, file: str | PathLike, *, tag: str | None = None,
     reason = _sniff(src)
     if reason:
         raise MedsegError(reason, path=src, hint=f"download it again{' from ' + entry.url if entry.url else ''}")
+    if not entry.sha256:  # nothing published to compare with: the file must at least fit the architecture
+        verify_architecture(f"{base}.{entry.tag}", src, entry.format)
     digest = sha256_file(src)
     if entry.sha256 and digest != entry.sha256:
         raise MedsegError(f"sha256 mismatch for {base}.{entry.tag}: expected {entry.sha256}, found {digest}",

@@ -142,6 +142,9 @@ def fit(recipe: Recipe, *, resume: bool = False, data: TrainingData | None = Non
         start_epoch, best, best_epoch = state["epoch"] + 1, state["best"], state["best_epoch"]
         history = list(state["history"])
         logger.info("resumed from %s at epoch %d", last_path, start_epoch)
+    if not data.val and dist.is_main:
+        logger.warning("no validation cases (data.val_cases empty, data.val_fraction = 0): no validation Dice; "
+                       "best.pt will hold the final epoch's weights")
     net = dist.wrap(model)
     roi = tuple(card.roi_size)
     augment = build_augmentation(roi, spatial_dims=card.spatial_dims, mirror_axes=card.mirror_axes,
@@ -200,6 +203,8 @@ def fit(recipe: Recipe, *, resume: bool = False, data: TrainingData | None = Non
             improved = is_val and row["val_dice"] > best
             if improved:
                 best, best_epoch = row["val_dice"], epoch
+            elif not data.val and epoch == t.epochs - 1:  # nothing to select on: the final weights are best.pt
+                improved, best_epoch = True, epoch
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                      "rng": rng_state(), "epoch": epoch, "best": best, "best_epoch": best_epoch,
                      "history": history, "recipe": recipe.to_dict(), "card": card.to_dict()}

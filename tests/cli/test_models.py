@@ -37,7 +37,7 @@ def test_unknown_model_suggests(tmp_path):
 
 
 def test_import_and_hash(tmp_path):
-    src = save_nnunet_v1(official_stunet_state(c0=2, blocks=1), tmp_path / "dl.model")
+    src = save_nnunet_v1(official_stunet_state(c0=16, blocks=1), tmp_path / "dl.model")  # fits stunet_s
     result = runner.invoke(app, ["models", "import", "stunet_s", str(src), "--weights-dir", str(tmp_path / "w")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "w" / "small_ep4k.model").is_file()

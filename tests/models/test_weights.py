@@ -43,17 +43,24 @@ def test_other_architecture_via_pretrained_path(tmp_path):
 
 
 def test_import_pins_an_unpublished_hash_and_loads_official_files(tmp_path):
-    state = official_stunet_state(c0=2, blocks=1)
+    state = official_stunet_state(c0=16, blocks=1)  # STU-Net S: import checks the file against that architecture
     src = save_nnunet_v1(state, tmp_path / "downloaded.model")
     folder = tmp_path / "weights"
     dest, digest = weights.import_weights("stunet_s.totalseg", src, weights_dir=folder)
     assert dest == folder / "small_ep4k.model" and dest.read_bytes() == src.read_bytes()
     assert (folder / "small_ep4k.model.sha256").read_text(encoding="utf-8").startswith(digest)
-    model = create_model("stunet_s", pretrained="totalseg", weights_dir=folder, width=2)  # nnunet format
+    model = create_model("stunet_s", pretrained="totalseg", weights_dir=folder)  # nnunet format
     assert torch.equal(model.seg_outputs[0].bias, state["seg_outputs.0.bias"])
     dest.write_bytes(dest.read_bytes()[:-10])  # corrupted later
     with pytest.raises(MedsegError, match="sha256 mismatch"):
-        create_model("stunet_s.totalseg", weights_dir=folder, width=2)
+        create_model("stunet_s.totalseg", weights_dir=folder)
+
+
+def test_import_refuses_an_unpublished_file_of_another_architecture(tmp_path):
+    src = save_nnunet_v1(official_stunet_state(c0=2, blocks=1), tmp_path / "downloaded.model")
+    with pytest.raises(MedsegError, match="does not fit stunet_s.totalseg: .*shape mismatch"):
+        weights.import_weights("stunet_s.totalseg", src, weights_dir=tmp_path / "weights")
+    assert not (tmp_path / "weights").exists() or not any((tmp_path / "weights").iterdir())
 
 
 def test_unimported_unpublished_weights_are_not_trusted(tmp_path):

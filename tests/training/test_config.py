@@ -26,7 +26,7 @@ def test_set_overrides_and_types(tmp_path):
     assert recipe.train.lr == pytest.approx(0.001)
     assert recipe.train.amp is False
     assert recipe.plan.roi_size == [8, 8, 8]
-    with pytest.raises(MedsegError, match="must be a number"):
+    with pytest.raises(MedsegError, match="train.epochs must be a valid integer"):
         load_recipe(path, ["train.epochs=many"])
 
 
