@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-
 from typing import Any
+
 import numpy as np
 
 from medseg.core.errors import MedsegError
