@@ -114,13 +114,15 @@ def predict(image_or_path: str | PathLike | torch.Tensor, model: ModelArg = None
 def predict_files(inputs: Sequence[str | PathLike], output: str | PathLike | None = None, model: ModelArg = None, *,
                   output_type: str = "multilabel", stats: bool = False, resume: bool = False,
                   shard: str | tuple[int, int] | None = None, frame: int | None = None,
-                  progress: Callable[[BatchEvent], None] | None = None,
+                  series: str | None = None, progress: Callable[[BatchEvent], None] | None = None,
                   predictor: Predictor | None = None, **settings: Any) -> BatchSummary:
     """Segment files and folders, writing results (see :mod:`medseg.inference.cases` for naming).
 
     Args:
         shard: ``"i/n"`` or ``(i, n)`` to take every n-th case from i; default: torchrun's RANK/WORLD_SIZE.
-        resume: skip cases whose outputs and sidecar are complete for the same model and parameters.
+        resume: skip cases whose outputs and sidecar are complete for the same model and parameters;
+            concurrent resumed runs on one folder split the cases (a claim file per output).
+        series: for DICOM folders holding several series, the SeriesInstanceUID to read.
         predictor: an already-built predictor (else ``model`` and ``**settings`` build one).
 
     Returns:
@@ -131,5 +133,5 @@ def predict_files(inputs: Sequence[str | PathLike], output: str | PathLike | Non
     if split is not None:
         cases = select_shard(cases, *split)
     predictor = predictor or build_predictor(model, **settings)
-    options = OutputOptions(output_type=output_type, stats=stats, frame=frame)
+    options = OutputOptions(output_type=output_type, stats=stats, frame=frame, series=series)
     return run_batch(predictor, cases, options, resume=resume, progress=progress)

@@ -34,8 +34,10 @@ def convert(
       medseg convert scan.nii.gz dicom_out/
       medseg convert fmri.nii.gz volume0.mha --frame 0
     """
+    from medseg.core.paths import refuse_writing_inputs
     from medseg.io import read_image, write_image
 
+    refuse_writing_inputs([target], [source], option="TARGET")
     image = read_image(source, frame=frame, series=series, allow_multichannel=True)
     written = write_image(image, target)
     shape = "x".join(str(s) for s in image.meta["spatial_shape"])
