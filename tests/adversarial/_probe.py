@@ -10,15 +10,19 @@ import pytest
 
 from medseg.cli import main as cli_main
 from medseg.io import write_image
-from tests.inference._models import WEIGHTS_FILE, noise_volume, register_threshold, weights_bytes
+from tests.inference._models import (
+    WEIGHTS_FILE,
+    noise_volume,
+    register_threshold,
+    weights_bytes,
+)
 
 
-@pytest.fixture
-def model_args(tmp_path):
-    """CLI options for the exact threshold test model (weights in a temp folder)."""
+def model_args(tmp_path: Path) -> list[str]:
+    """CLI options for the exact threshold test model (weights in ``tmp_path/weights``)."""
     name = register_threshold()
     weights = tmp_path / "weights"
-    weights.mkdir()
+    weights.mkdir(exist_ok=True)
     (weights / WEIGHTS_FILE).write_bytes(weights_bytes())
     return ["--model", name, "--weights-dir", str(weights), "--device", "cpu", "--threads", "1",
             "--backend", "torch"]

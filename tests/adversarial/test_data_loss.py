@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from medseg.io import write_image
-from tests.adversarial._probe import (  # noqa: F401  (model_args is a fixture)
+from tests.adversarial._probe import (
     assert_one_line_error,
     leftovers,
     model_args,
@@ -18,27 +18,27 @@ from tests.adversarial._probe import (  # noqa: F401  (model_args is a fixture)
 )
 
 
-def test_predict_onto_its_own_input_file_is_refused(tmp_path, monkeypatch, capsys, model_args):
-    x = scan(tmp_path / "x.nii.gz")
+def test_predict_onto_its_own_input_file_is_refused(tmp_path, monkeypatch, capsys):
+    x, args = scan(tmp_path / "x.nii.gz"), model_args(tmp_path)
     before = snapshot(tmp_path)
-    code, _, err = run(monkeypatch, capsys, "predict", x, "-o", x, *model_args)
+    code, _, err = run(monkeypatch, capsys, "predict", x, "-o", x, *args)
     assert_one_line_error(code, err, [x, "-o"])
     assert snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize("link", ["symlink", "hardlink"])
-def test_predict_onto_a_link_to_its_input_is_refused(tmp_path, monkeypatch, capsys, model_args, link):
+def test_predict_onto_a_link_to_its_input_is_refused(tmp_path, monkeypatch, capsys, link):
     x = scan(tmp_path / "in" / "x.nii.gz")
     out = tmp_path / "out.nii.gz"
     os.symlink(x, out) if link == "symlink" else os.link(x, out)
     before = snapshot(tmp_path / "in")
-    code, _, err = run(monkeypatch, capsys, "predict", x, "-o", out, *model_args)
+    code, _, err = run(monkeypatch, capsys, "predict", x, "-o", out, *model_args(tmp_path))
     assert_one_line_error(code, err, out)
     assert snapshot(tmp_path / "in") == before and not leftovers(tmp_path)
 
 
 @pytest.mark.parametrize("via_symlink", [False, True])
-def test_predict_folder_into_itself_is_refused(tmp_path, monkeypatch, capsys, model_args, via_symlink):
+def test_predict_folder_into_itself_is_refused(tmp_path, monkeypatch, capsys, via_symlink):
     folder = tmp_path / "scans"
     for i in range(2):
         scan(folder / f"c{i}.nii.gz", seed=i)
@@ -47,17 +47,17 @@ def test_predict_folder_into_itself_is_refused(tmp_path, monkeypatch, capsys, mo
         out = tmp_path / "alias"
         os.symlink(folder, out)
     before = snapshot(folder)
-    code, _, err = run(monkeypatch, capsys, "predict", folder, "-o", out, *model_args)
+    code, _, err = run(monkeypatch, capsys, "predict", folder, "-o", out, *model_args(tmp_path))
     assert_one_line_error(code, err, "never writes onto its inputs")
     assert snapshot(folder) == before
 
 
-def test_predict_probabilities_onto_an_input_named_like_them_is_refused(tmp_path, monkeypatch, capsys, model_args):
+def test_predict_probabilities_onto_an_input_named_like_them_is_refused(tmp_path, monkeypatch, capsys):
     folder = tmp_path / "scans"
     a = scan(folder / "a.nii.gz")
     clash = scan(folder / "a_seg_probabilities.nii.gz", seed=1)  # a scan that happens to carry that name
     before = snapshot(folder)
-    code, _, err = run(monkeypatch, capsys, "predict", a, clash, "--probabilities", *model_args)
+    code, _, err = run(monkeypatch, capsys, "predict", a, clash, "--probabilities", *model_args(tmp_path))
     assert_one_line_error(code, err, clash.name)
     assert snapshot(folder) == before
 
