@@ -94,6 +94,8 @@ def atomic_path(path: str | PathLike) -> Iterator[Path]:
             with contextlib.suppress(OSError):
                 shutil.rmtree(temp) if temp.is_dir() and not temp.is_symlink() else temp.unlink()
         converted = output_error(exc, final) if isinstance(exc, OSError) else None
+        if isinstance(exc, OutputError) and temp is not None and exc.path == str(temp):  # nested: name the real file
+            converted = OutputError(exc.message, path=final, hint=exc.hint)
         if converted is not None:
             raise converted from None
         raise
