@@ -14,7 +14,14 @@ import pytest
 
 from medseg.core import atomic
 from medseg.inference.predictor import Predictor
-from tests.adversarial._probe import assert_one_line_error, leftovers, model_args, run, scan, snapshot
+from tests.adversarial._probe import (
+    assert_one_line_error,
+    leftovers,
+    model_args,
+    run,
+    scan,
+    snapshot,
+)
 
 
 def _failing_replace(monkeypatch, code: int, suffix: str):
