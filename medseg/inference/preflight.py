@@ -8,7 +8,11 @@ from typing import Any
 
 from medseg.core.atomic import check_writable, clean_stale_temps
 from medseg.core.log import get_logger
-from medseg.core.paths import check_output_file, check_output_folder, refuse_writing_inputs
+from medseg.core.paths import (
+    check_output_file,
+    check_output_folder,
+    refuse_writing_inputs,
+)
 from medseg.inference.cases import Case
 from medseg.inference.outputs import case_files
 

@@ -15,7 +15,11 @@ from pathlib import Path
 from medseg.core.atomic import check_writable
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
-from medseg.core.paths import check_output_folder, looks_like_file, refuse_writing_inputs
+from medseg.core.paths import (
+    check_output_folder,
+    looks_like_file,
+    refuse_writing_inputs,
+)
 
 logger = get_logger(__name__)
 RUN_FILES = ("last.pt", "best.pt", "history.csv", "curves.png", "plan.json")
