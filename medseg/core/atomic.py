@@ -90,15 +90,25 @@ def atomic_path(path: str | PathLike) -> Iterator[Path]:
             os.chmod(temp, 0o666 & ~_UMASK)
         os.replace(temp, final)
     except BaseException as exc:
+        full = isinstance(exc, Exception) and not isinstance(exc, (OSError, MedsegError)) and _disk_full(final.parent)
         if temp is not None:
             with contextlib.suppress(OSError):
                 shutil.rmtree(temp) if temp.is_dir() and not temp.is_symlink() else temp.unlink()
         converted = output_error(exc, final) if isinstance(exc, OSError) else None
         if isinstance(exc, OutputError) and temp is not None and exc.path == str(temp):  # nested: name the real file
             converted = OutputError(exc.message, path=final, hint=exc.hint)
+        if full:  # C++ writers (SimpleITK) report a full disk as a RuntimeError without errno
+            converted = output_error(OSError(errno.ENOSPC, "no space"), final)
         if converted is not None:
             raise converted from None
         raise
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < 64 * 1024
+    except OSError:
+        return False
 
 
 def atomic_write_bytes(path: str | PathLike, data: bytes) -> None:

@@ -45,10 +45,20 @@ def find_collision(outputs: Iterable[str | PathLike], inputs: Iterable[str | Pat
     Args:
         outputs: every path the command would write; a folder here means it is replaced as a whole.
         inputs: every path the command reads; a folder here means it is read as a whole (a DICOM series).
+
+    Lookups are by set, so thousands of cases cost milliseconds.
     """
-    ins = [(Path(p), _resolved(Path(p))) for p in inputs]
+    same: dict[Path, Path] = {}        # resolved input -> as given
+    units: dict[Path, Path] = {}       # resolved input folders read whole
+    holders: dict[Path, Path] = {}     # every ancestor of an input -> that input
     by_inode: dict[tuple[int, int], Path] = {}
-    for raw, _ in ins:
+    for raw in map(Path, inputs):
+        resolved = _resolved(raw)
+        same.setdefault(resolved, raw)
+        if raw.is_dir():
+            units.setdefault(resolved, raw)
+        for parent in resolved.parents:
+            holders.setdefault(parent, raw)
         try:
             st = raw.stat()
         except OSError:
@@ -56,9 +66,10 @@ def find_collision(outputs: Iterable[str | PathLike], inputs: Iterable[str | Pat
         by_inode.setdefault((st.st_dev, st.st_ino), raw)
     for out in map(Path, outputs):
         out_r = _resolved(out)
-        for raw, in_r in ins:
-            if out_r == in_r or _inside(out_r, in_r) and raw.is_dir() or _inside(in_r, out_r):
-                return out, raw
+        hit = same.get(out_r) or holders.get(out_r) or next(
+            (units[p] for p in out_r.parents if p in units), None)
+        if hit is not None:
+            return out, hit
         try:
             st = out.stat()
         except OSError:

@@ -136,3 +136,17 @@ def test_evaluate_json_onto_a_folder_is_one_line(tmp_path, monkeypatch, capsys):
     a = scan(tmp_path / "a.nii.gz")
     status, _, err = run(monkeypatch, capsys, "evaluate", a, a, "--json", tmp_path, "--threshold", "1", "-j", "1")
     assert_one_line_error(status, err, [tmp_path, "--json"])
+
+
+def test_a_writer_that_hides_a_full_disk_in_a_runtime_error_still_names_the_output(tmp_path, monkeypatch, capsys):
+    x, args = scan(tmp_path / "in" / "x.nii.gz"), model_args(tmp_path)
+    import medseg.inference.outputs as outputs
+
+    def sitk_like_write(*a, **k):  # SimpleITK: "Could not write ..." as a RuntimeError, no errno
+        monkeypatch.setattr(atomic.shutil, "disk_usage", lambda path: SimpleNamespace(total=1, used=1, free=0))
+        raise RuntimeError("itk::ERROR: ImageFileWriter: Could not write file")
+
+    monkeypatch.setattr(outputs, "write_image", sitk_like_write)
+    status, _, err = run(monkeypatch, capsys, "predict", x, "-o", tmp_path / "out" / "seg.nrrd", *args)
+    assert_one_line_error(status, err, [tmp_path / "out" / "seg.nrrd", "no space left"])
+    assert not leftovers(tmp_path)
