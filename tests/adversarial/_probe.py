@@ -2,6 +2,7 @@
 promise "exit 2, one line naming the file, no traceback, inputs untouched, nothing half-written"."""
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -38,8 +39,15 @@ def scan(path: Path, shape=(10, 12, 8), seed: int = 0) -> Path:
 def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
     """``medseg ARGS`` through the console-script entry; returns (exit code, stdout, stderr)."""
     monkeypatch.setattr(sys, "argv", ["medseg", *map(str, args)])
-    with pytest.raises(SystemExit) as info:
-        cli_main.run()
+    logger = logging.getLogger("medseg")   # the CLI reroutes medseg's logging: undo that for later tests
+    saved = list(logger.handlers), logger.propagate, logger.level
+    try:
+        with pytest.raises(SystemExit) as info:
+            cli_main.run()
+    finally:
+        logger.handlers[:] = saved[0]
+        logger.propagate = saved[1]
+        logger.setLevel(saved[2])
     out = capsys.readouterr()
     code = info.value.code
     return (0 if code is None else code), out.out, out.err
