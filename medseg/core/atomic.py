@@ -26,7 +26,7 @@ from medseg.core.errors import MedsegError
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 HOST = re.sub(r"[^A-Za-z0-9_-]+", "_", socket.gethostname())[:40] or "host"
-_TEMP = re.compile(r"^\..+\.(?P<pid>\d+)-(?P<host>[A-Za-z0-9_-]+)\.[^.]+\.tmp(\..*)?$")
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-(?P<host>[A-Za-z0-9_-]+)\.[^.]+\.tmp(\..*)?$")
 UNOWNED_TEMP_AGE_S = 24 * 3600.0   # temp names without a pid (older medseg) are removed after a day
 
 _WRITE_ERRORS = {
@@ -47,8 +47,17 @@ def output_error(exc: OSError, path: str | PathLike) -> OutputError | None:
     reason = _WRITE_ERRORS.get(exc.errno or -1)
     if reason is None:
         return None
-    return OutputError(f"cannot write: {reason}", path=path,
+    return OutputError(f"could not be written: {reason}", path=real_path(path),
                        hint="free some space or choose another output location (-o)")
+
+
+def real_path(path: str | PathLike) -> Path:
+    """``path`` with our temp names (files and staging folders) mapped back to the names they become."""
+    parts = []
+    for part in Path(path).parts:
+        match = _TEMP.match(part)
+        parts.append(match["name"] if match else part)
+    return Path(*parts)
 
 
 def _tag() -> str:

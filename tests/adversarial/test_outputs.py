@@ -150,3 +150,12 @@ def test_a_writer_that_hides_a_full_disk_in_a_runtime_error_still_names_the_outp
     status, _, err = run(monkeypatch, capsys, "predict", x, "-o", tmp_path / "out" / "seg.nrrd", *args)
     assert_one_line_error(status, err, [tmp_path / "out" / "seg.nrrd", "no space left"])
     assert not leftovers(tmp_path)
+
+
+def test_full_disk_in_a_per_class_folder_names_the_mask_not_the_staging_folder(tmp_path, monkeypatch, capsys):
+    x, args = scan(tmp_path / "in" / "x.nii.gz"), model_args(tmp_path)
+    _failing_replace(monkeypatch, errno.ENOSPC, "low.nii.gz")
+    status, _, err = run(monkeypatch, capsys, "predict", x, "-o", tmp_path / "out", "--output-type", "per-class",
+                         *args)
+    line = assert_one_line_error(status, err, [tmp_path / "out" / "x" / "low.nii.gz", "no space left"])
+    assert ".tmp" not in line and not leftovers(tmp_path)
