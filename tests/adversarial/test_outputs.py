@@ -140,7 +140,7 @@ def test_evaluate_json_onto_a_folder_is_one_line(tmp_path, monkeypatch, capsys):
 
 def test_a_writer_that_hides_a_full_disk_in_a_runtime_error_still_names_the_output(tmp_path, monkeypatch, capsys):
     x, args = scan(tmp_path / "in" / "x.nii.gz"), model_args(tmp_path)
-    import medseg.inference.outputs as outputs
+    from medseg.inference import outputs
 
     def sitk_like_write(*a, **k):  # SimpleITK: "Could not write ..." as a RuntimeError, no errno
         monkeypatch.setattr(atomic.shutil, "disk_usage", lambda path: SimpleNamespace(total=1, used=1, free=0))
