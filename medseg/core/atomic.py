@@ -47,8 +47,9 @@ def output_error(exc: OSError, path: str | PathLike) -> OutputError | None:
     reason = _WRITE_ERRORS.get(exc.errno or -1)
     if reason is None:
         return None
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
     return OutputError(f"could not be written: {reason}", path=real_path(path),
-                       hint="free some space or choose another output location (-o)")
+                       hint=("free some space or " if full else "") + "choose another output location")
 
 
 def real_path(path: str | PathLike) -> Path:
@@ -201,4 +202,4 @@ def check_writable(folder: str | PathLike, *, need_bytes: int = 0) -> None:
                 probe.unlink()
     if need_bytes and free < need_bytes:
         raise OutputError(f"only {free / 2**20:.1f} MiB free, about {need_bytes / 2**20:.1f} MiB needed",
-                          path=folder, hint="free some space or choose another output location (-o)")
+                          path=folder, hint="free some space or choose another output location")
