@@ -28,6 +28,7 @@ os.umask(_UMASK)
 HOST = re.sub(r"[^A-Za-z0-9_-]+", "_", socket.gethostname())[:40] or "host"
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-(?P<host>[A-Za-z0-9_-]+)\.[^.]+\.tmp(\..*)?$")
 UNOWNED_TEMP_AGE_S = 24 * 3600.0   # temp names without a pid (older medseg) are removed after a day
+_OLD_TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\..*)?$")   # mkstemp names of medseg before the pid tag
 
 _WRITE_ERRORS = {
     errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
@@ -150,13 +151,13 @@ def pid_alive(pid: int) -> bool:
 def is_stale_temp(path: Path, *, now: float | None = None) -> bool:
     """A temp file or staging folder of ours whose writer is gone (dead pid on this host, or very old)."""
     match = _TEMP.match(path.name)
-    if match is None:
+    if match is None and not _OLD_TEMP.match(path.name):
         return False
     try:
         age = (now or time.time()) - path.lstat().st_mtime
     except OSError:
         return False
-    if match["host"] == HOST:
+    if match is not None and match["host"] == HOST:
         return not pid_alive(int(match["pid"]))
     return age > UNOWNED_TEMP_AGE_S
 
@@ -165,7 +166,8 @@ def clean_stale_temps(folder: str | PathLike) -> list[Path]:
     """Remove hidden temp files/folders left in ``folder`` by a killed medseg writer; returns what went.
 
     Only names of our own pattern are touched, and only when their writer is provably gone: its pid is
-    dead on this host, or (another host sharing the folder) the entry is over a day old.
+    dead on this host, or (another host sharing the folder, or a name without a pid from an older medseg)
+    the entry is over a day old.
     """
     removed = []
     try:

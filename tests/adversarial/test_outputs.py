@@ -109,14 +109,19 @@ def test_temp_files_of_a_killed_run_are_cleaned_and_live_ones_kept(tmp_path, mon
     foreign_new.write_bytes(b"x")
     foreign_old = out / ".seg.nii.gz.123-otherhost.q2.tmp.nii.gz"                 # another machine, long gone
     foreign_old.write_bytes(b"x")
+    unowned_old = out / ".seg.nii.gz.k2j4h5g6.tmp.nii.gz"                          # older medseg: no pid in it
+    unowned_old.write_bytes(b"x")
+    unowned_new = out / ".seg.json.a1b2c3d4.tmp.json"
+    unowned_new.write_bytes(b"x")
     old = time.time() - 2 * atomic.UNOWNED_TEMP_AGE_S
     os.utime(foreign_old, (old, old))
+    os.utime(unowned_old, (old, old))
     user_file = out / ".notes.tmp"                                                # not our pattern: never touched
     user_file.write_text("mine")
     status, _, err = run(monkeypatch, capsys, "predict", x, "-o", out / "seg.nii.gz", *args)
     assert status == 0, err
-    assert not dead.exists() and not staging.exists() and not foreign_old.exists()
-    assert live.exists() and foreign_new.exists() and user_file.exists()
+    assert not dead.exists() and not staging.exists() and not foreign_old.exists() and not unowned_old.exists()
+    assert live.exists() and foreign_new.exists() and unowned_new.exists() and user_file.exists()
     assert (out / "seg.nii.gz").is_file()
 
 
