@@ -169,7 +169,7 @@ def clean_stale_temps(folder: str | PathLike) -> list[Path]:
     dead on this host, or (another host sharing the folder, or a name without a pid from an older medseg)
     the entry is over a day old.
     """
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(Path(folder).iterdir())
     except OSError:
