@@ -25,7 +25,7 @@ from medseg.inference.outputs import (
     write_soft,
 )
 from medseg.inference.predictor import Prediction, Predictor
-from medseg.inference.preflight import check_outputs, predictor_outputs
+from medseg.inference.output_checks import check_outputs, predictor_outputs
 from medseg.inference.provenance import (
     build_sidecar,
     input_digest,
