@@ -125,13 +125,15 @@ def predict_files(inputs: Sequence[str | PathLike], output: str | PathLike | Non
                   output_type: str = "multilabel", output_format: str | None = None, stats: bool = False,
                   resume: bool = False,
                   shard: str | tuple[int, int] | None = None, frame: int | None = None,
-                  progress: Callable[[BatchEvent], None] | None = None,
+                  series: str | None = None, progress: Callable[[BatchEvent], None] | None = None,
                   predictor: Predictor | None = None, **settings: Any) -> BatchSummary:
     """Segment files and folders, writing results (see :mod:`medseg.inference.cases` for naming).
 
     Args:
         shard: ``"i/n"`` or ``(i, n)`` to take every n-th case from i; default: torchrun's RANK/WORLD_SIZE.
-        resume: skip cases whose outputs and sidecar are complete for the same model and parameters.
+        resume: skip cases whose outputs and sidecar are complete for the same model and parameters;
+            concurrent resumed runs on one folder split the cases (a claim file per output).
+        series: for DICOM folders holding several series, the SeriesInstanceUID to read.
         predictor: an already-built predictor (else ``model`` and ``**settings`` build one).
         output_format: ``image`` (the format of ``output``/the input), ``dicom-seg`` or ``rtstruct`` (one
             ``.dcm`` object per DICOM series input); None: ``dicom-seg`` when ``output`` ends in ``.dcm``.
@@ -151,5 +153,6 @@ def predict_files(inputs: Sequence[str | PathLike], output: str | PathLike | Non
     predictor = predictor or build_predictor(model, **settings)
     if len(cases) == 1:  # one scan: refuse it from its header now (exit 2), before any voxel is processed
         preflight_header(cases[0].input, predictor)
-    options = OutputOptions(output_type=output_type, stats=stats, frame=frame, output_format=output_format)
+    options = OutputOptions(output_type=output_type, stats=stats, frame=frame, output_format=output_format,
+                            series=series)
     return run_batch(predictor, cases, options, resume=resume, progress=progress)

@@ -20,13 +20,21 @@ def make_progress() -> Progress:
 
 
 def run_fit(recipe_path: Path | None, overrides: list[str], *, resume: bool, device: str | None,
-            export: Path | None, recipe=None, model=None) -> None:
+            export: Path | None, recipe=None, model=None, overwrite: bool = False) -> None:
     """Load the recipe (unless given), train with progress bars, print the result, optionally export."""
     from medseg.training import fit, load_recipe
     from medseg.training.distributed import DistContext
+    from medseg.training.run_folder import (
+        check_run_folder,
+        drop_old_run,
+        move_aside,
+        restore_old_run,
+    )
 
     recipe = recipe or load_recipe(recipe_path, overrides)
+    output = check_run_folder(recipe, resume=resume, overwrite=overwrite)
     dist = DistContext.from_env(device)
+    old = move_aside(output) if overwrite and dist.is_main else None
     console = Console(stderr=True)
     with make_progress() as progress:
         epochs = progress.add_task("epochs", total=recipe.train.epochs)
@@ -36,6 +44,8 @@ def run_fit(recipe_path: Path | None, overrides: list[str], *, resume: bool, dev
             progress.update(iters, completed=done, total=total)
 
         def on_epoch(row: dict) -> None:
+            nonlocal old
+            old = drop_old_run(old, output)
             progress.update(epochs, completed=row["epoch"] + 1)
             progress.reset(iters)
             if "val_dice" in row and dist.is_main:
@@ -45,6 +55,7 @@ def run_fit(recipe_path: Path | None, overrides: list[str], *, resume: bool, dev
             result = fit(recipe, resume=resume, model=model, dist=dist, on_epoch=on_epoch,
                          on_iteration=on_iteration if dist.is_main else None)
         finally:
+            restore_old_run(old, output)
             dist.close()
     if dist.is_main:
         if result.best_dice < 0:  # no validation cases: best.pt is the final epoch (or not reached yet)

@@ -48,8 +48,10 @@ def convert(
       medseg convert seg.dcm seg.nii.gz                                  # DICOM-SEG/RTSTRUCT -> NIfTI
       medseg convert labels.nii.gz seg.dcm --dicom-source dicom_folder/   # -> DICOM-SEG
     """
+    from medseg.core.paths import refuse_writing_inputs
     from medseg.io import read_image, write_image
 
+    refuse_writing_inputs([target], [source], option="TARGET")
     if dicom_source is not None:
         from medseg.io.dicom_objects import labels_to_dicom_object
 

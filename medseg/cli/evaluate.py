@@ -69,6 +69,7 @@ def evaluate(
         except ValueError:
             raise MedsegError(f"--spacing takes numbers separated by commas, got {spacing!r}",
                               hint="e.g. --spacing 0.14,0.14") from None
+    _check_outputs(pred, ref, dataset_json, json_file, report)
     if dataset_json is not None and model is not None:
         raise MedsegError("give label names with --dataset-json or with --model, not both")
     names = None
@@ -102,6 +103,26 @@ def evaluate(
         err.print(f"wrote {result.write_json(json_file)}")
     if report is not None:
         err.print(f"wrote {result.write_report(report, viewer=not no_viewer)} (with metrics.csv and summary.json)")
+
+
+def _check_outputs(pred: Path, ref: Path, dataset_json: Path | None, json_file: Path | None,
+                   report: Path | None) -> None:
+    """Before evaluating: --json/--report are writable paths and never land on an input."""
+    from medseg.core.paths import (
+        check_output_file,
+        check_output_folder,
+        files_in,
+        refuse_writing_inputs,
+    )
+
+    inputs = [*files_in(pred), *files_in(ref)] + ([dataset_json] if dataset_json else [])
+    if json_file is not None and str(json_file) != "-":
+        check_output_file(json_file, option="--json")
+        refuse_writing_inputs([json_file], inputs, option="--json")
+    if report is not None:
+        check_output_folder(report, option="--report")
+        refuse_writing_inputs([report / n for n in ("metrics.csv", "summary.json", "report.html")], inputs,
+                              option="--report")
 
 
 def _print_summary(result, console) -> None:

@@ -17,6 +17,8 @@ def finetune(
     freeze_encoder_epochs: int = typer.Option(0, "--freeze-encoder-epochs", help="Warm-up epochs with the encoder frozen."),
     output: Path = typer.Option(None, "--output", "-o", help="Run folder (default runs/finetune_<model>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <output>/last.pt."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over in a run folder that has a checkpoint "
+                                   "(the old run is moved to OUTPUT.old-TIME, deleted after the first new checkpoint)."),
     device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N."),
     export: Path = typer.Option(None, "--export", help="After training, export best.pt to this folder."),
 ) -> None:
@@ -31,9 +33,14 @@ def finetune(
     from rich.console import Console
 
     from medseg.cli._progress import run_fit
+    from medseg.core.errors import MedsegError
+    from medseg.core.paths import looks_like_file
     from medseg.training import load_recipe
     from medseg.training.finetune import prepare_finetune
+    from medseg.training.run_folder import check_run_folder
 
+    if not Path(source).exists() and looks_like_file(source):
+        raise MedsegError("--from file not found", path=source, hint="check the path, or give NAME.TAG of shipped weights")
     overrides = [*set_, f"data.dataset={str(data)!r}", f"finetune.source={source!r}",
                  f"finetune.freeze_encoder_epochs={freeze_encoder_epochs}"]
     arch = model or source.partition(".")[0]
@@ -44,6 +51,7 @@ def finetune(
         overrides.append(f"train.epochs={epochs}")
     overrides.append(f"train.output={str(output or Path('runs') / f'finetune_{arch}')!r}")
     resolved = load_recipe(recipe, overrides)
+    check_run_folder(resolved, resume=resume, overwrite=overwrite)  # before the slow load; run_fit moves aside
     _, net, report = prepare_finetune(resolved)
     console = Console(stderr=True)
     console.print(f"[bold]fine-tune load:[/] {report.summary()}")
@@ -52,7 +60,7 @@ def finetune(
         if keys:
             console.print(f"  {title}: {', '.join(keys)}")
     console.print(f"  loaded unchanged: {len(report.loaded)} tensors (all others)")
-    run_fit(None, [], resume=resume, device=device, export=export, recipe=resolved, model=net)
+    run_fit(None, [], resume=resume, device=device, export=export, recipe=resolved, model=net, overwrite=overwrite)
 
 
 def register(app: typer.Typer) -> None:

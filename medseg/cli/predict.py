@@ -33,11 +33,13 @@ def predict(
     save_soft: bool | None = typer.Option(
         None, "--save-soft/--no-save-soft", help="SAUNA models: also write CASE_soft.nii.gz (float32 foreground "
         "probability, the scan's grid). Default: the model card's."),
-    resume: bool = typer.Option(False, "--resume", help="Skip cases whose outputs and sidecar are complete."),
+    resume: bool = typer.Option(False, "--resume", help="Skip cases whose outputs and sidecar are complete; "
+                                "several --resume runs on one folder split the cases (a claim file per output)."),
     shard: str | None = typer.Option(None, "--shard", help="i/n: this process takes cases i, i+n, ... "
                                         "(0-based). Default: torchrun's RANK/WORLD_SIZE."),
     weights_dir: Path | None = typer.Option(None, "--weights-dir", help="Extra folder searched for weights."),
     frame: int | None = typer.Option(None, "--frame", help="For 4D files: the frame to segment."),
+    series: str | None = typer.Option(None, "--series", help="For DICOM folders with several series: the UID."),
     keep_largest: bool = typer.Option(False, "--keep-largest", help="Keep the largest component of each class."),
     remove_islands: float = typer.Option(0.0, "--remove-islands", min=0.0, metavar="MM3",
                                          help="Remove components smaller than MM3 cubic millimetres."),
@@ -53,6 +55,9 @@ def predict(
                                "far outside the model's field of view, or another modality (CT to an MR model)."),
 ) -> None:
     """Segment scans. Outputs: label map (+ JSON provenance sidecar), optional stats and probabilities.
+
+    Exit codes: 0 all cases done or skipped; 1 some cases of a batch failed (the table lists them);
+    2 bad usage, an output that would overwrite an input or cannot be written, or a single input that fails.
 
     Examples:
       medseg predict scan.nii.gz -o seg.nii.gz
@@ -89,7 +94,11 @@ def predict(
     with PredictProgress() as view:
         summary = api.predict_files(inputs, output, predictor=predictor, output_type=output_type,
                                     output_format=output_format, stats=stats,
-                                    resume=resume, shard=shard, frame=frame, progress=view.update)
+                                    resume=resume, shard=shard, frame=frame, series=series,
+                                    progress=view.update)
+    single = summary.single_failure()
+    if single is not None:  # one input that fails: one line, exit 2 (a batch keeps its table, exit 1)
+        raise single
     print_summary(summary, predictor)
     if summary.exit_code:
         raise typer.Exit(summary.exit_code)

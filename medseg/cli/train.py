@@ -10,6 +10,8 @@ def train(
     recipe: Path = typer.Argument(..., help="TOML recipe, e.g. pipelines/hippocampus/stunet_t.toml."),
     set_: list[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value (repeatable)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <output>/last.pt if present."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over in a run folder that has a checkpoint "
+                                   "(the old run is moved to OUTPUT.old-TIME, deleted after the first new checkpoint)."),
     device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda when present)."),
     export: Path = typer.Option(None, "--export", help="After training, export best.pt to this folder."),
 ) -> None:
@@ -31,11 +33,15 @@ def train(
     from medseg.cascade.train_cascade import is_cascade_recipe
 
     if is_cascade_recipe(recipe):
+        if overwrite:
+            from medseg.core.errors import MedsegError
+
+            raise MedsegError("--overwrite is not offered for cascades", hint="give another train.output, or --resume")
         _train_cascade(recipe, set_, resume=resume, device=device, export=export)
         return
     from medseg.cli._progress import run_fit
 
-    run_fit(recipe, set_, resume=resume, device=device, export=export)
+    run_fit(recipe, set_, resume=resume, device=device, export=export, overwrite=overwrite)
 
 
 def _train_cascade(recipe: Path, overrides: list[str], *, resume: bool, device: str | None, export: Path | None) -> None:

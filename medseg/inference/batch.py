@@ -2,6 +2,7 @@
 ``--resume`` skipping finished cases, and a failed case reported without stopping the others."""
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -10,9 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from medseg.core.atomic import OutputError
+from medseg.core.claims import Claim, lock_path, read_owner, try_claim
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
 from medseg.inference.cases import Case, output_extension
+from medseg.inference.output_checks import check_outputs, predictor_outputs
 from medseg.inference.outputs import (
     case_files,
     remove_stale,
@@ -61,7 +65,8 @@ class CaseResult:
 
 @dataclass
 class BatchSummary:
-    """All case results; ``exit_code`` is 1 when any case failed."""
+    """All case results; ``exit_code`` is 1 when any case failed (the CLI turns a single failed input
+    into one error line and exit code 2, see :meth:`single_failure`)."""
 
     results: list[CaseResult]
 
@@ -72,6 +77,14 @@ class BatchSummary:
     def exit_code(self) -> int:
         return 1 if self.count("failed") else 0
 
+    def single_failure(self) -> MedsegError | None:
+        """For a run of exactly one case that failed: its error as one line (else None)."""
+        if len(self.results) != 1 or self.results[0].status != "failed":
+            return None
+        result = self.results[0]
+        lines = [line for line in result.message.splitlines() if line.strip()]
+        return MedsegError(lines[0] if lines else "failed", hint=None)
+
 
 @dataclass(frozen=True)
 class OutputOptions:
@@ -81,18 +94,20 @@ class OutputOptions:
     stats: bool = False
     frame: int | None = None
     output_format: str = "image"  # or dicom-seg / rtstruct (medseg.io.dicom_objects)
+    series: str | None = None     # DICOM folders with several series: the SeriesInstanceUID to read
 
     def parameters(self, predictor: Predictor) -> dict[str, Any]:
         """The parameters that define a result (recorded, and compared by ``--resume``)."""
         extra = {} if self.output_format == "image" else {"output_format": self.output_format}
         return {**extra, "output_type": self.output_type, "stats": self.stats, "frame": self.frame,
+                **({"series": self.series} if self.series else {}),
                 "probabilities": predictor.options.probabilities, "overlap": predictor.overlap,
                 "tta": predictor.tta, "fast": predictor.options.fast,
                 "postprocess": predictor.postprocess.to_dict(), **predictor.output_parameters()}
 
 
-def _load(case: Case, frame: int | None, channels: int):
-    image = read_image(case.input, frame=frame, allow_multichannel=channels > 1)
+def _load(case: Case, frame: int | None, channels: int, series: str | None = None):
+    image = read_image(case.input, frame=frame, series=series, allow_multichannel=channels > 1)
     return image, input_digest(case.input)
 
 
@@ -138,6 +153,7 @@ def write_case(case: Case, prediction: Prediction, image, *, predictor: Predicto
 def run_batch(predictor: Predictor, cases: Sequence[Case], options: OutputOptions, *, resume: bool = False,
               progress: Callable[[BatchEvent], None] | None = None, prefetch: bool = True) -> BatchSummary:
     """Segment every case; reading case i+1 overlaps inference of case i (one background thread)."""
+    check_outputs(cases, options.output_type, stats=options.stats, **predictor_outputs(predictor))
     parameters = options.parameters(predictor)
     todo: list[Case] = []
     results: dict[Case, CaseResult] = {}
@@ -153,14 +169,24 @@ def run_batch(predictor: Predictor, cases: Sequence[Case], options: OutputOption
         if case in results:
             notify(BatchEvent("case_end", case.name, i, total, status="skipped"))
     index_of = {case: i for i, case in enumerate(cases)}
+    level = logging.ERROR if len(cases) > 1 else logging.DEBUG  # one case: the caller reports its failure
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="medseg-read") as pool:
         def submit(case: Case) -> Future:
-            return pool.submit(_load, case, options.frame, predictor.card.in_channels)
+            return pool.submit(_load, case, options.frame, predictor.card.in_channels, options.series)
 
         pending: Future | None = submit(todo[0]) if todo else None
         for k, case in enumerate(todo):
             current, pending = pending, (submit(todo[k + 1]) if prefetch and k + 1 < len(todo) else None)
             i = index_of[case]
+            claim: Claim | None = None
+            if resume:  # concurrent --resume runs split the cases: each output is claimed by one process
+                claim, busy = _claim(case, options, predictor, parameters)
+                if busy:
+                    results[case] = CaseResult(case, "skipped", message=busy)
+                    if pending is None and k + 1 < len(todo):
+                        pending = submit(todo[k + 1])
+                    notify(BatchEvent("case_end", case.name, i, total, status="skipped"))
+                    continue
             notify(BatchEvent("case_start", case.name, i, total))
             start, started = time.perf_counter(), now_iso()
             try:
@@ -173,15 +199,33 @@ def run_batch(predictor: Predictor, cases: Sequence[Case], options: OutputOption
                 outputs = write_case(case, prediction, image, predictor=predictor, options=options,
                                      input_sha256=digest, started=started, seconds=time.perf_counter() - start)
                 results[case] = CaseResult(case, "done", time.perf_counter() - start, outputs=outputs)
+            except OutputError:  # a full disk or read-only folder fails every case: stop the run
+                raise
             except MedsegError as exc:
                 results[case] = CaseResult(case, "failed", time.perf_counter() - start, str(exc))
-                logger.error("%s", exc)
+                logger.log(level, "%s", exc)
             except Exception as exc:
                 results[case] = CaseResult(case, "failed", time.perf_counter() - start,
                                            f"{case.input}: {type(exc).__name__}: {exc}")
-                logger.error("%s: %s: %s", case.input, type(exc).__name__, exc, exc_info=True)
+                logger.log(level, "%s: %s: %s", case.input, type(exc).__name__, exc)
+                logger.debug("traceback of the failure above", exc_info=True)
             finally:
+                if claim is not None:
+                    claim.release()
                 if pending is None and k + 1 < len(todo):  # prefetch off: read the next one now
                     pending = submit(todo[k + 1])
             notify(BatchEvent("case_end", case.name, i, total, status=results[case].status))
     return BatchSummary([results[c] for c in cases])
+
+
+def _claim(case: Case, options: OutputOptions, predictor: Predictor,
+           parameters: dict[str, Any]) -> tuple[Claim | None, str]:
+    """Claim ``case`` for this process; ``(None, why)`` when another process holds or has finished it."""
+    claim = try_claim(case.output)
+    if claim is None:
+        owner = read_owner(lock_path(case.output)) or {}
+        return None, f"claimed by pid {owner.get('pid', '?')} on {owner.get('host', '?')}"
+    if is_complete(case_files(case, options.output_type).sidecar, model=predictor.info, parameters=parameters):
+        claim.release()  # finished by another process since this run started
+        return None, "already complete"
+    return claim, ""

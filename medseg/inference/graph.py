@@ -12,6 +12,7 @@ from torch import nn
 from medseg.core.card import ModelCard
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
+from medseg.core.paths import refuse_writing_inputs
 from medseg.io import read_image, write_image
 from medseg.io.formats import IMAGE_2D, NIFTI, case_name, split_ext
 
@@ -62,6 +63,7 @@ def predict_graph_files(model: nn.Module, card: ModelCard, inputs: list[str | Pa
 
     files = _expand(inputs)
     out = Path(output) if output is not None else None
+    refuse_writing_inputs([p for f in files for p in _targets(f, out, single=len(files) == 1)], files)
     organs = [organ for organ, _ in card.graph]
     summary = GraphSummary()
     model.eval()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 import medseg
-from medseg.core.atomic import atomic_path
+from medseg.core.atomic import atomic_path, temp_dir
 from medseg.core.errors import MedsegError
 from medseg.inference.cases import Case
 from medseg.io import read_image, split_ext, write_image
@@ -110,7 +109,7 @@ def write_per_class(labels: np.ndarray, affine: np.ndarray, folder: Path, names,
                     model_name: str) -> dict[str, dict[str, Any]]:
     """One binary uint8 mask per foreground class in ``folder`` (built aside, swapped in at the end)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    staging = temp_dir(folder)  # named like atomic temp files, so a killed run's leftover is cleaned
     written: dict[str, dict[str, Any]] = {}
     try:
         for value, safe in enumerate(safe_names(names)):

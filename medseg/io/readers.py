@@ -100,6 +100,8 @@ def _kind(p: Path, fmt: str) -> str:
 
 
 def _to_metatensor(p, array, affine, extra, *, frame, allow_multichannel) -> MetaTensor:
+    if array.dtype.byteorder not in "=|":  # big-endian files: torch takes native byte order only
+        array = array.astype(array.dtype.newbyteorder("="))
     has_frames = extra.pop("has_frames", False)
     vector = extra.pop("vector", False)
     colour = extra.pop("colour", False)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from medseg.core.errors import MedsegError
+from medseg.core.errors import MedsegError, scrub_message
 
 # keys under which known checkpoint formats keep the network weights, most specific first
 STATE_KEYS = ("network_weights", "state_dict", "model", "model_state", "model_state_dict", "net", "network")
@@ -82,7 +82,7 @@ def load_checkpoint(path: str | PathLike) -> Any:
         with torch.serialization.safe_globals(safe_globals()):
             return torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        first = scrub_message(str(exc))[:200]
         hint = "the file may be truncated or not a PyTorch checkpoint; download it again"
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):
             try:

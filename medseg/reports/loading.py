@@ -31,7 +31,14 @@ def load_label_map(path: str | PathLike, *, threshold: float | None = None) -> L
     from medseg.io import read_image
 
     p = Path(path)
-    image = read_image(p)
+    try:
+        image = read_image(p)
+    except MedsegError as exc:  # the reader's "--frame N" hint belongs to predict/convert, not evaluate
+        if exc.hint and "--frame" in exc.hint:
+            raise MedsegError(exc.message, path=exc.path,
+                              hint=f"evaluate reads 2D/3D label maps; extract one frame first: medseg convert "
+                              f"{p} frame.nii.gz --frame N") from None
+        raise
     array = image.as_tensor().numpy()
     if array.shape[0] != 1:
         raise MedsegError(f"has {array.shape[0]} channels; a label map has one", path=p,

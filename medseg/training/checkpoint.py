@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from medseg.core.atomic import atomic_path
-from medseg.core.errors import MedsegError
+from medseg.core.errors import MedsegError, scrub_message
 
 
 def rng_state() -> dict:
@@ -44,5 +44,6 @@ def load_checkpoint(path: str | PathLike) -> dict:
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise MedsegError(f"cannot load checkpoint ({type(exc).__name__})", path=p,
+        reason = scrub_message(str(exc)).split(". ")[0][:160]
+        raise MedsegError(f"cannot load checkpoint ({type(exc).__name__}: {reason})", path=p,
                           hint="the file may be truncated; use the previous checkpoint") from exc
