@@ -21,7 +21,12 @@ import torch.nn.functional as F
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
 from medseg.nnunet.checkpoint import Fold, load_fold, strict_load
-from medseg.nnunet.export import labels_to_sitk, logits_to_cropped_labels, model_spacing, uncrop
+from medseg.nnunet.export import (
+    labels_to_sitk,
+    logits_to_cropped_labels,
+    model_spacing,
+    uncrop,
+)
 from medseg.nnunet.folder import (
     DEFAULT_CHECKPOINT,
     NnUNetFolder,

@@ -20,7 +20,7 @@ def test_windows_cover_the_axis_evenly(size, roi, overlap):
     for s in starts:
         covered[s:s + roi] = True
     assert covered.all()
-    steps = [b - a for a, b in zip(starts, starts[1:])]
+    steps = [b - a for a, b in itertools.pairwise(starts)]
     assert all(0 < st <= max(1, roi * (1 - overlap)) + 1 for st in steps)
 
 

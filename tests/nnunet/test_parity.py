@@ -56,7 +56,8 @@ def test_exact_matches_nnunet_and_default_is_close(name, case):
 
 
 @pytest.mark.skipif(not (FIXTURES / "hippo_3d" / "expected_f01").is_dir(), reason="2-fold fixture not built")
-@pytest.mark.parametrize("case", [pytest.param(c, marks=[] if c == "hippocampus_033" else [pytest.mark.slow])
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [pytest.param(c)
                                   for c in (cases("hippo_3d") if "hippo_3d" in fixture_names() else [])])
 def test_two_fold_ensemble_matches_nnunet(case):
     expected = read(FIXTURES / "hippo_3d" / "expected_f01" / f"{case}.nii.gz")
