@@ -33,9 +33,10 @@ def describe(path: str | Path, checkpoint_name: str = DEFAULT_CHECKPOINT, hashes
 
     folder = read_folder(path, checkpoint_name)
     folds = folder.select(None)
-    if not folder.configuration:
-        first = next(iter(folds.items()))
-        folder.configuration = load_fold(*first).configuration or ""
+    if not folder.configuration or not folder.trainer:  # folder not named Trainer__Plans__configuration
+        first = load_fold(*next(iter(folds.items())))
+        folder.configuration = folder.configuration or first.configuration or ""
+        folder.trainer = folder.trainer or first.trainer
     config = resolve_configuration(folder.plans, folder.configuration, folder.path / "plans.json")
     labels = read_labels(folder.dataset)
     arch = config.get("architecture", {}).get("network_class_name", config.get("UNet_class_name", "?"))
