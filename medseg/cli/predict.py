@@ -53,6 +53,12 @@ def predict(
                                           "the model's spacing (default: what free memory holds)."),
     force: bool = typer.Option(False, "--force", help="Run scans the checks refuse: too large after resampling, "
                                "far outside the model's field of view, or another modality (CT to an MR model)."),
+    folds: str | None = typer.Option(None, "--folds", help="nnU-Net folders: folds to ensemble, e.g. 0,1 "
+                                     "(default: every fold present)."),
+    checkpoint_name: str | None = typer.Option(None, "--checkpoint-name", help="nnU-Net folders: the fold file "
+                                               "(default checkpoint_final.pth)."),
+    exact: bool = typer.Option(False, "--exact", help="nnU-Net folders: nnU-Net's own arithmetic (float16 "
+                               "stitching, logits resampled back), the same labels as nnUNetv2_predict."),
 ) -> None:
     """Segment scans. Outputs: label map (+ JSON provenance sidecar), optional stats and probabilities.
 
@@ -69,11 +75,18 @@ def predict(
       medseg predict ct.nii.gz -o seg.nii.gz --model cascade.pancreas_ct  # two-stage coarse-to-fine cascade
       medseg predict dicom_series/ -o seg.dcm                             # DICOM-SEG for PACS, Slicer, OHIF
       medseg predict patients/ -o structures/ --output-format rtstruct   # one RTSTRUCT per series
+      medseg predict case_0000.nii.gz --model nnUNet_results/Dataset004_Hippocampus/nnUNetTrainer__nnUNetPlans__3d_fullres --exact
     """
     from medseg import api
     from medseg.cli._predict_view import PredictProgress, print_summary
     from medseg.core.errors import MedsegError
+    from medseg.nnunet.cli import is_nnunet_model, predict_command, reject_nnunet_options
 
+    if is_nnunet_model(model):
+        predict_command(model, inputs, output, folds=folds, checkpoint_name=checkpoint_name, exact=exact,
+                        tta=False if fast else tta, threads=threads)
+        return
+    reject_nnunet_options(folds, checkpoint_name, exact)
     if output_type not in ("multilabel", "per-class"):
         raise MedsegError(f"unknown --output-type {output_type!r}", hint="use multilabel or per-class")
     if no_postprocess and (keep_largest or remove_islands or fill_holes):
