@@ -43,9 +43,9 @@ from medseg.inference.sliding_window import (
     sliding_window_labels,
     window_network,
 )
-from medseg.inference.stitcher import StitchResult, threshold_labels
+from medseg.inference.stitcher import StitchResult
+from medseg.models.heads import OutputHead, head_for, threshold_labels
 from medseg.transforms import build_preprocessing
-from medseg.transforms.sauna import sauna_activation
 
 logger = get_logger(__name__)
 
@@ -104,10 +104,12 @@ class Predictor:
         self.cpu_network = cpu_network  # e.g. an OpenVINO/ONNX Runtime runner used when windows run on the CPU
         self.options = options or PredictOptions()
         self.info = info or ModelInfo(self.card.name)
-        if self.card.activation not in ("softmax", "sigmoid", "regression"):
-            raise MedsegError(f"{self.card.name} is a {self.card.activation} model; predict makes label maps "
-                              "from softmax, sigmoid or regression (SAUNA) models only")
-        self.threshold, self.save_soft, self.output_activation = _output_options(self.card, self.options)
+        self.head = head_for(self.card)
+        if not self.head.dense:
+            raise MedsegError(f"{self.card.name} is a {self.card.activation} model; this predictor makes label maps "
+                              "from per-voxel outputs", hint="build it with medseg.api.build_predictor, which "
+                              "routes graph models to their own predictor")
+        self.threshold, self.save_soft = _output_options(self.head, self.options)
         if not 0.0 <= self.options.overlap < 1.0:
             raise MedsegError(f"overlap must be in [0, 1), got {self.options.overlap}")
         if self.options.probabilities and self.card.out_channels > MAX_PROBABILITY_CLASSES:
@@ -132,9 +134,7 @@ class Predictor:
     @property
     def label_names(self) -> tuple[str, ...]:
         """Class name per label value (0 = background)."""
-        if self.card.activation in ("softmax", "regression"):  # regression: labels[0] is the background
-            return tuple(self.card.labels)
-        return ("background", *self.card.labels)
+        return self.head.label_names
 
     def settings(self) -> dict[str, Any]:
         """The resolved settings (recorded in provenance)."""
@@ -149,11 +149,12 @@ class Predictor:
 
     def output_parameters(self) -> dict[str, Any]:
         """Threshold (sigmoid/regression) and soft-map settings; empty for softmax models."""
-        if self.card.activation == "softmax":
+        if not self.head.uses_threshold:
             return {}
-        if self.card.activation == "sigmoid":
+        if not self.head.soft_output:
             return {"threshold": self.threshold}
-        return {"threshold": self.threshold, "save_soft": self.save_soft, "output_activation": self.output_activation}
+        return {"threshold": self.threshold, "save_soft": self.save_soft,
+                "output_activation": getattr(self.head, "activation", "tanh")}
 
     def _to_device(self, device: torch.device) -> None:
         if self._model_device == device:
@@ -193,7 +194,7 @@ class Predictor:
         t2 = time.perf_counter()
         input_affine = np.asarray(image.affine, dtype=np.float64)
         soft = None
-        if self.card.activation == "regression":
+        if self.head.soft_output:
             labels, soft = self._restore_soft(result, model_affine, tuple(image.shape[1:]), input_affine, spatial)
             probs, result.probabilities = None, None  # free the model-grid soft map
         else:
@@ -242,9 +243,8 @@ class Predictor:
         runner = self.cpu_network if self.cpu_network is not None and placement.compute.type == "cpu" else self.model
         net = window_network(runner, spatial_dims=self.card.spatial_dims,
                              slice_axis=options.order[0] if options.order else self.card.slice_axis)
-        if self.card.activation == "regression":  # stitch (and TTA-average) the signed map, not the logits
-            net = _signed_output(net, self.output_activation)
-        return sliding_window_labels(x, net, channels=self.card.out_channels, activation=self.card.activation,
+        net = _head_output(net, self.head)   # SAUNA: stitch (and TTA-average) the signed map, not the logits
+        return sliding_window_labels(x, net, channels=self.card.out_channels, activation=self.head,
                                      options=options, progress=progress)
 
     def _restore(self, result: StitchResult, model_affine, shape, input_affine, spatial):
@@ -267,32 +267,31 @@ class Predictor:
                             label_dtype=result.labels.dtype, keep=self.save_soft)
 
 
-def _signed_output(net: Callable[[torch.Tensor], torch.Tensor], activation: str):
+def _head_output(net: Callable[[torch.Tensor], torch.Tensor], head: OutputHead):
+    if type(head).window_output is OutputHead.window_output:   # logits as they are
+        return net
+
     def run(x: torch.Tensor) -> torch.Tensor:
-        return sauna_activation(net(x), activation)
+        return head.window_output(net(x))
 
     return run
 
 
-def _output_options(card: ModelCard, options: PredictOptions) -> tuple[float, bool, str]:
-    """Resolve (threshold, save_soft, output activation) from the options and the card's ``sauna`` entry."""
-    sauna = dict(card.postprocess.get("sauna") or {})
-    if options.threshold is not None and card.activation == "softmax":
+def _output_options(head: OutputHead, options: PredictOptions) -> tuple[float, bool]:
+    """Resolve (threshold, save_soft) from the options and the card (through its head)."""
+    card = head.card
+    if options.threshold is not None and not head.uses_threshold:
         raise MedsegError(f"--threshold applies to sigmoid and regression (SAUNA) models; {card.name} is a "
-                          "softmax model (its labels are the argmax)", hint="drop --threshold")
-    threshold = float(sauna.get("threshold", 0.5) if options.threshold is None else options.threshold)
+                          f"{card.activation} model (its labels are the argmax)", hint="drop --threshold")
+    threshold = float(head.default_threshold if options.threshold is None else options.threshold)
     if not 0.0 < threshold < 1.0:
         raise MedsegError(f"threshold must lie strictly between 0 and 1, got {threshold:g}",
                           hint="it is a foreground probability: 0.5 is the default (for SAUNA: signed output > 0)")
-    save_soft = bool(sauna.get("save_soft", False)) if options.save_soft is None else bool(options.save_soft)
-    if save_soft and card.activation != "regression":
+    save_soft = bool(getattr(head, "save_soft", False)) if options.save_soft is None else bool(options.save_soft)
+    if save_soft and not head.soft_output:
         raise MedsegError(f"--save-soft writes the soft map of regression (SAUNA) models; {card.name} is a "
                           f"{card.activation} model", hint="use --probabilities for its per-class probability maps")
-    if options.probabilities and card.activation == "regression":
+    if options.probabilities and head.soft_output:
         raise MedsegError(f"{card.name} is a regression (SAUNA) model: its soft map replaces probabilities",
                           hint="use --save-soft instead of --probabilities")
-    activation = str(sauna.get("activation", "tanh"))
-    if activation not in ("tanh", "sigmoid"):
-        raise MedsegError(f"{card.name}: unknown SAUNA output activation {activation!r} in the card",
-                          hint="postprocess.sauna.activation must be 'tanh' or 'sigmoid'")
-    return threshold, save_soft, activation
+    return threshold, save_soft

@@ -33,7 +33,8 @@ TARGETS = ("labels", "sauna")
 
 def sauna_card(card: ModelCard, cfg: SaunaConfig) -> ModelCard:
     """The card of a model trained with SAUNA targets (see the module docstring); idempotent."""
-    post = {**card.postprocess, "sauna": {"threshold": cfg.threshold, "activation": cfg.activation,
+    cleanup = {k: v for k, v in card.postprocess.items() if k not in ("threshold", "label_values")}
+    post = {**cleanup, "sauna": {"threshold": cfg.threshold, "activation": cfg.activation,
                                           "save_soft": cfg.save_soft}}
     if "sauna" in card.postprocess:   # already a SAUNA card (fine-tuning one): only refresh the options
         return card.replace(postprocess=post)
