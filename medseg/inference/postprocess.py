@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from medseg.core.card import OUTPUT_KEYS  # card keys about decoding the output (medseg.models.heads)
+from medseg.core.card import OUTPUT_KEYS
 from medseg.core.errors import MedsegError
 
 Selection = bool | tuple[int | str, ...]

@@ -37,12 +37,8 @@ from medseg.inference.devices import (
 from medseg.inference.model_loading import ModelInfo
 from medseg.inference.postprocess import PostprocessSpec, postprocess_labels
 from medseg.inference.restore import labels_to_grid, probabilities_to_grid, soft_to_grid
-from medseg.inference.sliding_window import (
-    EngineOptions,
-    auto_batch_size,
-    sliding_window_labels,
-    window_network,
-)
+from medseg.inference.segment import engine_options, segment
+from medseg.inference.sliding_window import EngineOptions
 from medseg.inference.stitcher import StitchResult
 from medseg.models.heads import OutputHead, head_for, threshold_labels
 from medseg.transforms import build_preprocessing
@@ -213,39 +209,17 @@ class Predictor:
         return Prediction(out, self.label_names, probs, settings, timings, warnings, soft=soft)
 
     def _engine_options(self, placement: Placement, shape: tuple[int, ...]) -> EngineOptions:
-        card = self.card
-        if card.spatial_dims == 3:
-            roi = tuple(int(r) for r in card.roi_size)
-            mirror = tuple(a for a in card.mirror_axes if 0 <= a < 3)
-            order = None
-        else:
-            axis = card.slice_axis if shape[2] != 1 else 2
-            plane = [a for a in range(3) if a != axis]
-            roi_list = [int(r) for r in card.roi_size]
-            roi_list.insert(axis, 1)
-            roi = tuple(roi_list)
-            mirror = tuple(plane[a] for a in card.mirror_axes if 0 <= a < 2)
-            order = (axis, *sorted(plane, key=lambda a: -shape[a]))
-        batch = self.options.batch_size or auto_batch_size(card.out_channels, roi, placement.compute.type)
-        on_gpu = placement.compute.type == "cuda"
-        return EngineOptions(
-            roi=roi, overlap=self.overlap, mirror_axes=mirror if self.tta else (), batch_size=batch,
-            compute_device=str(placement.compute), stitch_device=str(placement.stitch),
-            amp=self.options.amp and on_gpu, channels_last=on_gpu and card.spatial_dims == 3,
-            accumulate=self.options.accumulate, probabilities=self.options.probabilities, order=order,
-            threshold=self.threshold,
-        )
+        return engine_options(
+            self.card, shape, overlap=self.overlap, tta=self.tta, batch_size=self.options.batch_size,
+            compute=placement.compute, stitch=placement.stitch, amp=self.options.amp,
+            accumulate=self.options.accumulate, probabilities=self.options.probabilities, threshold=self.threshold)
 
     def _run(self, x: torch.Tensor, placement: Placement, progress=None) -> StitchResult:
         self._to_device(placement.compute)
         options = self._engine_options(placement, tuple(x.shape[1:]))
         self._batch_size = options.batch_size
         runner = self.cpu_network if self.cpu_network is not None and placement.compute.type == "cpu" else self.model
-        net = window_network(runner, spatial_dims=self.card.spatial_dims,
-                             slice_axis=options.order[0] if options.order else self.card.slice_axis)
-        net = _head_output(net, self.head)   # SAUNA: stitch (and TTA-average) the signed map, not the logits
-        return sliding_window_labels(x, net, channels=self.card.out_channels, activation=self.head,
-                                     options=options, progress=progress)
+        return segment(runner, self.card, x, options, head=self.head, progress=progress)
 
     def _restore(self, result: StitchResult, model_affine, shape, input_affine, spatial):
         if spatial == 2:  # 2D images are not resampled: the model grid is the input grid
@@ -265,16 +239,6 @@ class Predictor:
         decide = functools.partial(threshold_labels, threshold=self.threshold, dtype=result.labels.dtype)
         return soft_to_grid(soft, model_affine, shape, input_affine, decide=decide,
                             label_dtype=result.labels.dtype, keep=self.save_soft)
-
-
-def _head_output(net: Callable[[torch.Tensor], torch.Tensor], head: OutputHead):
-    if type(head).window_output is OutputHead.window_output:   # logits as they are
-        return net
-
-    def run(x: torch.Tensor) -> torch.Tensor:
-        return head.window_output(net(x))
-
-    return run
 
 
 def _output_options(head: OutputHead, options: PredictOptions) -> tuple[float, bool]:
