@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from medseg.core.atomic import atomic_write_text
-from medseg.core.errors import MedsegError
 from medseg.core.card import ModelCard
+from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
 from medseg.inference.segment import segment_case
 from medseg.models.heads import OutputHead, head_for

@@ -21,8 +21,8 @@ import torch
 from medseg.core.card import ModelCard
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
-from medseg.training.config import Recipe, SaunaConfig
 from medseg.models.heads import TrainLoss
+from medseg.training.config import Recipe, SaunaConfig
 from medseg.training.sauna_losses import SaunaLoss
 from medseg.transforms.sauna import sauna_soft_label
 
