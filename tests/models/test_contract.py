@@ -21,9 +21,9 @@ from medseg.models import (
     unpack_train_output,
     weights,
 )
+from medseg.models import get_card as card_of
 from medseg.models._registry import resolve
 from medseg.models.heads import head_for
-from medseg.models import get_card as card_of
 from medseg.training import fit, load_recipe, loop
 from medseg.training.prepare import build_model_for, prepare_data
 from tests.models._toy_data import toy_overrides, write_toy_dataset
