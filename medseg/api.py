@@ -24,7 +24,9 @@ from medseg.inference.cases import parse_shard, plan_cases, select_shard, shard_
 from medseg.inference.model_loading import load_model
 from medseg.inference.postprocess import PostprocessSpec
 from medseg.inference.predictor import Prediction, PredictOptions, Predictor
+from medseg.inference.runtime import cpu_runtime
 from medseg.io import read_image
+from medseg.models.heads import head_for
 
 ModelArg = str | nn.Module | None
 
@@ -49,37 +51,50 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
                     postprocess: Mapping[str, Any] | bool | None = None,
                     probabilities: bool = False, weights_dir: str | PathLike | None = None,
                     checkpoint: str | PathLike | None = None, threads: int | None = None,
-                    amp: bool = True, backend: str = "torch", precision: str = "auto",
+                    amp: bool = True, backend: str = "auto", precision: str = "auto",
                     threshold: float | None = None, save_soft: bool | None = None) -> Predictor:
-    """Load a model (name, ``name.tag``, nn.Module with ``.card``, or the default) into a :class:`Predictor`.
-    ``cascade.<recipe>`` (or a cascade recipe ``.toml``) loads a two-stage cascade (:mod:`medseg.cascade`);
-    its ``checkpoint`` is a folder with ``stage1/best.pt`` + ``stage2/best.pt`` or a pair of files.
+    """The one predictor factory (the CLI's ``medseg predict`` calls it with the same defaults): a model name,
+    ``name.tag``, nn.Module with ``.card``, or the default becomes a :class:`Predictor`; ``cascade.<recipe>``
+    (or a cascade recipe ``.toml``) a two-stage cascade (:mod:`medseg.cascade`; its ``checkpoint`` is a folder
+    with ``stage1/best.pt`` + ``stage2/best.pt`` or a pair of files); a graph (landmark) model a
+    :class:`~medseg.inference.graph.GraphPredictor`.
 
     ``backend``/``precision`` choose how windows run on a CPU (:func:`medseg.backends.get_predictor`:
-    ``auto`` = OpenVINO fp32 when the ``cpu`` extra is installed, the fastest setting within the accuracy
-    guard); GPU windows always run in PyTorch (AMP). ``threshold``: foreground probability of sigmoid and
-    regression (SAUNA) models (default: the card's, else 0.5); ``save_soft``: keep a SAUNA model's soft map
-    (``Prediction.soft``, written as ``CASE_soft.nii.gz``; default: the card's)."""
+    ``auto`` = OpenVINO fp32 when the ``cpu`` extra is installed, checked against PyTorch on the first windows
+    of every model, :mod:`medseg.inference.runtime`); GPU windows always run in PyTorch (AMP). ``threshold``:
+    foreground probability of sigmoid and regression (SAUNA) models (default: the card's, else 0.5);
+    ``save_soft``: keep a SAUNA model's soft map (``Prediction.soft``, written as ``CASE_soft.nii.gz``;
+    default: the card's)."""
+    if fast and precision == "auto":
+        precision = "bf16"   # what --fast costs: see benchmarks/README.md, "Fast CPU inference"
     if isinstance(model, str) and (model.startswith("cascade.") or model.endswith(".toml")):  # two stages, one name
         from medseg.cascade.predictor import build_cascade_predictor
 
-        return build_cascade_predictor(str(model), checkpoint=checkpoint, device=_device_for_rank(device),
-                                       overlap=overlap, tta=tta, fast=fast, batch_size=batch_size,
-                                       postprocess=postprocess, probabilities=probabilities, threads=threads, amp=amp)
+        cascade = build_cascade_predictor(str(model), checkpoint=checkpoint, device=_device_for_rank(device),
+                                          overlap=overlap, tta=tta, fast=fast, batch_size=batch_size,
+                                          postprocess=postprocess, probabilities=probabilities, threads=threads,
+                                          amp=amp, threshold=threshold, save_soft=save_soft)
+        if cascade.device.type == "cpu":
+            for stage, net in (("stage1", cascade.pipeline.stage1), ("stage2", cascade.pipeline.stage2)):
+                runner = cpu_runtime(net, net.card, backend=backend, precision=precision,
+                                     batch_size=cascade.pipeline.sw_batch_size)
+                if runner is not None:
+                    cascade.pipeline.runners[stage] = runner
+        return cascade
     net, card, info = load_model(model, weights_dir=weights_dir, checkpoint=checkpoint)
+    if not head_for(card).dense:   # landmark models: contours filled into a mask
+        from medseg.inference.graph import GraphPredictor
+
+        return GraphPredictor(net, card, info, device=_device_for_rank(device))  # type: ignore[return-value]
     options = PredictOptions(
         overlap=overlap, tta=tta, fast=fast, batch_size=batch_size, device=_device_for_rank(device), amp=amp,
         probabilities=probabilities, postprocess=_postprocess_spec(card.postprocess, postprocess), threads=threads,
         threshold=threshold, save_soft=save_soft,
     )
     predictor = Predictor(net, card, options, info)
-    if backend != "torch" and predictor.device.type == "cpu" and card.spatial_dims == 3:
-        from medseg.backends import get_predictor
-
-        if fast and precision == "auto":
-            precision = "bf16"   # what --fast costs: see benchmarks/README.md, "Fast CPU inference"
-        predictor.cpu_network = get_predictor(net, backend=backend, precision=precision, roi_size=card.roi_size,
-                                              batch_size=predictor.options.batch_size or 1, device="cpu")
+    if predictor.device.type == "cpu" and card.spatial_dims == 3:
+        predictor.cpu_network = cpu_runtime(net, card, backend=backend, precision=precision,
+                                            batch_size=predictor.options.batch_size or 1)
     return predictor
 
 

@@ -10,6 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from medseg.api import build_predictor
+from medseg.api import predict as medseg_predict
 from medseg.cli import main as cli_main
 from medseg.core.card import Pretrained
 from medseg.io import read_image, write_image
@@ -214,5 +215,8 @@ def _graph_model_trains_and_predicts(name, card, tmp_path):
     assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items() if k in before)
     png = tmp_path / "xray.png"
     write_image((image * 200).astype(np.uint8)[None], png)
-    summary = predict_graph_files(model.eval(), model.card, [png], tmp_path / "out", name=name)
+    summary = predict_graph_files(model.eval(), model.card, [png], tmp_path / "out", name=name)   # the CLI's path
     assert len(summary.done) == 1 and not summary.failed
+    labels = medseg_predict(str(png), model)                     # the API's: the same factory as other models
+    assert tuple(labels.shape[1:]) == (size, size) and set(labels.unique().tolist()) <= {0, 1, 2}
+    assert torch.equal(labels[0].to(torch.uint8), read_image(summary.done[0]).as_tensor()[0].to(torch.uint8))
