@@ -222,12 +222,17 @@ def fit(recipe: Recipe, *, resume: bool = False, data: TrainingData | None = Non
                      seconds=time.time() - started, history=history)
 
 
+def encoder_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """The parameters under the model class's ``encoder_prefixes`` (what ``--freeze-encoder-epochs`` freezes)."""
+    prefixes = tuple(getattr(model, "encoder_prefixes", ()))
+    return [(k, p) for k, p in model.named_parameters() if prefixes and k.startswith(prefixes)]
+
+
 def _freeze_encoder(model: nn.Module, frozen: bool) -> None:
-    """Freeze/unfreeze the encoder (modules named like an encoder) for fine-tuning warm-up."""
-    encoder = getattr(model, "conv_blocks_context", None) or getattr(model, "encoder", None)
-    if encoder is None:
-        return
-    for p in encoder.parameters():
+    """Freeze/unfreeze the encoder the model declares (``encoder_prefixes``) for fine-tuning warm-up."""
+    params = encoder_parameters(model)
+    if frozen and not params:
+        raise MedsegError(f"{type(model).__name__} declares no encoder_prefixes: its encoder cannot be frozen",
+                          hint="drop --freeze-encoder-epochs (finetune.freeze_encoder_epochs = 0)")
+    for _, p in params:
         p.requires_grad_(not frozen)
-
-

@@ -26,6 +26,7 @@ from medseg.models import get_card as card_of
 from medseg.models._registry import resolve
 from medseg.models.heads import head_for
 from medseg.training import fit, load_recipe, loop
+from medseg.training.loop import encoder_parameters
 from medseg.training.prepare import build_model_for, prepare_data
 from tests.models._toy_data import toy_overrides, write_toy_dataset
 
@@ -154,17 +155,20 @@ def test_model_trains_validates_and_predicts_through_the_cli_paths(name, tmp_pat
         return
     torch.manual_seed(0)
     root = write_toy_dataset(tmp_path / "data", card)
-    recipe = load_recipe(None, toy_overrides(root, card, tmp_path / "run"))
+    recipe = load_recipe(None, [*toy_overrides(root, card, tmp_path / "run"), "finetune.freeze_encoder_epochs=1"])
     recipe.model.overrides = {k: v for k, v in overrides.items() if k != "roi_size"}
     data = prepare_data(recipe)
     model = build_model_for(recipe, data)
-    before = {k: v.clone() for k, v in model.state_dict().items() if v.is_floating_point()}
-    result = fit(recipe, data=data, model=model)
+    encoder = {k for k, _ in encoder_parameters(model)}
+    assert encoder, f"{type(model).__name__} declares no encoder_prefixes (--freeze-encoder-epochs needs them)"
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    result = fit(recipe, data=data, model=model)    # its one epoch runs with the encoder frozen
 
     row = result.history[-1]
     assert math.isfinite(row["train_loss"]) and row["train_loss"] > 0
-    changed = [k for k, v in model.state_dict().items() if k in before and not torch.equal(v, before[k])]
-    assert changed, "one optimiser step changed no weight"
+    changed = {k for k, v in model.named_parameters() if not torch.equal(v, before[k])}
+    assert changed - encoder, "one optimiser step changed no weight"
+    assert not changed & encoder, f"frozen encoder weights changed: {sorted(changed & encoder)[:3]}"
     trained = head_for(model.card)
     scored = [f"val_dice_{n}" for n, _ in trained.classes()]
     assert scored and all(0.0 <= row[k] <= 1.0 for k in scored), row          # one Dice per scored structure
