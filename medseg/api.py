@@ -19,6 +19,7 @@ import torch
 from monai.data import MetaTensor
 from torch import nn
 
+from medseg.core.card import ModelCard
 from medseg.inference.batch import BatchEvent, BatchSummary, OutputOptions, run_batch
 from medseg.inference.cases import parse_shard, plan_cases, select_shard, shard_from_env
 from medseg.inference.model_loading import load_model
@@ -37,6 +38,13 @@ def _postprocess_spec(card_values: Mapping[str, Any], postprocess: Mapping[str, 
     if postprocess is None or postprocess is True:
         return PostprocessSpec.from_mapping(card_values)
     return PostprocessSpec.from_mapping({**dict(card_values), **dict(postprocess)})
+
+
+def cascade_card(net: nn.Module) -> ModelCard:
+    """A stage network's card (cascade stages are built by the registry, so they carry one)."""
+    card = getattr(net, "card", None)
+    assert isinstance(card, ModelCard)
+    return card
 
 
 def _device_for_rank(device: str) -> str:
@@ -76,7 +84,7 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
                                           amp=amp, threshold=threshold, save_soft=save_soft)
         if cascade.device.type == "cpu":
             for stage, net in (("stage1", cascade.pipeline.stage1), ("stage2", cascade.pipeline.stage2)):
-                runner = cpu_runtime(net, net.card, backend=backend, precision=precision,
+                runner = cpu_runtime(net, cascade_card(net), backend=backend, precision=precision,
                                      batch_size=cascade.pipeline.sw_batch_size)
                 if runner is not None:
                     cascade.pipeline.runners[stage] = runner
@@ -117,6 +125,7 @@ def predict(image_or_path: str | PathLike | torch.Tensor, model: ModelArg = None
         A ``(1, *spatial)`` integer MetaTensor with the input's affine; ``meta["labels"]`` names the values.
     """
     predictor = model if isinstance(model, Predictor) else build_predictor(model, **settings)
+    image: torch.Tensor
     if isinstance(image_or_path, (str, PathLike)):
         image = read_image(image_or_path, frame=frame, allow_multichannel=predictor.card.in_channels > 1)
         path = str(image_or_path)

@@ -52,7 +52,8 @@ class CascadeResult:
 class _Counting:
     """Wraps a network so sliding-window inference can report how many windows / voxels it evaluated."""
 
-    def __init__(self, net: nn.Module, counters: dict[str, int], prefix: str) -> None:
+    def __init__(self, net: nn.Module | Callable[[torch.Tensor], torch.Tensor], counters: dict[str, int],
+                 prefix: str) -> None:
         self.net, self.counters, self.prefix = net, counters, prefix
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

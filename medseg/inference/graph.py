@@ -74,7 +74,7 @@ def predict_graph_files(model: nn.Module, card: ModelCard, inputs: list[str | Pa
             graph = predict_graph(model, array, source=path)
             mask = graph_to_mask(graph, array.shape[:2], organs)
             mask_path, json_path = _targets(path, out, single=len(files) == 1)
-            write_image(mask.T[None], mask_path, affine=image.affine)
+            write_image(mask.T[None], mask_path, affine=np.asarray(image.affine))
             write_landmarks_json(json_path, graph, image_shape=array.shape[:2], model=name, source=path,
                                  organs=organs)
             summary.done.append(mask_path)

@@ -15,7 +15,7 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -96,7 +96,7 @@ class Predictor:
     def __init__(self, model: nn.Module, card: ModelCard | None = None, options: PredictOptions | None = None,
                  info: ModelInfo | None = None, *, cpu_network: Callable[[torch.Tensor], torch.Tensor] | None = None
                  ) -> None:
-        self.card = card or model.card
+        self.card: ModelCard = card if card is not None else cast(ModelCard, model.card)
         self.cpu_network = cpu_network  # e.g. an OpenVINO/ONNX Runtime runner used when windows run on the CPU
         self.options = options or PredictOptions()
         self.info = info or ModelInfo(self.card.name)
@@ -157,7 +157,7 @@ class Predictor:
             return
         self.model.to(device)
         if device.type == "cuda" and self.card.spatial_dims == 3:
-            self.model.to(memory_format=torch.channels_last_3d)
+            self.model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
         self._model_device = device
 
     def predict(self, image: torch.Tensor, *, path: str | None = None,
@@ -234,6 +234,7 @@ class Predictor:
     def _restore_soft(self, result: StitchResult, model_affine, shape, input_affine, spatial):
         """Regression models: labels = the soft map thresholded on the input grid (and the map, if kept)."""
         soft = result.probabilities
+        assert soft is not None, "a soft-output head always keeps its map"
         if spatial == 2:  # no resampling: the stitcher's labels are the thresholded float16 map
             return result.labels[..., 0], (soft[..., 0].float() if self.save_soft else None)
         decide = functools.partial(threshold_labels, threshold=self.threshold, dtype=result.labels.dtype)

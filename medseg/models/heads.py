@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medseg.core.card import ModelCard
+from medseg.core.card import ModelCard, Postprocess
 from medseg.models._outputs import unpack_train_output
 
 Classes = tuple[tuple[str, frozenset[int]], ...]
@@ -152,7 +152,7 @@ class SigmoidHead(OutputHead):
 
     @property
     def default_threshold(self) -> float:
-        t = self.card.postprocess.threshold if hasattr(self.card.postprocess, "threshold") else None
+        t = _post(self.card).threshold
         return 0.5 if t is None else float(t)
 
     def needs_weights(self, threshold, probabilities):
@@ -194,7 +194,7 @@ class RegionHead(SigmoidHead):
 
     def __init__(self, card: ModelCard) -> None:
         super().__init__(card)
-        self.order = tuple(card.postprocess.label_values.items())   # (region, value) in painting order
+        self.order = tuple(_post(card).label_values.items())   # (region, value) in painting order
         values = [v for _, v in self.order]
         self.region_values = {name: frozenset(values[i:]) for i, (name, _) in enumerate(self.order)}
 
@@ -233,7 +233,7 @@ class RegressionHead(OutputHead):
 
     def __init__(self, card: ModelCard) -> None:
         super().__init__(card)
-        sauna = getattr(card.postprocess, "sauna", None) or {}
+        sauna = _post(card).sauna or {}
         self.activation = str(sauna.get("activation", "tanh"))
         self.sauna_threshold = float(sauna.get("threshold", 0.5))
         self.save_soft = bool(sauna.get("save_soft", False))
@@ -368,6 +368,12 @@ def deep_supervision_weights(n: int) -> list[float]:
 
 
 # --------------------------------------------------------------------------------------------- helpers
+def _post(card: ModelCard) -> Postprocess:
+    """The card's validated postprocess entry (a plain mapping is validated here)."""
+    post = card.postprocess
+    return post if isinstance(post, Postprocess) else Postprocess(post, owner=card.name)
+
+
 def _logit(threshold: float) -> float:
     return math.log(threshold / (1.0 - threshold)) if 0.0 < threshold < 1.0 and threshold != 0.5 else 0.0
 

@@ -115,7 +115,7 @@ def fit(recipe: Recipe, *, resume: bool = False, data: TrainingData | None = Non
     device = dist.device
     data = data or prepare_data(recipe)
     model = model if model is not None else build_model_for(recipe, data)
-    card = model.card
+    card: ModelCard = model.card  # type: ignore[assignment]  # every zoo model carries its card
     model.to(device)
     output = Path(t.output)
     if dist.is_main:
