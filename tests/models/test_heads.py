@@ -8,7 +8,13 @@ from medseg.core.card import CardError, Intensity, ModelCard
 from medseg.core.errors import MedsegError
 from medseg.inference.predictor import Predictor
 from medseg.models import create_model, get_card
-from medseg.models.heads import RegionHead, SigmoidHead, SoftmaxHead, TrainLoss, head_for
+from medseg.models.heads import (
+    RegionHead,
+    SigmoidHead,
+    SoftmaxHead,
+    TrainLoss,
+    head_for,
+)
 from medseg.training.losses import DiceBCELoss, DiceCELoss
 from medseg.transforms import build_preprocessing
 
