@@ -19,6 +19,7 @@ import torch
 from monai.data import MetaTensor
 from torch import nn
 
+from medseg.core.card import ModelCard
 from medseg.inference.batch import BatchEvent, BatchSummary, OutputOptions, run_batch
 from medseg.inference.cases import (
     parse_shard,
@@ -31,7 +32,9 @@ from medseg.inference.model_loading import load_model
 from medseg.inference.postprocess import PostprocessSpec
 from medseg.inference.predictor import Prediction, PredictOptions, Predictor
 from medseg.inference.preflight import preflight_header
+from medseg.inference.runtime import cpu_runtime
 from medseg.io import read_image
+from medseg.models.heads import head_for
 
 ModelArg = str | nn.Module | None
 
@@ -42,6 +45,13 @@ def _postprocess_spec(card_values: Mapping[str, Any], postprocess: Mapping[str, 
     if postprocess is None or postprocess is True:
         return PostprocessSpec.from_mapping(card_values)
     return PostprocessSpec.from_mapping({**dict(card_values), **dict(postprocess)})
+
+
+def cascade_card(net: nn.Module) -> ModelCard:
+    """A stage network's card (cascade stages are built by the registry, so they carry one)."""
+    card = getattr(net, "card", None)
+    assert isinstance(card, ModelCard)
+    return card
 
 
 def _device_for_rank(device: str) -> str:
@@ -56,40 +66,53 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
                     postprocess: Mapping[str, Any] | bool | None = None,
                     probabilities: bool = False, weights_dir: str | PathLike | None = None,
                     checkpoint: str | PathLike | None = None, threads: int | None = None,
-                    amp: bool = True, backend: str = "torch", precision: str = "auto",
+                    amp: bool = True, backend: str = "auto", precision: str = "auto",
                     threshold: float | None = None, save_soft: bool | None = None,
                     max_voxels: int | None = None, force: bool = False) -> Predictor:
-    """Load a model (name, ``name.tag``, nn.Module with ``.card``, or the default) into a :class:`Predictor`.
-    ``cascade.<recipe>`` (or a cascade recipe ``.toml``) loads a two-stage cascade (:mod:`medseg.cascade`);
-    its ``checkpoint`` is a folder with ``stage1/best.pt`` + ``stage2/best.pt`` or a pair of files.
+    """The one predictor factory (the CLI's ``medseg predict`` calls it with the same defaults): a model name,
+    ``name.tag``, nn.Module with ``.card``, or the default becomes a :class:`Predictor`; ``cascade.<recipe>``
+    (or a cascade recipe ``.toml``) a two-stage cascade (:mod:`medseg.cascade`; its ``checkpoint`` is a folder
+    with ``stage1/best.pt`` + ``stage2/best.pt`` or a pair of files); a graph (landmark) model a
+    :class:`~medseg.inference.graph.GraphPredictor`.
 
     ``backend``/``precision`` choose how windows run on a CPU (:func:`medseg.backends.get_predictor`:
-    ``auto`` = OpenVINO fp32 when the ``cpu`` extra is installed, the fastest setting within the accuracy
-    guard); GPU windows always run in PyTorch (AMP). ``threshold``: foreground probability of sigmoid and
-    regression (SAUNA) models (default: the card's, else 0.5); ``save_soft``: keep a SAUNA model's soft map
-    (``Prediction.soft``, written as ``CASE_soft.nii.gz``; default: the card's). ``max_voxels``: refuse
-    scans whose grid at the model's spacing is larger (default: what free memory holds); ``force``: run
-    scans the preflight refuses (size, field of view, modality; :mod:`medseg.inference.preflight`)."""
+    ``auto`` = OpenVINO fp32 when the ``cpu`` extra is installed, checked against PyTorch on the first windows
+    of every model, :mod:`medseg.inference.runtime`); GPU windows always run in PyTorch (AMP). ``threshold``:
+    foreground probability of sigmoid and regression (SAUNA) models (default: the card's, else 0.5);
+    ``save_soft``: keep a SAUNA model's soft map (``Prediction.soft``, written as ``CASE_soft.nii.gz``;
+    default: the card's). ``max_voxels``: refuse scans whose grid at the model's spacing is larger
+    (default: what free memory holds); ``force``: run scans the preflight refuses (size, field of view, modality;
+    :mod:`medseg.inference.preflight`)."""
+    if fast and precision == "auto":
+        precision = "bf16"   # what --fast costs: see benchmarks/README.md, "Fast CPU inference"
     if isinstance(model, str) and (model.startswith("cascade.") or model.endswith(".toml")):  # two stages, one name
         from medseg.cascade.predictor import build_cascade_predictor
 
-        return build_cascade_predictor(str(model), checkpoint=checkpoint, device=_device_for_rank(device),
-                                       overlap=overlap, tta=tta, fast=fast, batch_size=batch_size,
-                                       postprocess=postprocess, probabilities=probabilities, threads=threads, amp=amp)
+        cascade = build_cascade_predictor(str(model), checkpoint=checkpoint, device=_device_for_rank(device),
+                                          overlap=overlap, tta=tta, fast=fast, batch_size=batch_size,
+                                          postprocess=postprocess, probabilities=probabilities, threads=threads,
+                                          amp=amp, threshold=threshold, save_soft=save_soft)
+        if cascade.device.type == "cpu":
+            for stage, net in (("stage1", cascade.pipeline.stage1), ("stage2", cascade.pipeline.stage2)):
+                runner = cpu_runtime(net, cascade_card(net), backend=backend, precision=precision,
+                                     batch_size=cascade.pipeline.sw_batch_size)
+                if runner is not None:
+                    cascade.pipeline.runners[stage] = runner
+        return cascade
     net, card, info = load_model(model, weights_dir=weights_dir, checkpoint=checkpoint)
+    if not head_for(card).dense:   # landmark models: contours filled into a mask
+        from medseg.inference.graph import GraphPredictor
+
+        return GraphPredictor(net, card, info, device=_device_for_rank(device))  # type: ignore[return-value]
     options = PredictOptions(
         overlap=overlap, tta=tta, fast=fast, batch_size=batch_size, device=_device_for_rank(device), amp=amp,
         probabilities=probabilities, postprocess=_postprocess_spec(card.postprocess, postprocess), threads=threads,
         threshold=threshold, save_soft=save_soft, max_voxels=max_voxels, force=force,
     )
     predictor = Predictor(net, card, options, info)
-    if backend != "torch" and predictor.device.type == "cpu" and card.spatial_dims == 3:
-        from medseg.backends import get_predictor
-
-        if fast and precision == "auto":
-            precision = "bf16"   # what --fast costs: see benchmarks/README.md, "Fast CPU inference"
-        predictor.cpu_network = get_predictor(net, backend=backend, precision=precision, roi_size=card.roi_size,
-                                              batch_size=predictor.options.batch_size or 1, device="cpu")
+    if predictor.device.type == "cpu" and card.spatial_dims == 3:
+        predictor.cpu_network = cpu_runtime(net, card, backend=backend, precision=precision,
+                                            batch_size=predictor.options.batch_size or 1)
     return predictor
 
 
@@ -112,6 +135,7 @@ def predict(image_or_path: str | PathLike | torch.Tensor, model: ModelArg = None
         A ``(1, *spatial)`` integer MetaTensor with the input's affine; ``meta["labels"]`` names the values.
     """
     predictor = model if isinstance(model, Predictor) else build_predictor(model, **settings)
+    image: torch.Tensor
     if isinstance(image_or_path, (str, PathLike)):
         image = read_image(image_or_path, frame=frame, allow_multichannel=predictor.card.in_channels > 1)
         path = str(image_or_path)

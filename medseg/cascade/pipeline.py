@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from monai.data import MetaTensor
-from monai.inferers import sliding_window_inference
 from scipy import ndimage
 from torch import nn
 
@@ -29,7 +28,8 @@ from medseg.cascade.roi import Roi, expand_roi, roi_from_mask, spacing_of
 from medseg.core.card import ModelCard
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
-from medseg.training.preprocess import normalize_intensity
+from medseg.inference.segment import engine_options, segment
+from medseg.transforms.presets import apply_intensity
 
 log = get_logger(__name__)
 
@@ -52,7 +52,8 @@ class CascadeResult:
 class _Counting:
     """Wraps a network so sliding-window inference can report how many windows / voxels it evaluated."""
 
-    def __init__(self, net: nn.Module, counters: dict[str, int], prefix: str) -> None:
+    def __init__(self, net: nn.Module | Callable[[torch.Tensor], torch.Tensor], counters: dict[str, int],
+                 prefix: str) -> None:
         self.net, self.counters, self.prefix = net, counters, prefix
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,14 +112,18 @@ class CascadePipeline:
         self.overlap, self.sw_batch_size, self.largest_component = overlap, sw_batch_size, largest_component
         self.regional = regional
         self.counters: dict[str, int] = {}
+        self.runners: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}   # CPU drop-ins per stage
+        self.amp = False
 
     def _sliding(self, net: nn.Module, x: torch.Tensor, card: ModelCard, prefix: str) -> torch.Tensor:
+        """Softmax probabilities (K, *S) of one stage through the prediction engine."""
         device = next(net.parameters(), torch.empty(0)).device
-        with torch.inference_mode():
-            logits = sliding_window_inference(x[None].to(device), card.roi_size, self.sw_batch_size,
-                                              _Counting(net, self.counters, prefix), overlap=self.overlap,
-                                              mode="gaussian")
-        return torch.softmax(torch.as_tensor(logits)[0].float(), 0).cpu()
+        runner = self.runners.get(prefix) if device.type == "cpu" else None   # e.g. an OpenVINO runner
+        options = engine_options(card, tuple(x.shape[1:]), overlap=self.overlap, batch_size=self.sw_batch_size,
+                                 compute=device, amp=self.amp, probabilities=True)
+        result = segment(_Counting(runner or net, self.counters, prefix), card, x.float(), options)
+        assert result.probabilities is not None
+        return result.probabilities.float()
 
     def __call__(self, image: torch.Tensor, affine: np.ndarray | torch.Tensor | None = None, *,
                  prior: torch.Tensor | None = None) -> CascadeResult:
@@ -139,7 +144,7 @@ class CascadePipeline:
         # Stage 1: whole scan at coarse spacing.
         if prior is None:
             cshape = coarse_shape(full, spacing, self.card1.spacing)
-            x1 = resize(normalize_intensity(raw, self.card1.intensity), cshape)
+            x1 = resize(apply_intensity(raw, self.card1.intensity), cshape)
             probs1 = self._sliding(self.stage1, x1, self.card1, "stage1")
         else:
             probs1 = torch.as_tensor(prior).float()
@@ -152,7 +157,7 @@ class CascadePipeline:
 
         # voxel-wise schemes are applied to each ROI crop only; per-image ones need the whole scan's statistics
         voxelwise = self.card2.intensity.kind in ("ct", "none")
-        x2_full = raw if voxelwise else normalize_intensity(raw, self.card2.intensity)
+        x2_full = raw if voxelwise else apply_intensity(raw, self.card2.intensity)
         out = torch.zeros((1, *full), dtype=torch.int16)
         best = torch.zeros(full, dtype=torch.float32) if len(self.targets) > 1 else None
         found: dict[str, bool] = {}
@@ -189,7 +194,7 @@ class CascadePipeline:
         prior = upsample_box(probs1, full, roi.start, roi.stop)            # (K, *roi) soft prior
         crop = x2_full[(slice(None), *roi.slices)]
         if self.card2.intensity.kind in ("ct", "none"):
-            crop = normalize_intensity(crop, self.card2.intensity)
+            crop = apply_intensity(crop, self.card2.intensity)
         x2 = torch.cat([crop, prior[1:]], 0)
         fine_spacing = self.card2.spacing
         if fine_spacing is not None and not np.allclose(fine_spacing, spacing, atol=1e-3):

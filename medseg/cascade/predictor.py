@@ -62,6 +62,7 @@ class CascadePredictor(Predictor):
         self.pipeline = pipeline
         pipeline.stage2.to(self.device)
         pipeline.overlap = self.overlap
+        pipeline.amp = self.options.amp and self.device.type == "cuda"
         # windows per forward pass as the plain predictor picks them (batched conv3d is ~3x cheaper per
         # window on a CPU than one window at a time)
         pipeline.sw_batch_size = options.batch_size or auto_batch_size(
@@ -70,7 +71,10 @@ class CascadePredictor(Predictor):
 
     def settings(self) -> dict[str, Any]:
         out = super().settings()
-        out.update(mirror_axes=[], cascade={"stages": self.stages, "targets": self.pipeline.targets,
+        runners = {k: (r.describe() if hasattr(r, "describe") else type(r).__name__)
+                   for k, r in self.pipeline.runners.items()}
+        out.update(mirror_axes=[], cpu_runtime=runners or "torch fp32",
+                   cascade={"stages": self.stages, "targets": self.pipeline.targets,
                                             "margin_mm": self.pipeline.margin_mm, "sigma_mm": self.pipeline.sigma_mm})
         return out
 
@@ -122,8 +126,10 @@ def build_cascade_predictor(name: str, *, checkpoint: str | PathLike | Sequence[
                             device: str = "auto", overlap: float = 0.25, tta: bool | None = None, fast: bool = False,
                             batch_size: int | None = None, postprocess: Mapping[str, Any] | bool | None = None,
                             probabilities: bool = False, threads: int | None = None, amp: bool = True,
-                            **_ignored: Any) -> CascadePredictor:
-    """Load ``cascade.<name>`` (or a cascade recipe path) with its two stage models into a predictor.
+                            threshold: float | None = None, save_soft: bool | None = None) -> CascadePredictor:
+    """Load ``cascade.<name>`` (or a cascade recipe path) with its two stage models into a predictor
+    (:func:`medseg.api.build_predictor` adds the CPU backend to each stage). ``threshold`` / ``save_soft``
+    are refused with the plain predictor's one-line errors (cascade stages are softmax models).
 
     ``checkpoint``: a folder with ``stage1/best.pt`` and ``stage2/best.pt`` (+ ``regional/best.pt`` when the
     recipe sets ``superpixels = true``), or a ``(stage1, stage2[, regional])`` tuple; default: the recipe's
@@ -144,7 +150,8 @@ def build_cascade_predictor(name: str, *, checkpoint: str | PathLike | Sequence[
                      f"stage1={w1}; stage2={w2}" + (f"; regional={w3}" if w3 is not None else ""))
     options = PredictOptions(overlap=overlap, tta=False if tta is None else tta, fast=fast, batch_size=batch_size,
                              device=device, amp=amp, probabilities=probabilities,
-                             postprocess=_postprocess(s1.card.postprocess, postprocess), threads=threads)
+                             postprocess=_postprocess(s1.card.postprocess, postprocess), threads=threads,
+                             threshold=threshold, save_soft=save_soft)
     stages = {k: {"weights": str(w), "sha256": digests[k], "model": m.card.name, "spacing": m.card.spacing,
                   "roi_size": list(m.card.roi_size)} for k, w, m in (("stage1", w1, s1), ("stage2", w2, s2))}
     if w3 is not None:

@@ -28,7 +28,6 @@ from os import PathLike
 from pathlib import Path
 
 import torch
-from monai.inferers import sliding_window_inference
 
 from medseg.cascade._resample import resize
 from medseg.cascade.cascade_training import (
@@ -103,14 +102,17 @@ def _ensure_best(out: Path) -> None:
 
 def stage_probabilities(model: torch.nn.Module, image: torch.Tensor, card: ModelCard,
                         overlap: float = 0.25) -> torch.Tensor:
-    """Softmax of ``model`` over a whole preprocessed ``(C, *S)`` image (Gaussian sliding window, as the
-    cascade runs it at inference)."""
+    """Softmax of ``model`` over a whole preprocessed ``(C, *S)`` image through the prediction engine, as the
+    cascade runs it at inference (:mod:`medseg.inference.segment`)."""
+    from medseg.inference.segment import engine_options, segment
+
     model.eval()
     device = next(model.parameters(), torch.empty(0)).device
-    with torch.inference_mode():
-        logits = sliding_window_inference(image[None].float().to(device), tuple(card.roi_size), 4, model,
-                                          overlap=overlap, mode="gaussian")
-    return torch.softmax(torch.as_tensor(logits)[0].float(), 0).cpu()
+    options = engine_options(card, tuple(image.shape[1:]), overlap=overlap, batch_size=4, compute=device,
+                             probabilities=True)
+    result = segment(model, card, image.float(), options)
+    assert result.probabilities is not None
+    return result.probabilities.float()
 
 
 def roi_crops(data: TrainingData, targets: Sequence[str], spacing: Sequence[float], margin_mm: float) -> TrainingData:

@@ -20,7 +20,7 @@ def make_progress() -> Progress:
 
 
 def run_fit(recipe_path: Path | None, overrides: list[str], *, resume: bool, device: str | None,
-            export: Path | None, recipe=None, model=None, overwrite: bool = False) -> None:
+            export: Path | None, recipe=None, model=None, data=None, overwrite: bool = False) -> None:
     """Load the recipe (unless given), train with progress bars, print the result, optionally export."""
     from medseg.training import fit, load_recipe
     from medseg.training.distributed import DistContext
@@ -52,7 +52,7 @@ def run_fit(recipe_path: Path | None, overrides: list[str], *, resume: bool, dev
                 console.print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, val Dice {row['val_dice']:.4f}")
 
         try:
-            result = fit(recipe, resume=resume, model=model, dist=dist, on_epoch=on_epoch,
+            result = fit(recipe, resume=resume, model=model, data=data, dist=dist, on_epoch=on_epoch,
                          on_iteration=on_iteration if dist.is_main else None)
         finally:
             restore_old_run(old, output)

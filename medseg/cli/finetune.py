@@ -14,7 +14,8 @@ def finetune(
     recipe: Path = typer.Option(None, "--recipe", help="TOML recipe with further settings."),
     set_: list[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value (repeatable)."),
     epochs: int = typer.Option(None, "--epochs", help="Number of epochs."),
-    freeze_encoder_epochs: int = typer.Option(0, "--freeze-encoder-epochs", help="Warm-up epochs with the encoder frozen."),
+    freeze_encoder_epochs: int = typer.Option(None, "--freeze-encoder-epochs",
+                                              help="Warm-up epochs with the encoder frozen (default 0)."),
     output: Path = typer.Option(None, "--output", "-o", help="Run folder (default runs/finetune_<model>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <output>/last.pt."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in a run folder that has a checkpoint "
@@ -35,24 +36,17 @@ def finetune(
     from medseg.cli._progress import run_fit
     from medseg.core.errors import MedsegError
     from medseg.core.paths import looks_like_file
-    from medseg.training import load_recipe
-    from medseg.training.finetune import prepare_finetune
+    from medseg.training.finetune import finetune_recipe, prepare_finetune
     from medseg.training.run_folder import check_run_folder
 
     if not Path(source).exists() and looks_like_file(source):
         raise MedsegError("--from file not found", path=source, hint="check the path, or give NAME.TAG of shipped weights")
-    overrides = [*set_, f"data.dataset={str(data)!r}", f"finetune.source={source!r}",
-                 f"finetune.freeze_encoder_epochs={freeze_encoder_epochs}"]
-    arch = model or source.partition(".")[0]
     if Path(source).exists() and model is None:
         raise typer.BadParameter("--model is required when --from is a file", param_hint="--model")
-    overrides.append(f"model.name={arch!r}")
-    if epochs is not None:
-        overrides.append(f"train.epochs={epochs}")
-    overrides.append(f"train.output={str(output or Path('runs') / f'finetune_{arch}')!r}")
-    resolved = load_recipe(recipe, overrides)
+    resolved = finetune_recipe(recipe, source=source, data=data, model=model, epochs=epochs,
+                               freeze_encoder_epochs=freeze_encoder_epochs, output=output, overrides=list(set_))
     check_run_folder(resolved, resume=resume, overwrite=overwrite)  # before the slow load; run_fit moves aside
-    _, net, report = prepare_finetune(resolved)
+    prepared, net, report = prepare_finetune(resolved)
     console = Console(stderr=True)
     console.print(f"[bold]fine-tune load:[/] {report.summary()}")
     for title, keys in (("re-initialised", report.reinitialised), ("adapted (input channels tiled)", report.adapted),
@@ -60,7 +54,8 @@ def finetune(
         if keys:
             console.print(f"  {title}: {', '.join(keys)}")
     console.print(f"  loaded unchanged: {len(report.loaded)} tensors (all others)")
-    run_fit(None, [], resume=resume, device=device, export=export, recipe=resolved, model=net, overwrite=overwrite)
+    run_fit(None, [], resume=resume, device=device, export=export, recipe=resolved, model=net, data=prepared,
+            overwrite=overwrite)
 
 
 def register(app: typer.Typer) -> None:

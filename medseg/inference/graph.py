@@ -84,3 +84,45 @@ def predict_graph_files(model: nn.Module, card: ModelCard, inputs: list[str | Pa
             logger.error("%s", exc)
             summary.failed.append((path, str(exc)))
     return summary
+
+
+class GraphPredictor:
+    """A graph (landmark) model behind the predictor interface of :func:`medseg.api.predict`: each 2D image
+    gives a label map (organ k -> k + 1, the contours filled) in the image's geometry; the landmark contours
+    are in ``Prediction.settings["landmarks"]`` (pixels)."""
+
+    def __init__(self, model: nn.Module, card: ModelCard, info, *, device: str = "auto") -> None:
+        from medseg.inference.devices import resolve_device
+        from medseg.models.heads import head_for
+
+        self.model, self.card, self.info, self.head = model.eval(), card, info, head_for(card)
+        self.device = resolve_device(device)
+        self.model.to(self.device)
+        self.organs = [organ for organ, _ in card.graph]
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        return ("background", *self.organs)
+
+    def predict(self, image, *, path: str | None = None, progress=None):
+        """Segment one channel-first 2D image (a MetaTensor from :func:`medseg.io.read_image`)."""
+        import time
+
+        import torch
+        from monai.data import MetaTensor
+
+        from medseg.inference.predictor import Prediction
+        from medseg.models._graph_predict import graph_to_mask, predict_graph
+
+        start = time.perf_counter()
+        image = image if isinstance(image, MetaTensor) else MetaTensor(image)
+        if image.ndim != 3:
+            raise MedsegError(f"graph models take 2D images, got shape {tuple(image.shape[1:])}", path=path)
+        array = np.moveaxis(image.as_tensor().cpu().numpy(), 0, -1).swapaxes(0, 1)   # (rows, cols, C)
+        graph = predict_graph(self.model, array, source=path)
+        mask = graph_to_mask(graph, array.shape[:2], self.organs)
+        labels = MetaTensor(torch.from_numpy(np.ascontiguousarray(mask.T))[None], affine=image.affine,
+                            meta={"labels": list(self.label_names), "model": self.info.full_name,
+                                  "filename_or_obj": path or ""})
+        settings = {"device": str(self.device), "landmarks": {k: np.asarray(v).tolist() for k, v in graph.items()}}
+        return Prediction(labels, self.label_names, None, settings, {"total_s": time.perf_counter() - start})

@@ -3,8 +3,9 @@
 Each class is processed inside its own bounding box (one ``find_objects`` pass over the volume), so the
 cost scales with the size of the structures, not classes x volume. Components use full (26-)connectivity.
 Card keys (``ModelCard.postprocess``): ``keep_largest`` (bool or list of class names/values),
-``min_island_mm3`` (float), ``fill_holes`` (bool or list). ``sauna`` (how a regression model's output
-becomes a mask, read by the predictor) is not a clean-up step and is skipped here.
+``min_island_mm3`` (float), ``fill_holes`` (bool or list). The output keys (``sauna``, ``threshold``,
+``label_values``: how logits become a label map, :mod:`medseg.models.heads`) are not clean-up steps and
+are skipped here.
 """
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from medseg.core.card import OUTPUT_KEYS
 from medseg.core.errors import MedsegError
 
 Selection = bool | tuple[int | str, ...]
-OUTPUT_KEYS = frozenset({"sauna"})  # card postprocess keys about decoding the output (medseg.inference.predictor)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -38,15 +38,11 @@ from medseg.inference.model_loading import ModelInfo
 from medseg.inference.postprocess import PostprocessSpec, postprocess_labels
 from medseg.inference.preflight import blank_reason, preflight_warnings, time_notice
 from medseg.inference.restore import labels_to_grid, probabilities_to_grid, soft_to_grid
-from medseg.inference.sliding_window import (
-    EngineOptions,
-    auto_batch_size,
-    sliding_window_labels,
-    window_network,
-)
-from medseg.inference.stitcher import StitchResult, threshold_labels
+from medseg.inference.segment import engine_options, segment
+from medseg.inference.sliding_window import EngineOptions
+from medseg.inference.stitcher import StitchResult
+from medseg.models.heads import OutputHead, head_for, threshold_labels
 from medseg.transforms import build_preprocessing
-from medseg.transforms.sauna import sauna_activation
 
 logger = get_logger(__name__)
 
@@ -103,14 +99,16 @@ class Predictor:
     def __init__(self, model: nn.Module, card: ModelCard | None = None, options: PredictOptions | None = None,
                  info: ModelInfo | None = None, *, cpu_network: Callable[[torch.Tensor], torch.Tensor] | None = None
                  ) -> None:
-        self.card = card or model.card
+        self.card: ModelCard = card if card is not None else cast(ModelCard, model.card)
         self.cpu_network = cpu_network  # e.g. an OpenVINO/ONNX Runtime runner used when windows run on the CPU
         self.options = options or PredictOptions()
         self.info = info or ModelInfo(self.card.name)
-        if self.card.activation not in ("softmax", "sigmoid", "regression"):
-            raise MedsegError(f"{self.card.name} is a {self.card.activation} model; predict makes label maps "
-                              "from softmax, sigmoid or regression (SAUNA) models only")
-        self.threshold, self.save_soft, self.output_activation = _output_options(self.card, self.options)
+        self.head = head_for(self.card)
+        if not self.head.dense:
+            raise MedsegError(f"{self.card.name} is a {self.card.activation} model; this predictor makes label maps "
+                              "from per-voxel outputs", hint="build it with medseg.api.build_predictor, which "
+                              "routes graph models to their own predictor")
+        self.threshold, self.save_soft = _output_options(self.head, self.options)
         if not 0.0 <= self.options.overlap < 1.0:
             raise MedsegError(f"overlap must be in [0, 1), got {self.options.overlap}")
         if self.options.probabilities and self.card.out_channels > MAX_PROBABILITY_CLASSES:
@@ -135,9 +133,7 @@ class Predictor:
     @property
     def label_names(self) -> tuple[str, ...]:
         """Class name per label value (0 = background)."""
-        if self.card.activation in ("softmax", "regression"):  # regression: labels[0] is the background
-            return tuple(self.card.labels)
-        return ("background", *self.card.labels)
+        return self.head.label_names
 
     def settings(self) -> dict[str, Any]:
         """The resolved settings (recorded in provenance)."""
@@ -152,18 +148,19 @@ class Predictor:
 
     def output_parameters(self) -> dict[str, Any]:
         """Threshold (sigmoid/regression) and soft-map settings; empty for softmax models."""
-        if self.card.activation == "softmax":
+        if not self.head.uses_threshold:
             return {}
-        if self.card.activation == "sigmoid":
+        if not self.head.soft_output:
             return {"threshold": self.threshold}
-        return {"threshold": self.threshold, "save_soft": self.save_soft, "output_activation": self.output_activation}
+        return {"threshold": self.threshold, "save_soft": self.save_soft,
+                "output_activation": getattr(self.head, "activation", "tanh")}
 
     def _to_device(self, device: torch.device) -> None:
         if self._model_device == device:
             return
         self.model.to(device)
         if device.type == "cuda" and self.card.spatial_dims == 3:
-            self.model.to(memory_format=torch.channels_last_3d)
+            self.model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
         self._model_device = device
 
     def predict(self, image: torch.Tensor, *, path: str | None = None,
@@ -204,7 +201,7 @@ class Predictor:
         t2 = time.perf_counter()
         input_affine = np.asarray(image.affine, dtype=np.float64)
         soft = None
-        if self.card.activation == "regression":
+        if self.head.soft_output:
             labels, soft = self._restore_soft(result, model_affine, tuple(image.shape[1:]), input_affine, spatial)
             probs, result.probabilities = None, None  # free the model-grid soft map
         else:
@@ -233,40 +230,17 @@ class Predictor:
                           warnings)
 
     def _engine_options(self, placement: Placement, shape: tuple[int, ...]) -> EngineOptions:
-        card = self.card
-        if card.spatial_dims == 3:
-            roi = tuple(int(r) for r in card.roi_size)
-            mirror = tuple(a for a in card.mirror_axes if 0 <= a < 3)
-            order = None
-        else:
-            axis = card.slice_axis if shape[2] != 1 else 2
-            plane = [a for a in range(3) if a != axis]
-            roi_list = [int(r) for r in card.roi_size]
-            roi_list.insert(axis, 1)
-            roi = tuple(roi_list)
-            mirror = tuple(plane[a] for a in card.mirror_axes if 0 <= a < 2)
-            order = (axis, *sorted(plane, key=lambda a: -shape[a]))
-        batch = self.options.batch_size or auto_batch_size(card.out_channels, roi, placement.compute.type)
-        on_gpu = placement.compute.type == "cuda"
-        return EngineOptions(
-            roi=roi, overlap=self.overlap, mirror_axes=mirror if self.tta else (), batch_size=batch,
-            compute_device=str(placement.compute), stitch_device=str(placement.stitch),
-            amp=self.options.amp and on_gpu, channels_last=on_gpu and card.spatial_dims == 3,
-            accumulate=self.options.accumulate, probabilities=self.options.probabilities, order=order,
-            threshold=self.threshold,
-        )
+        return engine_options(
+            self.card, shape, overlap=self.overlap, tta=self.tta, batch_size=self.options.batch_size,
+            compute=placement.compute, stitch=placement.stitch, amp=self.options.amp,
+            accumulate=self.options.accumulate, probabilities=self.options.probabilities, threshold=self.threshold)
 
     def _run(self, x: torch.Tensor, placement: Placement, progress=None) -> StitchResult:
         self._to_device(placement.compute)
         options = self._engine_options(placement, tuple(x.shape[1:]))
         self._batch_size = options.batch_size
         runner = self.cpu_network if self.cpu_network is not None and placement.compute.type == "cpu" else self.model
-        net = window_network(runner, spatial_dims=self.card.spatial_dims,
-                             slice_axis=options.order[0] if options.order else self.card.slice_axis)
-        if self.card.activation == "regression":  # stitch (and TTA-average) the signed map, not the logits
-            net = _signed_output(net, self.output_activation)
-        return sliding_window_labels(x, net, channels=self.card.out_channels, activation=self.card.activation,
-                                     options=options, progress=progress)
+        return segment(runner, self.card, x, options, head=self.head, progress=progress)
 
     def _restore(self, result: StitchResult, model_affine, shape, input_affine, spatial):
         if spatial == 2:  # 2D images are not resampled: the model grid is the input grid
@@ -281,6 +255,7 @@ class Predictor:
     def _restore_soft(self, result: StitchResult, model_affine, shape, input_affine, spatial):
         """Regression models: labels = the soft map thresholded on the input grid (and the map, if kept)."""
         soft = result.probabilities
+        assert soft is not None, "a soft-output head always keeps its map"
         if spatial == 2:  # no resampling: the stitcher's labels are the thresholded float16 map
             return result.labels[..., 0], (soft[..., 0].float() if self.save_soft else None)
         decide = functools.partial(threshold_labels, threshold=self.threshold, dtype=result.labels.dtype)
@@ -288,32 +263,21 @@ class Predictor:
                             label_dtype=result.labels.dtype, keep=self.save_soft)
 
 
-def _signed_output(net: Callable[[torch.Tensor], torch.Tensor], activation: str):
-    def run(x: torch.Tensor) -> torch.Tensor:
-        return sauna_activation(net(x), activation)
-
-    return run
-
-
-def _output_options(card: ModelCard, options: PredictOptions) -> tuple[float, bool, str]:
-    """Resolve (threshold, save_soft, output activation) from the options and the card's ``sauna`` entry."""
-    sauna = dict(card.postprocess.get("sauna") or {})
-    if options.threshold is not None and card.activation == "softmax":
+def _output_options(head: OutputHead, options: PredictOptions) -> tuple[float, bool]:
+    """Resolve (threshold, save_soft) from the options and the card (through its head)."""
+    card = head.card
+    if options.threshold is not None and not head.uses_threshold:
         raise MedsegError(f"--threshold applies to sigmoid and regression (SAUNA) models; {card.name} is a "
-                          "softmax model (its labels are the argmax)", hint="drop --threshold")
-    threshold = float(sauna.get("threshold", 0.5) if options.threshold is None else options.threshold)
+                          f"{card.activation} model (its labels are the argmax)", hint="drop --threshold")
+    threshold = float(head.default_threshold if options.threshold is None else options.threshold)
     if not 0.0 < threshold < 1.0:
         raise MedsegError(f"threshold must lie strictly between 0 and 1, got {threshold:g}",
                           hint="it is a foreground probability: 0.5 is the default (for SAUNA: signed output > 0)")
-    save_soft = bool(sauna.get("save_soft", False)) if options.save_soft is None else bool(options.save_soft)
-    if save_soft and card.activation != "regression":
+    save_soft = bool(getattr(head, "save_soft", False)) if options.save_soft is None else bool(options.save_soft)
+    if save_soft and not head.soft_output:
         raise MedsegError(f"--save-soft writes the soft map of regression (SAUNA) models; {card.name} is a "
                           f"{card.activation} model", hint="use --probabilities for its per-class probability maps")
-    if options.probabilities and card.activation == "regression":
+    if options.probabilities and head.soft_output:
         raise MedsegError(f"{card.name} is a regression (SAUNA) model: its soft map replaces probabilities",
                           hint="use --save-soft instead of --probabilities")
-    activation = str(sauna.get("activation", "tanh"))
-    if activation not in ("tanh", "sigmoid"):
-        raise MedsegError(f"{card.name}: unknown SAUNA output activation {activation!r} in the card",
-                          hint="postprocess.sauna.activation must be 'tanh' or 'sigmoid'")
-    return threshold, save_soft, activation
+    return threshold, save_soft

@@ -19,6 +19,7 @@ from medseg.core.log import get_logger
 from medseg.inference.stitcher import CellStitcher, StitchResult
 from medseg.inference.tta import mirrored
 from medseg.inference.windows import GAUSSIAN_FLOOR, WindowGrid, gaussian_weights
+from medseg.models.heads import OutputHead
 
 logger = get_logger(__name__)
 
@@ -105,7 +106,7 @@ def sliding_window_labels(
     net: Callable[[torch.Tensor], torch.Tensor],
     *,
     channels: int,
-    activation: str,
+    activation: OutputHead | str,
     options: EngineOptions,
     progress: ProgressFn | None = None,
 ) -> StitchResult:
@@ -114,8 +115,9 @@ def sliding_window_labels(
     Args:
         image: preprocessed image on the CPU (or already on the compute device).
         net: takes ``(B, C, *roi)`` on ``options.compute_device``, returns ``(B, channels, *roi)`` logits.
-        channels: output channels; activation: ``"softmax"``, ``"sigmoid"`` or ``"regression"`` (``net``
-            then returns the signed map y in [-1, 1], and the result's probabilities are ``(y + 1) / 2``).
+        channels: output channels; activation: the model's :class:`~medseg.models.heads.OutputHead` (or
+            ``"softmax"``, ``"sigmoid"``, ``"regression"``: ``net`` then returns the signed map y in [-1, 1],
+            and the result's probabilities are ``(y + 1) / 2``).
         progress: called as ``progress(windows_done, windows_total)`` after each batch.
     """
     padded, crop = pad_to_roi(image, options.roi)

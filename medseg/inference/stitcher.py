@@ -13,12 +13,14 @@ A sigmoid threshold other than 0.5 compares the weighted logit sums with ``logit
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from medseg.inference.windows import WindowGrid
+from medseg.models.heads import OutputHead, as_head, threshold_labels
+
+__all__ = ["CellStitcher", "StitchResult", "label_dtype", "threshold_labels"]
 
 
 @dataclass
@@ -32,20 +34,8 @@ class StitchResult:
 
 
 def label_dtype(activation: str, channels: int) -> torch.dtype:
-    """The smallest integer dtype holding every label value of a model."""
-    top = channels - 1 if activation == "softmax" else channels
-    return torch.uint8 if top <= 255 else torch.int16
-
-
-def threshold_labels(prob: torch.Tensor, threshold: float, dtype: torch.dtype = torch.uint8) -> torch.Tensor:
-    """Label map from per-class foreground probabilities ``(K, *S)``: ``c + 1`` for the most probable class
-    c where its probability exceeds ``threshold``, else 0 (for K = 1: ``p > threshold``). The rule of
-    :func:`medseg.transforms.sauna.soft_to_mask`, applied to probabilities instead of the signed map."""
-    prob = prob.float()  # compare in float32 (as a float32 soft map file would be): a float16 threshold rounds
-    if prob.shape[0] == 1:
-        return (prob[0] > threshold).to(dtype)
-    best, index = prob.max(dim=0)
-    return torch.where(best > threshold, index + 1, torch.zeros_like(index)).to(dtype)
+    """The smallest integer dtype holding every label value of a model (see :class:`OutputHead`)."""
+    return as_head(activation, channels).label_dtype
 
 
 class CellStitcher:
@@ -54,23 +44,24 @@ class CellStitcher:
     Args:
         grid: the window plan.
         channels: output channels of the model.
-        activation: ``"softmax"`` (label = argmax), ``"sigmoid"`` (label = 1 + best channel above the
-            threshold) or ``"regression"`` (windows carry the signed map y; the soft map is always kept).
+        activation: the model's :class:`~medseg.models.heads.OutputHead` (it turns each finished cell into
+            labels), or an activation name for a generic head: ``"softmax"``, ``"sigmoid"``, ``"regression"``
+            (windows carry the signed map y; the soft map is always kept).
         accum_dtype: float32 or float16 for the cell sums.
         device: where cells live (the GPU, or the CPU when stitching on CPU).
         probabilities: also keep normalised probabilities (needs a weight sum per voxel).
         threshold: foreground probability threshold of sigmoid and regression models.
     """
 
-    def __init__(self, grid: WindowGrid, channels: int, activation: str, *, accum_dtype: torch.dtype,
+    def __init__(self, grid: WindowGrid, channels: int, activation: OutputHead | str, *, accum_dtype: torch.dtype,
                  device: torch.device, probabilities: bool = False, threshold: float = 0.5) -> None:
-        self.grid, self.channels, self.activation = grid, channels, activation
-        probabilities = probabilities or activation == "regression"
-        self.accum_dtype, self.device, self.keep_probabilities = accum_dtype, torch.device(device), probabilities
+        self.grid, self.channels = grid, channels
+        self.head = as_head(activation, channels)
         self.threshold = float(threshold)
-        self._logit_threshold = math.log(self.threshold / (1.0 - self.threshold)) if 0 < self.threshold < 1 else 0.0
-        self.keep_weights = probabilities or (activation == "sigmoid" and self._logit_threshold != 0.0)
-        self.labels = torch.zeros(grid.size, dtype=label_dtype(activation, channels))
+        self.keep_weights = self.head.needs_weights(self.threshold, probabilities)
+        probabilities = probabilities or self.head.kind == "regression"   # its soft map is the output
+        self.accum_dtype, self.device, self.keep_probabilities = accum_dtype, torch.device(device), probabilities
+        self.labels = torch.zeros(grid.size, dtype=self.head.label_dtype)
         self.probabilities = (
             torch.zeros((channels, *grid.size), dtype=torch.float16) if probabilities else None
         )
@@ -118,27 +109,10 @@ class CellStitcher:
         sums = self._cells.pop(cell)
         region = self.grid.cell_slices(cell)
         weight = self._weights.pop(cell) if self.keep_weights else None
-        if self.activation == "regression":  # mean y -> p = (y + 1) / 2, labels from the float16 map kept
-            soft = sums.float().div_(weight.float()).add_(1.0).mul_(0.5).clamp_(0.0, 1.0).to("cpu", torch.float16)
-            self.probabilities[(slice(None), *region)] = soft
-            self.labels[region] = threshold_labels(soft, self.threshold, self.labels.dtype)
-            return
-        self.labels[region] = self._decide(sums, weight).to("cpu", non_blocking=False)
-        if self.probabilities is not None:
-            logits = sums.float().div_(weight.float())
-            probs = torch.softmax(logits, 0) if self.activation == "softmax" else torch.sigmoid(logits)
+        labels, probs = self.head.finalize(sums, weight, self.threshold, self.probabilities is not None)
+        self.labels[region] = labels.to("cpu", self.labels.dtype)
+        if self.probabilities is not None and probs is not None:
             self.probabilities[(slice(None), *region)] = probs.to("cpu", torch.float16)
-
-    def _decide(self, sums: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-        dtype = self.labels.dtype
-        if self.activation == "softmax":
-            return _argmax_channels(sums).to(dtype)
-        best, index = sums.max(dim=0)
-        if self._logit_threshold != 0.0:  # mean logit > logit(t)  <=>  weighted sum > logit(t) x weight sum
-            above = best.float() > weight.float() * self._logit_threshold
-        else:
-            above = best > 0
-        return torch.where(above, index + 1, torch.zeros_like(index)).to(dtype)
 
     def result(self) -> StitchResult:
         """The finished labels; every cell must have been finalised."""
@@ -154,16 +128,3 @@ def _cells_in(ranges: tuple[tuple[int, int], ...]):
         for b in range(b0, b1):
             for c in range(c0, c1):
                 yield (a, b, c)
-
-
-def _argmax_channels(sums: torch.Tensor) -> torch.Tensor:
-    """argmax over dim 0 (first index wins ties); a running max over channels is ~2x faster on CPU."""
-    if sums.device.type != "cpu" or sums.shape[0] <= 2:
-        return sums.argmax(dim=0)
-    best = sums[0].clone()
-    index = torch.zeros(sums.shape[1:], dtype=torch.int16 if sums.shape[0] > 255 else torch.uint8)
-    for c in range(1, sums.shape[0]):
-        better = sums[c] > best
-        torch.where(better, sums[c], best, out=best)
-        index.masked_fill_(better, c)
-    return index

@@ -165,10 +165,15 @@ def resolve(name: str, **overrides: Any) -> tuple[ModelCard, dict[str, Any]]:
     if isinstance(card_changes.get("deep_supervision"), bool):
         card_changes["deep_supervision"] = entry.card.deep_supervision if card_changes["deep_supervision"] else 0
     if card_changes:
+        activation = card_changes.get("activation", card.activation)
         if "out_channels" in card_changes and "labels" not in card_changes:
-            card_changes["labels"] = ("background",) + tuple(
-                f"class_{i}" for i in range(1, card_changes["out_channels"])
-            )
+            n = card_changes["out_channels"]
+            card_changes["labels"] = (tuple(f"class_{i}" for i in range(1, n + 1)) if activation == "sigmoid"
+                                      else ("background",) + tuple(f"class_{i}" for i in range(1, n)))
+        regions = card.postprocess.get("label_values")
+        if regions and "postprocess" not in card_changes and "labels" in card_changes \
+                and set(regions) != set(card_changes["labels"]):   # new outputs: the old regions no longer apply
+            card_changes["postprocess"] = {k: v for k, v in card.postprocess.items() if k != "label_values"}
         if "in_channels" in card_changes and "channel_names" not in card_changes:
             card_changes["channel_names"] = tuple(f"channel_{i}" for i in range(card_changes["in_channels"]))
         card = card.replace(**card_changes)

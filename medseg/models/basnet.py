@@ -57,6 +57,7 @@ class BASNet(nn.Module):
     """Predict module (encoder, bridge, decoder with side outputs) followed by the residual refinement module."""
 
     head_prefixes = ("sides.", "refine.out.")
+    encoder_prefixes = ("inconv.", "stages.")
     stem_keys = ("inconv.0.weight",)
 
     def __init__(self, in_channels: int, *, base: int = 64, layers: Sequence[int] = (3, 4, 6, 3, 3, 3),

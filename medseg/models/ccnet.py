@@ -53,6 +53,7 @@ class CCNet(nn.Module):
     """Backbone -> 3x3 reduce -> recurrent CCA (shared weights, R passes) -> concat with input -> classifier."""
 
     head_prefixes = ("classifier.",)
+    encoder_prefixes = ("backbone.",)
     stem_keys = ("backbone.stem.0.0.weight",)
 
     def __init__(self, in_channels: int, out_channels: int, *, recurrence: int = 2, channels: int = 128,
@@ -81,6 +82,7 @@ class OCRNet(nn.Module):
     """Backbone -> soft object regions -> object representations -> pixel-region relation -> classifier."""
 
     head_prefixes = ("classifier.", "aux_head.3.")
+    encoder_prefixes = ("backbone.",)
     stem_keys = ("backbone.stem.0.0.weight",)
 
     def __init__(self, in_channels: int, out_channels: int, *, channels: int = 128, key_channels: int = 64,

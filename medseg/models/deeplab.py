@@ -43,6 +43,7 @@ class DeepLabV3Plus(nn.Module):
     """Backbone -> ASPP -> decoder with 1/4 low-level features -> logits at the input size."""
 
     head_prefixes = ("classifier.",)
+    encoder_prefixes = ("backbone.",)
     stem_keys = ("backbone.stem.0.0.weight", "backbone.stem.0.weight")
 
     def __init__(self, in_channels: int, out_channels: int, *, backbone: str = "mobilenetv2", output_stride: int = 16,

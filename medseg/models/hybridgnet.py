@@ -124,6 +124,8 @@ class HybridGNet(nn.Module):
         latent: size of the variational latent (64 in the paper).
     """
 
+    encoder_prefixes = ("encoder.",)
+
     def __init__(self, template: GraphTemplate, input_size: tuple[int, int] = (1024, 1024), in_channels: int = 1,
                  width: int = 8, filters: int = 32, K: int = 6, latent: int = 64) -> None:
         super().__init__()

@@ -17,6 +17,7 @@ class SegResNet(_MonaiSegResNet):
     """MONAI SegResNet with the fine-tuning declarations (head / stem tensors)."""
 
     head_prefixes = ("conv_final.",)
+    encoder_prefixes = ("convInit.", "down_layers.")
     stem_keys = ("convInit.conv.weight",)
 
 
@@ -24,6 +25,7 @@ class UNETR(_MonaiUNETR):
     """MONAI UNETR with the fine-tuning declarations (head / stem tensors)."""
 
     head_prefixes = ("out.",)
+    encoder_prefixes = ("vit.",)
     stem_keys = ("vit.patch_embedding.patch_embeddings.weight", "encoder1.layer.conv1.conv.weight",
                  "encoder1.layer.conv3.conv.weight")
 

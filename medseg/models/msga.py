@@ -56,6 +56,7 @@ class GuidedAttentionNet(nn.Module):
     """
 
     head_prefixes = ("coarse_heads.", "refined_heads.")
+    encoder_prefixes = ("backbone.",)
     stem_keys = ("backbone.conv1.weight",)
 
     def __init__(self, dims: int, in_channels: int, out_channels: int, *, layers: Sequence[int] = (3, 4, 23, 3),

@@ -80,6 +80,7 @@ class DynamicUNet(nn.Module):
     """
 
     head_prefixes = ("decoder.seg_layers.",)
+    encoder_prefixes = ("encoder.",)
     stem_keys = ("encoder.stem.conv.weight", "encoder.stages.0.0.conv.weight")
 
     def __init__(self, dims: int, in_channels: int, out_channels: int, plan: UNetPlan, *, residual: bool = False,

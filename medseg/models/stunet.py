@@ -77,6 +77,7 @@ class STUNet(nn.Module):
     """
 
     head_prefixes = ("seg_outputs.",)
+    encoder_prefixes = ("conv_blocks_context.",)
     stem_keys = ("conv_blocks_context.0.0.conv1.weight", "conv_blocks_context.0.0.conv3.weight")
 
     def __init__(

@@ -46,6 +46,7 @@ class SwinUNETR(_MonaiSwinUNETR):
     """MONAI's Swin UNETR with the legacy patch-merging option; parameter names are unchanged."""
 
     head_prefixes = ("out.",)
+    encoder_prefixes = ("swinViT.",)   # the self-supervised pretrained transformer
     stem_keys = ("swinViT.patch_embed.proj.weight", "encoder1.layer.conv1.conv.weight",
                  "encoder1.layer.conv3.conv.weight")
 

@@ -66,3 +66,34 @@ def prepare_finetune(recipe, *, weights_dir: str | PathLike | None = None):
         state, name = read_source_weights(source, weights_dir)
         report = transfer_weights(model, state, source_name=name)
     return data, model, report
+
+
+def finetune_recipe(recipe: str | PathLike | None, *, source: str, data: str | PathLike, model: str | None = None,
+                    epochs: int | None = None, freeze_encoder_epochs: int | None = None,
+                    output: str | PathLike | None = None, overrides: list[str] | None = None):
+    """The resolved recipe of ``medseg finetune``. Precedence, lowest first: the command's defaults (run
+    folder ``runs/finetune_<model>``), the recipe file, the command's flags (``--data``, ``--from``,
+    ``--model``, ``--epochs``, ``--freeze-encoder-epochs``, ``--output``), then the user's ``--set`` values."""
+    import tomllib
+
+    from medseg.training.config import load_recipe
+
+    arch = model or source.partition(".")[0]
+    raw: dict = {}
+    if recipe is not None and Path(recipe).is_file():
+        try:
+            raw = tomllib.loads(Path(recipe).read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError:
+            raw = {}   # load_recipe below reports it with the file's name
+    user = list(overrides or [])
+    defaults = []
+    if "output" not in raw.get("train", {}) and output is None:
+        defaults.append(f"train.output={str(Path('runs') / f'finetune_{arch}')!r}")
+    flags = [f"data.dataset={str(data)!r}", f"finetune.source={source!r}", f"model.name={arch!r}"]
+    if epochs is not None:
+        flags.append(f"train.epochs={int(epochs)}")
+    if freeze_encoder_epochs is not None:
+        flags.append(f"finetune.freeze_encoder_epochs={int(freeze_encoder_epochs)}")
+    if output is not None:
+        flags.append(f"train.output={str(output)!r}")
+    return load_recipe(recipe, [*defaults, *flags, *user])

@@ -1,7 +1,8 @@
 """The training loop: plain PyTorch, MONAI pieces, nnU-Net defaults, resumable, DDP-aware.
 
 ``fit(recipe)`` validates the data, loads and preprocesses the cases once, then trains for
-``epochs x iterations_per_epoch`` patches with Dice+CE (deep supervision where the model has it),
+``epochs x iterations_per_epoch`` patches with the loss its output head picks (Dice+CE for exclusive labels,
+Dice+BCE for sigmoid channels and regions, SAUNA's for soft targets; deep supervision where the model has it),
 validates every ``val_every`` epochs with sliding-window inference, and writes ``last.pt`` every epoch
 and ``best.pt`` on a new best mean validation Dice, atomically.
 """
@@ -19,8 +20,11 @@ import torch
 from torch import nn
 
 from medseg.core.atomic import atomic_write_text
+from medseg.core.card import ModelCard
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
+from medseg.inference.segment import segment_case
+from medseg.models.heads import OutputHead, head_for
 from medseg.training.checkpoint import (
     load_checkpoint,
     rng_state,
@@ -30,7 +34,6 @@ from medseg.training.checkpoint import (
 from medseg.training.config import Recipe
 from medseg.training.distributed import DistContext
 from medseg.training.history import plot_history, write_history
-from medseg.training.losses import DeepSupervisionLoss, DiceCELoss
 from medseg.training.prepare import TrainingData, build_model_for, prepare_data
 from medseg.training.sampling import PatchDataset, build_augmentation
 from medseg.training.sauna_target import target_for
@@ -66,27 +69,26 @@ def build_optimizer(model: nn.Module, recipe: Recipe, lr: float) -> torch.optim.
 
 
 @torch.no_grad()
-def validate(model: nn.Module, cases: list[dict], roi_size, device: torch.device, num_classes: int,
-             decode: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict:
-    """Mean Dice per foreground label over the validation cases (sliding window, Gaussian, overlap 0.5).
-    ``decode`` turns logits into labels (default argmax; SAUNA thresholds its tanh output)."""
-    from monai.inferers import sliding_window_inference
-
+def validate(model: nn.Module, cases: list[dict], card: ModelCard, device: torch.device,
+             head: OutputHead | None = None) -> dict[str, float]:
+    """Mean Dice per scored structure (the head's classes: labels, or BraTS-style regions) over the validation
+    cases, through the prediction engine (Gaussian sliding window, overlap 0.5, no TTA). ``head`` decodes the
+    outputs (default: the card's; SAUNA training passes its threshold-decoding head)."""
+    head = head or head_for(card)
     was_training = model.training
     model.eval()
-    dices = {c: [] for c in range(1, num_classes)}
+    classes = head.classes()
+    dices: dict[str, list[float]] = {name: [] for name, _ in classes}
     for case in cases:
-        image = case["image"][None].to(device)
-        logits = sliding_window_inference(image, roi_size, sw_batch_size=2, predictor=model, overlap=0.5,
-                                          mode="gaussian")
-        pred = (decode(logits) if decode else logits.argmax(1))[0].cpu()
+        pred = segment_case(model, card, case["image"], device=device, head=head).cpu()
         label = case["label"][0]
-        for c in dices:
-            p, g = pred == c, label == c
+        for name, values in classes:
+            keep = torch.tensor(sorted(values))
+            p, g = torch.isin(pred, keep), torch.isin(label, keep)
             denom = int(p.sum() + g.sum())
-            dices[c].append(1.0 if denom == 0 else 2.0 * int((p & g).sum()) / denom)
+            dices[name].append(1.0 if denom == 0 else 2.0 * int((p & g).sum()) / denom)
     model.train(was_training)
-    return {c: float(np.mean(v)) for c, v in dices.items()}
+    return {name: float(np.mean(v)) for name, v in dices.items()}
 
 
 def fit(recipe: Recipe, *, resume: bool = False, data: TrainingData | None = None,
@@ -113,7 +115,7 @@ def fit(recipe: Recipe, *, resume: bool = False, data: TrainingData | None = Non
     device = dist.device
     data = data or prepare_data(recipe)
     model = model if model is not None else build_model_for(recipe, data)
-    card = model.card
+    card: ModelCard = model.card  # type: ignore[assignment]  # every zoo model carries its card
     model.to(device)
     output = Path(t.output)
     if dist.is_main:
@@ -126,7 +128,8 @@ def fit(recipe: Recipe, *, resume: bool = False, data: TrainingData | None = Non
     use_amp = t.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     target = target_for(recipe, card)  # None: hard labels; else the SAUNA soft-label mode
-    loss_fn = target.loss if target else DeepSupervisionLoss(DiceCELoss())
+    head = head_for(card)              # what the outputs mean: loss, decoding, scored classes
+    loss_fn = target.loss if target else head.loss()
     soft_keys = (target.key,) if target else ()
     if target:
         target.prepare(data.train)
@@ -193,10 +196,9 @@ def fit(recipe: Recipe, *, resume: bool = False, data: TrainingData | None = Non
         row = {"epoch": epoch, "lr": lr, "train_loss": float(np.mean(losses)), "seconds": time.time() - started}
         is_val = data.val and ((epoch + 1) % t.val_every == 0 or epoch == t.epochs - 1)
         if is_val and dist.is_main:
-            dice = validate(model, data.val, roi, device, target.num_classes if target else card.out_channels,
-                            decode=target.decode if target else None)
-            for c, value in dice.items():
-                row[f"val_dice_{card.labels[c]}"] = value
+            dice = validate(model, data.val, card, device, head)
+            for name, value in dice.items():
+                row[f"val_dice_{name}"] = value
             row["val_dice"] = float(np.mean(list(dice.values())))
         history.append(row)
         if dist.is_main:
@@ -225,12 +227,17 @@ def fit(recipe: Recipe, *, resume: bool = False, data: TrainingData | None = Non
                      seconds=time.time() - started, history=history)
 
 
+def encoder_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """The parameters under the model class's ``encoder_prefixes`` (what ``--freeze-encoder-epochs`` freezes)."""
+    prefixes = tuple(getattr(model, "encoder_prefixes", ()))
+    return [(k, p) for k, p in model.named_parameters() if prefixes and k.startswith(prefixes)]
+
+
 def _freeze_encoder(model: nn.Module, frozen: bool) -> None:
-    """Freeze/unfreeze the encoder (modules named like an encoder) for fine-tuning warm-up."""
-    encoder = getattr(model, "conv_blocks_context", None) or getattr(model, "encoder", None)
-    if encoder is None:
-        return
-    for p in encoder.parameters():
+    """Freeze/unfreeze the encoder the model declares (``encoder_prefixes``) for fine-tuning warm-up."""
+    params = encoder_parameters(model)
+    if frozen and not params:
+        raise MedsegError(f"{type(model).__name__} declares no encoder_prefixes: its encoder cannot be frozen",
+                          hint="drop --freeze-encoder-epochs (finetune.freeze_encoder_epochs = 0)")
+    for _, p in params:
         p.requires_grad_(not frozen)
-
-

@@ -1,4 +1,6 @@
-"""Training losses: nnU-Net's Dice + cross-entropy, with nnU-Net's deep-supervision weighting."""
+"""Training losses: nnU-Net's Dice + cross-entropy (exclusive labels) and Dice + BCE (sigmoid channels, regions),
+with nnU-Net's deep-supervision weighting. Which one a model trains with is decided by its output head
+(:func:`medseg.models.heads.head_for`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -6,6 +8,10 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from medseg.models.heads import deep_supervision_weights
+
+__all__ = ["DeepSupervisionLoss", "DiceBCELoss", "DiceCELoss", "deep_supervision_weights"]
 
 
 class DiceCELoss(nn.Module):
@@ -34,14 +40,28 @@ class DiceCELoss(nn.Module):
         return ce + (1 - dice.mean())
 
 
-def deep_supervision_weights(n: int) -> list[float]:
-    """nnU-Net's weights: 2^-i, the lowest resolution set to 0, normalised to sum to 1 (n=1 gives [1])."""
-    if n == 1:
-        return [1.0]
-    weights = [2.0 ** -i for i in range(n)]
-    weights[-1] = 0.0
-    total = sum(weights)
-    return [w / total for w in weights]
+class DiceBCELoss(nn.Module):
+    """Binary cross-entropy on each sigmoid channel plus soft Dice per channel (batch Dice, smooth 1e-5), as
+    nnU-Net trains region-based models (every channel counts, there is no background channel).
+
+    ``logits``: (N, K, *S); ``target``: (N, K, *S) in {0, 1} (built by the head from integer labels).
+    """
+
+    def __init__(self, smooth: float = 1e-5, batch_dice: bool = True) -> None:
+        super().__init__()
+        self.smooth = smooth
+        self.batch_dice = batch_dice
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        target = target.to(logits.dtype)
+        bce = F.binary_cross_entropy_with_logits(logits, target)
+        probs = logits.float().sigmoid()
+        target = target.float()
+        dims = (0, *range(2, probs.ndim)) if self.batch_dice else tuple(range(2, probs.ndim))
+        intersection = (probs * target).sum(dims)
+        denominator = probs.sum(dims) + target.sum(dims)
+        dice = (2 * intersection + self.smooth) / (denominator + self.smooth).clamp_min(1e-8)
+        return bce + (1 - dice.mean())
 
 
 class DeepSupervisionLoss(nn.Module):

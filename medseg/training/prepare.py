@@ -67,6 +67,8 @@ def card_for(recipe: Recipe, dataset: Dataset | None, plan: dict | None = None) 
         names = _label_names(recipe, dataset)
         if names and card.activation == "softmax":
             changes.update(labels=names, out_channels=len(names))
+        elif names and card.activation == "sigmoid" and not card.postprocess.get("label_values"):
+            changes.update(labels=names[1:], out_channels=len(names) - 1)   # one sigmoid channel per label
         if len(dataset.channel_names) != card.in_channels or dataset.channel_names != card.channel_names:
             changes.update(in_channels=len(dataset.channel_names), channel_names=tuple(dataset.channel_names))
     p = recipe.plan

@@ -10,7 +10,7 @@ What changes against hard labels (``medseg.training.loop`` asks :func:`target_fo
   :data:`SOFT_KEY`, stored as ``y + 1`` so that zero padding and zero fill in augmentation mean y = -1
   (the official loader's trick); patches and augmentation carry it along (bilinear);
 * the loss: :class:`~medseg.training.sauna_losses.SaunaLoss` (focal-L1 + signed JML) with soft deep
-  supervision; validation thresholds the tanh output.
+  supervision; validation thresholds the tanh output (the card's :class:`~medseg.models.heads.RegressionHead`).
 """
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ import torch
 from medseg.core.card import ModelCard
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
+from medseg.models.heads import TrainLoss
 from medseg.training.config import Recipe, SaunaConfig
-from medseg.training.sauna_losses import SaunaLoss, SoftDeepSupervisionLoss
-from medseg.transforms.sauna import sauna_activation, sauna_soft_label, soft_to_mask
+from medseg.training.sauna_losses import SaunaLoss
+from medseg.transforms.sauna import sauna_soft_label
 
 logger = get_logger(__name__)
 
@@ -33,7 +34,8 @@ TARGETS = ("labels", "sauna")
 
 def sauna_card(card: ModelCard, cfg: SaunaConfig) -> ModelCard:
     """The card of a model trained with SAUNA targets (see the module docstring); idempotent."""
-    post = {**card.postprocess, "sauna": {"threshold": cfg.threshold, "activation": cfg.activation,
+    cleanup = {k: v for k, v in card.postprocess.items() if k not in ("threshold", "label_values")}
+    post = {**cleanup, "sauna": {"threshold": cfg.threshold, "activation": cfg.activation,
                                           "save_soft": cfg.save_soft}}
     if "sauna" in card.postprocess:   # already a SAUNA card (fine-tuning one): only refresh the options
         return card.replace(postprocess=post)
@@ -53,15 +55,11 @@ class SaunaTarget:
     key: str = SOFT_KEY
 
     @property
-    def num_classes(self) -> int:
-        """Label values including the background (what validation loops over)."""
-        return len(self.classes) + 1
-
-    @property
-    def loss(self) -> SoftDeepSupervisionLoss:
+    def loss(self) -> TrainLoss:
+        """SAUNA's loss on any training-mode output (soft deep supervision: area-averaged targets)."""
         c = self.cfg
-        return SoftDeepSupervisionLoss(SaunaLoss(jml_weight=c.jml_weight, alpha=c.alpha, beta=c.beta,
-                                                 pos_weight=c.pos_weight, activation=c.activation))
+        return TrainLoss(SaunaLoss(jml_weight=c.jml_weight, alpha=c.alpha, beta=c.beta,
+                                   pos_weight=c.pos_weight, activation=c.activation), soft=True)
 
     def prepare(self, cases: list[dict]) -> None:
         """Add the (shifted) SAUNA map of each whole case under :data:`SOFT_KEY`, in place; cases that
@@ -78,11 +76,6 @@ class SaunaTarget:
     def batch_target(self, batch: dict) -> torch.Tensor:
         """The loss target of a collated batch: the signed map y in [-1, 1]."""
         return (batch[self.key].float() - 1.0).clamp(-1.0, 1.0)
-
-    def decode(self, logits: torch.Tensor) -> torch.Tensor:
-        """Logits (N, K, *S) -> label map (N, *S), thresholded as prediction does."""
-        soft = sauna_activation(logits, self.cfg.activation)
-        return soft_to_mask(soft, self.cfg.threshold, channel_dim=1).long()
 
 
 def target_for(recipe: Recipe, card: ModelCard) -> SaunaTarget | None:

@@ -127,7 +127,5 @@ def test_bad_options_are_one_line_errors():
     assert "--probabilities" in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(MedsegError, match="use --save-soft"):
         Predictor(sauna_model(), options=_options(probabilities=True))
-    with pytest.raises(MedsegError, match="unknown SAUNA output activation"):
-        model = sauna_model()
-        model.card = model.card.replace(postprocess={"sauna": {"activation": "relu"}})
-        Predictor(model, options=_options())
+    with pytest.raises(MedsegError, match="sauna.activation must be 'tanh' or 'sigmoid'"):  # refused by the card
+        sauna_model().card.replace(postprocess={"sauna": {"activation": "relu"}})

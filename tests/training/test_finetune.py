@@ -4,7 +4,7 @@ import torch
 from medseg.core.errors import MedsegError
 from medseg.models import create_model
 from medseg.training import fit
-from medseg.training.finetune import prepare_finetune, transfer_weights
+from medseg.training.finetune import finetune_recipe, prepare_finetune, transfer_weights
 
 
 def test_every_matching_tensor_is_loaded_and_only_the_heads_reinitialised():
@@ -46,3 +46,38 @@ def test_finetune_from_a_training_checkpoint(tiny_recipe, tmp_path):
     assert all(k.startswith("seg_outputs.") for k in report.reinitialised)
     result = fit(tiny_recipe, data=data, model=model, max_epochs=1)
     assert result.history[0]["lr"] == pytest.approx(tiny_recipe.train.lr * 0.1)
+
+
+def test_recipe_and_set_values_win_over_the_command_defaults(tmp_path):
+    recipe = tmp_path / "ft.toml"
+    recipe.write_text('[train]\noutput = "runs/mine"\nepochs = 7\n[finetune]\nfreeze_encoder_epochs = 2\n')
+    resolved = finetune_recipe(recipe, source="stunet_t.hippocampus", data=tmp_path,
+                               overrides=["train.lr=0.005", "finetune.freeze_encoder_epochs=3"])
+    assert resolved.train.output == "runs/mine" and resolved.train.epochs == 7     # the recipe's, not defaults
+    assert resolved.finetune.freeze_encoder_epochs == 3 and resolved.train.lr == 0.005   # --set wins
+    flags = finetune_recipe(recipe, source="stunet_t.hippocampus", data=tmp_path, epochs=2,
+                            overrides=["train.epochs=4"])
+    assert flags.train.epochs == 4                                                  # --set over --epochs
+    plain = finetune_recipe(None, source="stunet_t.hippocampus", data=tmp_path)
+    assert plain.train.output.endswith("finetune_stunet_t") and plain.finetune.freeze_encoder_epochs == 0
+    assert plain.model.name == "stunet_t" and plain.finetune.source == "stunet_t.hippocampus"
+
+
+def test_the_finetune_command_reads_the_dataset_once(tiny_recipe, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from medseg.cli import main as cli_main
+    from medseg.training import prepare
+
+    tiny_recipe.train.epochs = 1
+    first = fit(tiny_recipe, max_epochs=1)
+    reads = []
+    original = prepare.load_dataset
+    monkeypatch.setattr(prepare, "load_dataset", lambda source: reads.append(source) or original(source))
+    result = CliRunner().invoke(cli_main.app, [
+        "finetune", "--from", str(first.output / "last.pt"), "--model", "stunet_t", "--data", tiny_recipe.data.dataset,
+        "--set", "model.overrides={width = 4}", "--set", "plan.roi_size=[16, 16, 16]", "--set", "train.epochs=1",
+        "--set", "train.iterations_per_epoch=1", "--set", "train.num_workers=0", "--set", "train.threads=1",
+        "--freeze-encoder-epochs", "1", "--output", str(tmp_path / "ft"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert len(reads) == 1 and (tmp_path / "ft" / "last.pt").is_file()

@@ -1,0 +1,81 @@
+"""Attach a CPU runtime (OpenVINO / ONNX Runtime / PyTorch) to a model, guarded per model at run time.
+
+The ``auto`` default (OpenVINO fp32 when ``medseg[cpu]`` is installed) was chosen from STU-Net hippocampus
+measurements (``benchmarks/README.md``, "Fast CPU inference"). Other model families export differently, so
+an ``auto`` choice is not trusted blindly: :class:`GuardedRuntime` also runs PyTorch fp32 on the first
+windows, decodes both with the model's output head and keeps the compiled runtime only if every
+structure's Dice is at least :data:`medseg.backends.guard.GUARD_DICE`; otherwise it warns once and runs
+PyTorch for the rest. An explicitly requested backend (``--backend openvino``) is used as asked.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from medseg.core.card import ModelCard
+from medseg.core.log import get_logger
+from medseg.models.heads import OutputHead, head_for
+
+logger = get_logger(__name__)
+
+GUARD_BATCHES = 4   # at most this many window batches are run twice; stops early once foreground agreed
+
+
+class GuardedRuntime:
+    """A compiled window network checked against PyTorch fp32 on its first windows (see module docstring)."""
+
+    def __init__(self, runtime: Callable[[torch.Tensor], torch.Tensor], model: nn.Module, head: OutputHead) -> None:
+        self.runtime, self.model, self.head = runtime, model, head
+        self.checked, self.trusted, self.min_dice = 0, True, 1.0
+        self.backend = getattr(runtime, "backend", "compiled")
+        self.precision = getattr(runtime, "precision", "fp32")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.trusted:
+            return self._torch(x)
+        out = self.runtime(x)
+        if self.checked < GUARD_BATCHES:
+            self._check(x, out)
+        return out if self.trusted else self._torch(x)
+
+    def _torch(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            out = self.model(x.as_tensor() if hasattr(x, "as_tensor") else x)
+        return (out[0] if isinstance(out, (tuple, list)) else out).float()
+
+    def _check(self, x: torch.Tensor, out: torch.Tensor) -> None:
+        from medseg.backends.guard import GUARD_DICE, compare_label_maps
+
+        reference = self._torch(x)
+        mine, ref = self.head.decode(out.float()), self.head.decode(reference)
+        agreement = compare_label_maps(mine.numpy(), ref.numpy())
+        self.min_dice = min(self.min_dice, agreement.min_dice)
+        self.checked = GUARD_BATCHES if bool((ref > 0).any()) and agreement.passes() else self.checked + 1
+        if not agreement.passes(GUARD_DICE):
+            self.trusted = False
+            logger.warning("%s %s disagrees with PyTorch fp32 on %s (Dice %.4f < %.3f): running PyTorch instead",
+                           self.backend, self.precision, self.head.card.name, agreement.min_dice, GUARD_DICE)
+
+    def describe(self) -> str:
+        state = "guarded" if self.trusted else "failed the guard, PyTorch fp32 used"
+        inner = self.runtime.describe() if hasattr(self.runtime, "describe") else self.backend
+        return f"{inner} [{state}, min Dice {self.min_dice:.4f} on the first windows]"
+
+
+def cpu_runtime(model: nn.Module, card: ModelCard, *, backend: str, precision: str, batch_size: int = 1
+                ) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The CPU window network for ``backend``/``precision`` (None: plain PyTorch, nothing to attach).
+    ``auto`` choices are wrapped in a :class:`GuardedRuntime`."""
+    if backend == "torch" and precision in ("auto", "fp32"):
+        return None
+    from medseg.backends import get_predictor
+
+    runtime = get_predictor(model, backend=backend, precision=precision, roi_size=card.roi_size,
+                            batch_size=batch_size, device="cpu")
+    if getattr(runtime, "backend", "torch") == "torch" and getattr(runtime, "precision", "fp32") == "fp32":
+        return None
+    if backend == "auto" and precision == "auto":
+        return GuardedRuntime(runtime, model, head_for(card))
+    return runtime
