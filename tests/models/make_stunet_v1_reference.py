@@ -29,9 +29,9 @@ from pathlib import Path
 
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # nnU-Net v1 predates weights_only loading
 
-import nibabel as nib  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import nibabel as nib
+import numpy as np
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = Path(__file__).resolve().parent / "data" / "stunet_v1"
@@ -74,7 +74,7 @@ def register_tiny_trainer():
     from nnunet.training.network_training import STUNetTrainer as module
     from nnunet.utilities.nd_softmax import softmax_helper
 
-    class STUNetTrainer_tiny(module.STUNetTrainer):  # noqa: N801 - v1 looks trainers up by this name
+    class STUNetTrainer_tiny(module.STUNetTrainer):  # v1 looks trainers up by this name
         def initialize_network(self):
             self.network = STUNet(self.num_input_channels, self.num_classes, depth=[1] * 6, dims=DIMS,
                                   pool_op_kernel_sizes=self.net_num_pool_op_kernel_sizes,
@@ -145,8 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     for case, shape in CASES.items():
         scans.append(out / f"{case}_0000.nii.gz")
         nib.save(nib.Nifti1Image(phantom(shape), np.diag([SPACING, SPACING, SPACING, 1.0])), scans[-1])
-        for tta in outputs:
-            outputs[tta].append(str(out / f"{case}_v1_{'tta' if tta else 'no_tta'}.nii.gz"))
+        for tta, names in outputs.items():
+            names.append(str(out / f"{case}_v1_{'tta' if tta else 'no_tta'}.nii.gz"))
     for tta, names in outputs.items():
         predict_cases(str(out / "model"), [[str(s)] for s in scans], names, [0], save_npz=False,
                       num_threads_preprocessing=1, num_threads_nifti_save=1, do_tta=tta,
