@@ -88,7 +88,10 @@ def show_cmd(
     import inspect
 
     from medseg.models import get_card, get_entry
+    from medseg.nnunet.cli import show_card
 
+    if show_card(name, as_json):
+        return
     card = get_card(name)
     info = card.to_dict()
     info["params"] = _params(name)
@@ -143,6 +146,24 @@ def import_cmd(
 
     dest, digest = import_weights(name, file, tag=tag, weights_dir=weights_dir)
     typer.echo(f"imported {file} -> {dest}\nsha256 {digest}")
+
+
+@models_app.command("import-folder")
+def import_folder_cmd(
+    path: Path = typer.Argument(..., help="An nnU-Net v2 result folder (Trainer__Plans__configuration)."),
+    name: str = typer.Option(None, "--name", help="Name to register it under (default: DATASET_configuration)."),
+    checkpoint_name: str = typer.Option(None, "--checkpoint-name", help="Fold file (default checkpoint_final.pth)."),
+    weights_dir: Path = typer.Option(None, "--weights-dir", help="Where the card goes (default ~/.cache/medseg/weights)."),
+) -> None:
+    """Register an nnU-Net v2 result folder: a card from dataset.json/plans.json, each fold's sha256 pinned.
+
+    Examples:
+      medseg models import-folder nnUNet_results/Dataset004_Hippocampus/nnUNetTrainer__nnUNetPlans__3d_fullres --name hippo
+      medseg predict scan.nii.gz --model hippo --exact
+    """
+    from medseg.nnunet.cli import import_command
+
+    import_command(path, name, checkpoint_name, weights_dir)
 
 
 @models_app.command("hash")

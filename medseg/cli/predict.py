@@ -44,6 +44,12 @@ def predict(
     backend: str = typer.Option("auto", "--backend", help="CPU windows: auto (OpenVINO fp32 when medseg[cpu] is "
                                 "installed, else torch), torch, openvino or onnxruntime."),
     precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16 (CPU; --fast picks bf16) or fp16 (CUDA)."),
+    folds: str | None = typer.Option(None, "--folds", help="nnU-Net folders: folds to ensemble, e.g. 0,1 "
+                                     "(default: every fold present)."),
+    checkpoint_name: str | None = typer.Option(None, "--checkpoint-name", help="nnU-Net folders: the fold file "
+                                               "(default checkpoint_final.pth)."),
+    exact: bool = typer.Option(False, "--exact", help="nnU-Net folders: nnU-Net's own arithmetic (float16 "
+                               "stitching, logits resampled back), the same labels as nnUNetv2_predict."),
 ) -> None:
     """Segment scans. Outputs: label map (+ JSON provenance sidecar), optional stats and probabilities.
 
@@ -55,11 +61,18 @@ def predict(
       medseg predict scans/ -o segs/ --backend torch --precision fp32     # plain PyTorch on the CPU
       medseg predict scan.nii.gz --model stunet_t --checkpoint runs/sauna/best.pt --threshold 0.6 --save-soft
       medseg predict ct.nii.gz -o seg.nii.gz --model cascade.pancreas_ct  # two-stage coarse-to-fine cascade
+      medseg predict case_0000.nii.gz --model nnUNet_results/Dataset004_Hippocampus/nnUNetTrainer__nnUNetPlans__3d_fullres --exact
     """
     from medseg import api
     from medseg.cli._predict_view import PredictProgress, print_summary
     from medseg.core.errors import MedsegError
+    from medseg.nnunet.cli import is_nnunet_model, predict_command, reject_nnunet_options
 
+    if is_nnunet_model(model):
+        predict_command(model, inputs, output, folds=folds, checkpoint_name=checkpoint_name, exact=exact,
+                        tta=False if fast else tta, threads=threads)
+        return
+    reject_nnunet_options(folds, checkpoint_name, exact)
     if output_type not in ("multilabel", "per-class"):
         raise MedsegError(f"unknown --output-type {output_type!r}", hint="use multilabel or per-class")
     if no_postprocess and (keep_largest or remove_islands or fill_holes):

@@ -18,7 +18,7 @@ from torch import nn
 from medseg.core.log import get_logger
 from medseg.inference.stitcher import CellStitcher, StitchResult
 from medseg.inference.tta import mirrored
-from medseg.inference.windows import WindowGrid, gaussian_weights
+from medseg.inference.windows import GAUSSIAN_FLOOR, WindowGrid, gaussian_weights
 
 logger = get_logger(__name__)
 
@@ -124,7 +124,7 @@ def sliding_window_labels(
     accum = choose_accumulation(options, grid, channels)
     stitcher = CellStitcher(grid, channels, activation, accum_dtype=accum, device=stitch,
                             probabilities=options.probabilities, threshold=options.threshold)
-    gauss = gaussian_weights(options.roi, stitch)
+    gauss = gaussian_weights(options.roi, stitch, floor=GAUSSIAN_FLOOR if accum == torch.float16 else 0.0)
     source = padded.to(compute) if compute.type != "cpu" else padded
     total = len(grid.windows)
     logger.debug("%d windows of %s over %s, batch %d, accumulate %s on %s", total, options.roi,

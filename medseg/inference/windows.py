@@ -3,7 +3,8 @@
 Windows follow nnU-Net's placement: along each axis ``ceil((size - roi) / step) + 1`` windows evenly spread
 so the first starts at 0 and the last ends at ``size`` (step = roi * (1 - overlap)). The volume is cut
 into *cells* at every window boundary; a cell receives contributions from a fixed set of windows and is
-final (can be turned into labels and freed) as soon as the last of them has run.
+final (can be turned into labels and freed) as soon as the last of them has run. Windows are weighted
+with nnU-Net's own Gaussian map (see :func:`gaussian_weights`).
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-GAUSSIAN_SIGMA = 0.125    # sigma = roi / 8 (nnU-Net, MONAI sigma_scale)
-GAUSSIAN_FLOOR = 1e-3     # keeps border weights representable in float16 accumulation
+GAUSSIAN_SIGMA = 0.125    # sigma = roi / 8 (nnU-Net)
+GAUSSIAN_FLOOR = 1e-3     # floor of the weights when cells accumulate in float16
 
 
 def window_starts(size: int, roi: int, overlap: float) -> list[int]:
@@ -33,22 +34,31 @@ def window_starts(size: int, roi: int, overlap: float) -> list[int]:
 
 
 @lru_cache(maxsize=8)
-def _gaussian_cpu(roi: tuple[int, ...]) -> torch.Tensor:
-    weights = None
-    for n in roi:
-        if n == 1:
-            axis = np.ones(1)
-        else:
-            centre, sigma = (n - 1) / 2.0, max(n * GAUSSIAN_SIGMA, 1e-6)
-            axis = np.exp(-0.5 * ((np.arange(n) - centre) / sigma) ** 2)
-        weights = axis if weights is None else np.multiply.outer(weights, axis)
-    weights = weights / weights.max()
-    return torch.from_numpy(np.maximum(weights, GAUSSIAN_FLOOR).astype(np.float32))
+def _gaussian_cpu(roi: tuple[int, ...], floor: float) -> torch.Tensor:
+    # nnU-Net v2's compute_gaussian: a unit impulse at roi // 2 filtered with sigma roi / 8 (scipy truncates
+    # at 4 sigma), scaled to a maximum of 10 and rounded to float16, zeros replaced by the smallest non-zero
+    # value. Using the same map (not a centred analytic Gaussian) is what makes the engine's labels agree
+    # with nnU-Net's: the analytic one shifts the peak by half a voxel on even sizes and never truncates.
+    from scipy.ndimage import gaussian_filter
+
+    impulse = np.zeros(roi)
+    impulse[tuple(n // 2 for n in roi)] = 1.0
+    g = gaussian_filter(impulse, [n * GAUSSIAN_SIGMA for n in roi], 0, mode="constant", cval=0)
+    g16 = torch.from_numpy(g / (g.max() / 10.0)).to(torch.float16)
+    zero = g16 == 0
+    if zero.any():
+        g16[zero] = g16[~zero].min()
+    weights = g16.float() / 10.0
+    return weights.clamp_min_(floor) if floor > 0 else weights
 
 
-def gaussian_weights(roi: Sequence[int], device: torch.device | str = "cpu") -> torch.Tensor:
-    """Separable Gaussian importance map of shape ``roi`` (max 1, floor ``GAUSSIAN_FLOOR``)."""
-    return _gaussian_cpu(tuple(int(r) for r in roi)).to(device)
+def gaussian_weights(roi: Sequence[int], device: torch.device | str = "cpu", floor: float = 0.0) -> torch.Tensor:
+    """nnU-Net's Gaussian importance map of shape ``roi`` divided by its maximum (so max 1), float32.
+
+    ``floor`` (e.g. ``GAUSSIAN_FLOOR`` for float16 accumulation) raises the smallest weights so window
+    corners still carry a representable vote.
+    """
+    return _gaussian_cpu(tuple(int(r) for r in roi), float(floor)).to(device)
 
 
 @dataclass

@@ -38,7 +38,17 @@ def test_every_cell_is_finalised_once_after_its_last_window():
 
 
 def test_gaussian_is_peaked_and_floored():
-    g = gaussian_weights((9, 16, 1))
+    g = gaussian_weights((9, 16, 1), floor=GAUSSIAN_FLOOR)
     assert g.shape == (9, 16, 1)
     assert float(g.max()) == 1.0 and float(g.min()) >= GAUSSIAN_FLOOR
     assert float(g[4, 7, 0]) > float(g[0, 0, 0])
+
+
+def test_gaussian_peaks_where_nnunet_puts_it():
+    # nnU-Net filters an impulse at roi // 2: on an even size the peak is at n // 2, not between two voxels,
+    # and weights beyond 4 sigma take the smallest non-zero value instead of the analytic tail
+    g = gaussian_weights((16, 9, 12))
+    assert tuple(int(i) for i in torch.nonzero(g == g.max())[0]) == (8, 4, 6)
+    assert float(g[8, 4, 6]) == 1.0 and float(g[7, 4, 6]) == float(g[9, 4, 6]) < 1.0
+    assert float(g[0, 4, 6]) < float(g[15, 4, 6])  # 8 voxels from the peak vs 7
+    assert float(g.min()) > 0

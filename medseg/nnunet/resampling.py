@@ -1,0 +1,79 @@
+"""nnU-Net v2's resampling rule, reimplemented with scikit-image and scipy.
+
+Third-order spline (``skimage.transform.resize``, mode ``edge``, no anti-aliasing) for images, first order
+for logits at export; when the spacing ratio exceeds ``ANISO_THRESHOLD`` along one axis, each slice is
+resized in-plane first, then that coarse axis is resampled with ``order_z`` (0: nearest) through
+``scipy.ndimage.map_coordinates`` (align-corners-false coordinates, mode ``nearest``).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.ndimage import map_coordinates
+from skimage.transform import resize
+
+ANISO_THRESHOLD = 3.0
+
+
+def new_shape(shape: Sequence[int], spacing: Sequence[float], target: Sequence[float]) -> list[int]:
+    """Shape after resampling from ``spacing`` to ``target`` (Python rounding, as nnU-Net)."""
+    return [round(s / t * n) for s, t, n in zip(spacing, target, shape)]
+
+
+def _coarse_axis(spacing: Sequence[float]) -> int | None:
+    spacing = np.asarray(spacing, dtype=float)
+    if spacing.max() / spacing.min() <= ANISO_THRESHOLD:
+        return None
+    axes = np.where(spacing.max() / spacing == 1)[0]
+    return int(axes[0]) if len(axes) == 1 else None
+
+
+def separate_axis(current: Sequence[float], target: Sequence[float], force: bool | None = None) -> int | None:
+    """The axis resampled on its own (nnU-Net's ``determine_do_sep_z_and_axis``), or None."""
+    if force is not None:
+        if not force:
+            return None
+        spacing = np.asarray(current, dtype=float)
+        axes = np.where(spacing.max() / spacing == 1)[0]
+        return int(axes[0]) if len(axes) == 1 else None
+    axis = _coarse_axis(current)
+    return axis if axis is not None else _coarse_axis(target)
+
+
+def resample(data: np.ndarray, shape: Sequence[int], current: Sequence[float], target: Sequence[float], *,
+             order: int = 3, order_z: int = 0, force_separate_z: bool | None = False,
+             dtype: np.dtype | None = None) -> np.ndarray:
+    """Resample ``(C, *spatial)`` to ``shape`` (the rule of nnU-Net's ``resample_data_or_seg``, not for labels).
+
+    Returns ``data`` itself when the shape does not change; otherwise an array of ``dtype`` (default: the
+    input's), computed in float64 as nnU-Net does.
+    """
+    shape = np.asarray([int(s) for s in shape])
+    old = np.asarray(data.shape[1:])
+    dtype = data.dtype if dtype is None else dtype
+    if np.all(old == shape):
+        return data
+    axis = separate_axis(current, target, force_separate_z)
+    out = np.zeros((data.shape[0], *shape), dtype=dtype)
+    work = data.astype(float, copy=False)
+    kwargs = {"mode": "edge", "anti_aliasing": False}
+    for c in range(data.shape[0]):
+        if axis is None:
+            out[c] = resize(work[c], shape, order, **kwargs)
+            continue
+        plane = [s for a, s in enumerate(shape) if a != axis]
+        tmp_shape = shape.copy()
+        tmp_shape[axis] = old[axis]
+        tmp = np.zeros(tmp_shape)
+        for k in range(old[axis]):
+            index = [slice(None)] * 3
+            index[axis] = k
+            tmp[tuple(index)] = resize(work[c][tuple(index)], plane, order, **kwargs)
+        if old[axis] == shape[axis]:
+            out[c] = tmp
+            continue
+        grids = np.mgrid[:shape[0], :shape[1], :shape[2]].astype(float)
+        coords = [float(o) / n * (g + 0.5) - 0.5 for o, n, g in zip(tmp.shape, shape, grids)]
+        out[c] = map_coordinates(tmp, np.array(coords), order=order_z, mode="nearest")
+    return out
