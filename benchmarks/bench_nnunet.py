@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 EXAMPLE_CT = DATA / "totalsegmentator_example" / "aorta_ct_1p5mm" / "ct_cropped.nii.gz"
 ARMS = ("nnunet", "medseg_torch_fp32", "medseg_default")
+OPTIONAL_ARMS = ("medseg_exact",)  # --arms ...,medseg_exact: nnU-Net's own arithmetic inside medseg
 
 
 # ---- result folders (run inside the peer python: needs torch + dynamic_network_architectures) -----------
@@ -205,6 +206,7 @@ def run_case(name: str, folder: Path, scan: Path, work: Path, args, est_gb: dict
         "medseg_torch_fp32": [*medseg, "-o", str(work / f"{name}_medseg_torch_fp32" / "case.nii.gz"),
                               "--backend", "torch", "--precision", "fp32"],
         "medseg_default": [*medseg, "-o", str(work / f"{name}_medseg_default" / "case.nii.gz")],
+        "medseg_exact": [*medseg, "-o", str(work / f"{name}_medseg_exact" / "case.nii.gz"), "--exact"],
     }
     results = {}
     for arm in args.arms:
@@ -218,8 +220,8 @@ def run_case(name: str, folder: Path, scan: Path, work: Path, args, est_gb: dict
         print(f"[{name}] {arm}: {r['seconds']:.1f} s, peak memory {r['peak_rss_mb']:.0f} MB (largest process "
               f"{r['largest_process_rss_mb']:.0f} MB), rc {r['rc']}"
               + ("" if r["rc"] == 0 else f" ({r['last_line']})"), flush=True)
-    reference = work / f"{name}_nnunet" / "case.nii.gz"
-    for arm in ARMS[1:]:
+    reference = work / f"{name}_nnunet" / "case.nii.gz"  # nnUNetv2 names outputs by case
+    for arm in (*ARMS[1:], *OPTIONAL_ARMS):
         if arm in results and results[arm].get("rc") == 0:
             results[arm]["dice_vs_nnunet"] = mean_dice(work / f"{name}_{arm}" / "case.nii.gz", reference)
     return results
@@ -239,7 +241,7 @@ def report(all_results: dict) -> None:
             t = f"{r['seconds'] / base['seconds']:.2f}x" if ok else "n/a"
             m = f"{r['peak_rss_mb'] / base['peak_rss_mb']:.2f}x" if ok else "n/a"
             dice = r.get("dice_vs_nnunet")
-            print(f"| {case} | {arm} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} | {r['largest_process_rss_mb']:.0f} "
+            print(f"| {case} | {arm} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} | {r.get('largest_process_rss_mb', 0):.0f} "
                   f"| {t} | {m} | "
                   f"{'' if dice is None else f'{dice:.4f}'} |")
 
@@ -266,7 +268,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"work folder: {work}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
     specs = {"i": ("Dataset901_CT3dFullres", "32,64,128,256,320,320", 6),
              "ii": ("Dataset902_CT105", "8,16,32,64,128,128", 105)}
-    all_results = {}
+    saved = work / "results.json"  # arms measured by an earlier run in the same work folder are kept
+    all_results = json.loads(saved.read_text()) if saved.is_file() else {}
     for case in [c for c in args.cases.split(",") if c]:
         name, features, classes = specs[case]
         folder = work / name / "nnUNetTrainer__nnUNetPlans__3d_fullres"
@@ -287,9 +290,9 @@ def main(argv: list[str] | None = None) -> None:
         est = {"nnunet": classes * voxels * 10 / 1e9}
         print(f"case {case}: {scan.name}, {classes} classes, nnU-Net memory estimate {est['nnunet']:.1f} GB",
               flush=True)
-        all_results[case] = run_case(case, folder, scan, work, args, est)
+        all_results.setdefault(case, {}).update(run_case(case, folder, scan, work, args, est))
+        saved.write_text(json.dumps(all_results, indent=1))
     report(all_results)
-    (work / "results.json").write_text(json.dumps(all_results, indent=1))
 
 
 if __name__ == "__main__":
