@@ -3,9 +3,10 @@
 ``exact=True`` reproduces ``nnUNetv2_predict``: float16 stitching one window at a time, folds averaged in
 float16 logits, logits resampled back (order 1) before argmax. The default runs the same network, windows,
 Gaussian and mirroring through medseg's batched, memory-bounded engine (float32 cell sums, labels decided per
-cell, folds averaged per window in float32) and maps the labels back to the input grid nearest-neighbour when
-the model spacing differs from the scan's: it needs no full-volume logits, so it stays within memory for
-100+ class models, at the cost of small boundary differences (measured in docs/nnunet.md).
+cell, folds averaged per window in float32). When the model spacing differs from the scan's, it resamples the
+log of the stitched float16 probabilities (equal to the logits up to a per-voxel constant, so the argmax of
+the order-1 resampling is the same as for logits) while they fit ``PROBABILITY_BUDGET``; above it (100+
+classes on large scans) the labels are mapped back nearest-neighbour, with no full-volume probabilities.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
 from medseg.nnunet.checkpoint import Fold, load_fold, strict_load
-from medseg.nnunet.export import labels_to_sitk, logits_to_cropped_labels, uncrop
+from medseg.nnunet.export import labels_to_sitk, logits_to_cropped_labels, model_spacing, uncrop
 from medseg.nnunet.folder import (
     DEFAULT_CHECKPOINT,
     NnUNetFolder,
@@ -30,9 +31,14 @@ from medseg.nnunet.folder import (
 from medseg.nnunet.labels import Labels, read_labels
 from medseg.nnunet.network import NnUNetNetwork, build_network
 from medseg.nnunet.preprocessing import Case, check_plans, preprocess
+from medseg.nnunet.resampling import resample
 from medseg.nnunet.sliding import predict_logits
 
 logger = get_logger(__name__)
+
+# float16 probabilities on the model grid kept by the default path when the scan needs resampling back;
+# above this (many classes, large scans) labels are mapped back nearest-neighbour instead
+PROBABILITY_BUDGET = 2 << 30
 
 
 @dataclass
@@ -110,6 +116,7 @@ class NnUNetModel:
         seg = uncrop(cropped, case, self.folder.plans, len(self.labels.output_values) - 1)
         return labels_to_sitk(seg, case)
 
+    @torch.inference_mode()
     def _exact(self, case: Case, axes) -> np.ndarray:
         data = torch.from_numpy(case.data)
         total = None
@@ -120,6 +127,7 @@ class NnUNetModel:
             total /= len(self.networks)
         return logits_to_cropped_labels(total, case, self.config, self.labels)
 
+    @torch.inference_mode()
     def _engine(self, case: Case, axes, batch_size: int, progress) -> np.ndarray:
         from medseg.inference.sliding_window import (
             EngineOptions,
@@ -140,18 +148,28 @@ class NnUNetModel:
         net = window_network(ensemble, spatial_dims=2 if two_d else 3, slice_axis=0)
         mirror = tuple(a + 1 for a in axes) if (axes and two_d) else tuple(axes or ())
         activation = "sigmoid" if self.labels.has_regions else "softmax"
-        options = EngineOptions(roi=roi, overlap=0.5, mirror_axes=mirror, batch_size=batch_size,
-                                probabilities=self.labels.has_regions)
+        resampled = tuple(case.data.shape[1:]) != tuple(case.shape_after_cropping)
+        keep = self.labels.has_regions or (
+            resampled and self.labels.num_heads * case.data[0].size * 2 <= PROBABILITY_BUDGET)
+        options = EngineOptions(roi=roi, overlap=0.5, mirror_axes=mirror, batch_size=batch_size, probabilities=keep)
         result = sliding_window_labels(torch.from_numpy(case.data), net, channels=self.labels.num_heads,
                                        activation=activation, options=options, progress=progress)
-        if self.labels.has_regions:
-            prob = result.probabilities.float()
-            labels = torch.zeros(prob.shape[1:], dtype=torch.int16)
+        if keep:  # back to logits (up to a per-voxel constant), resampled with nnU-Net's order-1 rule, decided
+            prob = result.probabilities.float().clamp_(1e-7, 1.0)
+            logits = torch.log(prob) if not self.labels.has_regions else torch.log(prob / (1 - prob).clamp_(1e-7))
+            if resampled:
+                kwargs = dict(self.config.get("resampling_fn_probabilities_kwargs", {}))
+                kwargs.pop("is_seg", None)
+                logits = torch.from_numpy(resample(logits.numpy(), case.shape_after_cropping,
+                                                   model_spacing(self.config, case), case.spacing, **kwargs))
+            if not self.labels.has_regions:
+                return logits.argmax(0).numpy().astype(np.int16)
+            labels = torch.zeros(logits.shape[1:], dtype=torch.int16)
             for i, value in enumerate(self.labels.regions_class_order):
-                labels[prob[i] > 0.5] = value
-        else:
-            labels = result.labels
-        if tuple(labels.shape) != tuple(case.shape_after_cropping):
+                labels[logits[i] > 0] = value
+            return labels.numpy()
+        labels = result.labels
+        if resampled:  # many classes: labels mapped back nearest-neighbour, no full-volume probabilities
             labels = F.interpolate(labels[None, None].float(), size=case.shape_after_cropping,
                                    mode="nearest-exact")[0, 0]
         return labels.numpy().astype(np.int16)

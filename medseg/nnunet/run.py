@@ -130,6 +130,14 @@ def predict_folder_model(model_ref: str, inputs: Sequence[Path], output: Path | 
     model = NnUNetModel.load(path, folds=folds, checkpoint_name=checkpoint_name or DEFAULT_CHECKPOINT, pins=pins)
     cases = group_cases(list(inputs), model.folder.channel_names)
     targets = output_paths(cases, output)
+    for files in cases.values():  # every header readable before anything is written
+        for f in files:
+            reader = sitk.ImageFileReader()
+            reader.SetFileName(str(f))
+            try:
+                reader.ReadImageInformation()
+            except RuntimeError as exc:
+                raise MedsegError(f"cannot read image ({str(exc).strip().splitlines()[-1][:160]})", path=f) from exc
     summary = RunSummary()
     for case, files in cases.items():
         image = model.predict(files, exact=exact, tta=tta)

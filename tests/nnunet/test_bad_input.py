@@ -110,3 +110,12 @@ def test_a_fold_file_with_code_in_it_is_not_unpickled(tmp_path, unsafe):
     code, out = _predict(write_scan(tmp_path / "scan.nii.gz"), "--model", folder)
     _assert_refused(code, out, "checkpoint_final.pth")
     assert not (tmp_path / "pwned").exists()
+
+
+def test_an_unreadable_case_stops_the_run_before_anything_is_written(tmp_path):
+    folder = make_folder(tmp_path / "r")
+    write_scan(tmp_path / "in" / "a_0000.nii.gz")
+    (tmp_path / "in" / "b_0000.nii.gz").write_bytes(b"not an image")
+    code, out = _predict(tmp_path / "in", "--model", folder, "-o", tmp_path / "out", "--no-tta")
+    _assert_refused(code, out, "b_0000.nii.gz")
+    assert not (tmp_path / "out").exists()

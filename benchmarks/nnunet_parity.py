@@ -1,0 +1,64 @@
+"""Agreement of ``medseg`` with ``nnUNetv2_predict`` on the committed tiny nnU-Net v2 fixtures.
+
+For every fixture (tests/nnunet/fixtures, made by tests/nnunet/make_fixtures.py) and held-out case: the voxel
+agreement of ``--exact`` and of the default engine path with nnU-Net's saved labels, the default path's
+per-class Dice, and both wall times (one torch thread). Needs no nnunetv2::
+
+    PYTHONPATH=$PWD python benchmarks/nnunet_parity.py [--only hippo_3d,aniso]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from medseg.nnunet.predictor import NnUNetModel
+from tests.nnunet._fixtures import (
+    FIXTURES,
+    cases,
+    dice_per_class,
+    fixture_names,
+    inputs,
+    read,
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(fixture_names()))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    names = args.only.split(",")
+    runs = [(name, ["0"], "expected") for name in names]
+    if "hippo_3d" in names:
+        runs.append(("hippo_3d", ["0", "1"], "expected_f01"))
+    for name, folds, tag in runs:
+        model = NnUNetModel.load(FIXTURES / name / "model", folds=folds)
+        for case in cases(name):
+            expected = read(FIXTURES / name / tag / f"{case}.nii.gz")
+            t = time.perf_counter()
+            exact = sitk.GetArrayFromImage(model.predict(inputs(name, case), exact=True))
+            t_exact = time.perf_counter() - t
+            t = time.perf_counter()
+            default = sitk.GetArrayFromImage(model.predict(inputs(name, case), exact=False))
+            t_default = time.perf_counter() - t
+            print(json.dumps({
+                "fixture": name, "folds": ",".join(folds), "case": case,
+                "label_voxels": np.bincount(expected.ravel()).tolist(),
+                "exact_agreement": round(float((exact == expected).mean()), 6),
+                "default_agreement": round(float((default == expected).mean()), 6),
+                "default_dice": {c: round(d, 4) for c, d in dice_per_class(default, expected).items()},
+                "exact_s": round(t_exact, 2), "default_s": round(t_default, 2)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Live check against nnunetv2 itself (run from an environment that has it, e.g. a private venv)::
+
+    PYTHONPATH=$PWD /work/venv-nnunet/bin/python -m pytest -m peer tests/nnunet/test_peer.py
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import SimpleITK as sitk
+
+from medseg.nnunet.predictor import NnUNetModel
+from tests.nnunet._fixtures import FIXTURES, fixture_names, inputs, read
+
+pytestmark = [pytest.mark.peer, pytest.mark.slow,
+              pytest.mark.skipif(importlib.util.find_spec("nnunetv2") is None, reason="nnunetv2 not importable")]
+
+
+@pytest.mark.parametrize("name", [n for n in ("hippo_3d", "aniso") if n in fixture_names()])
+def test_nnunetv2_predict_live_gives_our_exact_labels(tmp_path, name):
+    case = "hippocampus_033"
+    src = tmp_path / "in"
+    src.mkdir()
+    for f in inputs(name, case):
+        (src / f.name).write_bytes(f.read_bytes())
+    code = (
+        "import sys, torch\n"
+        "from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor\n"
+        "p = nnUNetPredictor(tile_step_size=0.5, device=torch.device('cpu'), allow_tqdm=False)\n"
+        "p.initialize_from_trained_model_folder(sys.argv[1], use_folds=(0,))\n"
+        "p.predict_from_files(sys.argv[2], sys.argv[3], num_processes_preprocessing=1,\n"
+        "                     num_processes_segmentation_export=1)\n")
+    env = {**os.environ, "nnUNet_raw": str(tmp_path), "nnUNet_preprocessed": str(tmp_path),
+           "nnUNet_results": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", code, str(FIXTURES / name / "model"), str(src), str(tmp_path / "out")],
+                   check=True, env=env, capture_output=True)
+    theirs = read(tmp_path / "out" / f"{case}.nii.gz")
+    ours = sitk.GetArrayFromImage(NnUNetModel.load(FIXTURES / name / "model", folds=["0"])
+                                  .predict(inputs(name, case), exact=True))
+    assert (ours == theirs).all()
+    assert (theirs == read(Path(FIXTURES / name / "expected" / f"{case}.nii.gz"))).all()  # the fixture is current
