@@ -48,6 +48,7 @@ class Predictor:
     precision: str
     reason: str
     cache_path: Path | None = None
+    threads: int | None = None           # CPU threads of a compiled runtime (None: PyTorch's own setting)
     build_seconds: float | None = None   # export + compile seconds spent in this call (None: cache hit)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -195,5 +196,6 @@ def _compiled(model: nn.Module, plan: Plan, roi: tuple[int, ...], root: Path, th
     compiled = cache.get_or_build(root, fields, build, load)
     predictor = CompiledPredictor(compiled.value, plan, (channels, *roi), model)
     predictor.cache_path, predictor.build_seconds = compiled.path, compiled.build_seconds
+    predictor.threads = threads  # recorded in each output's provenance sidecar
     logger.info("inference backend: %s, cache %s", predictor.describe(), compiled.path)
     return predictor

@@ -31,6 +31,7 @@ from medseg.inference.provenance import (
     input_digest,
     is_complete,
     now_iso,
+    run_record,
     write_sidecar,
 )
 from medseg.inference.stats import label_statistics, write_statistics
@@ -145,6 +146,7 @@ def write_case(case: Case, prediction: Prediction, image, *, predictor: Predicto
         model=predictor.info, card_dict=predictor.card.to_dict(), label_names=names,
         parameters=options.parameters(predictor), settings=prediction.settings, outputs=outputs,
         started=started, seconds=seconds, timings=prediction.timings, warnings=prediction.warnings,
+        run=run_record(predictor, prediction.settings),
     )
     write_sidecar(files.sidecar, record)
     return outputs

@@ -9,6 +9,7 @@ import datetime as _dt
 import hashlib
 import json
 import platform
+from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -49,11 +50,55 @@ def environment() -> dict[str, str]:
             "numpy": np.__version__, "python": platform.python_version(), "platform": platform.platform()}
 
 
+def _windows_ran_on_cpu(predictor: Any, settings: Mapping[str, Any]) -> bool:
+    placement = str(settings.get("placement", ""))
+    if placement.startswith("compute on "):  # e.g. a GPU out-of-memory fallback to the CPU
+        return placement.removeprefix("compute on ").startswith("cpu")
+    device = getattr(predictor, "device", None)
+    return getattr(device, "type", "cpu") == "cpu"
+
+
+def run_record(predictor: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """How the windows of one case were computed: backend, precision, mirroring TTA (axes and passes),
+    threads and device. These change a few voxels, so every output records them.
+
+    ``predictor`` is the :class:`~medseg.inference.predictor.Predictor` that ran the case (its CPU runtime,
+    :func:`medseg.backends.get_predictor`, counts only when the windows ran on the CPU); ``settings`` are the
+    case's resolved settings (``Prediction.settings``), which say where the windows actually ran."""
+    import torch
+
+    on_cpu = _windows_ran_on_cpu(predictor, settings)
+    runtime = getattr(predictor, "cpu_network", None) if on_cpu else None
+    if runtime is not None and hasattr(runtime, "backend"):
+        backend, precision = str(runtime.backend), str(runtime.precision)
+        reason = str(getattr(runtime, "reason", ""))
+    elif on_cpu:
+        backend, precision, reason = "torch", "fp32", "PyTorch on the CPU"
+    else:
+        backend, reason = "torch", "PyTorch on the GPU"
+        precision = "fp16 autocast" if settings.get("amp") else "fp32"
+    if backend == "torch" or not on_cpu:
+        threads = torch.get_num_threads() if on_cpu else None
+    else:
+        threads = getattr(runtime, "threads", None)
+    axes = sorted({int(a) for a in settings.get("mirror_axes") or ()}) if settings.get("tta") else []
+    record: dict[str, Any] = {
+        "backend": backend, "precision": precision, "backend_reason": reason,
+        "tta": {"mirroring": bool(axes), "mirror_axes": axes, "passes": 2 ** len(axes)},
+        "threads": threads, "device": settings.get("device"),
+        "windows_on": "cpu" if on_cpu else str(settings.get("placement", "")).removeprefix("compute on ").split(",")[0],
+    }
+    if getattr(runtime, "_fallback", None) is not None:  # windows of another shape ran in PyTorch fp32
+        record["fallback"] = "torch fp32 for windows of another shape"
+    return record
+
+
 def build_sidecar(*, input_path: str, input_sha256: str, input_shape, input_affine, model: ModelInfo,
                   card_dict: dict[str, Any], label_names, parameters: dict[str, Any], settings: dict[str, Any],
                   outputs: dict[str, dict[str, Any]], started: str, seconds: float,
-                  timings: dict[str, float], warnings: list[str]) -> dict[str, Any]:
-    """The provenance record of one case (JSON-ready)."""
+                  timings: dict[str, float], warnings: list[str], run: dict[str, Any] | None = None
+                  ) -> dict[str, Any]:
+    """The provenance record of one case (JSON-ready); ``run`` is :func:`run_record` (how it was made)."""
     import medseg
 
     return {
@@ -70,6 +115,7 @@ def build_sidecar(*, input_path: str, input_sha256: str, input_shape, input_affi
         "labels": {str(i): name for i, name in enumerate(label_names)},
         "parameters": parameters,
         "device": settings.get("device"),
+        "run": run or {},
         "settings": settings,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "warnings": list(warnings),

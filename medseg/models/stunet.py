@@ -150,6 +150,11 @@ _SIZES = {  # name: (C0, blocks per stage); widths C0 x [1, 2, 4, 8, 16, 16]
     "h": (96, 3),
 }
 _TOTALSEG_POOLS = ((2, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2), (1, 1, 2))
+# nnU-Net v1 feeds SimpleITK's array, voxel axes reversed (k, j, i), and STU-Net's plans have
+# transpose_forward [0, 1, 2]: for the canonical (RAS-stored) TotalSegmentator files that is (S, A, R), so
+# the last (1, 1, 2) pooling halves the left-right axis. Feeding (R, A, S) would put it on the
+# cranio-caudal axis and change every output (tests/models/test_stunet_parity.py).
+_TOTALSEG_ORIENTATION = "SAR"
 _WORD = {"s": "small", "b": "base", "l": "large", "h": "huge"}
 # mean DSC on the TotalSegmentator test set: H from the project page, S/B/L read off the paper's figure
 _TOTALSEG_DSC = {"s": ("totalseg_test_mean_dsc_from_figure", 0.837), "b": ("totalseg_test_mean_dsc_from_figure", 0.871),
@@ -168,6 +173,7 @@ def _totalseg_card(size: str) -> ModelCard:
         channel_names=("CT",),
         roi_size=(128, 128, 128),
         spacing=(1.5, 1.5, 1.5),
+        orientation=_TOTALSEG_ORIENTATION,
         intensity=Intensity("zscore"),  # nnU-Net 'nonCT': per-image z-score, no CT window
         divisible_by=32,
         deep_supervision=4,
@@ -177,7 +183,7 @@ def _totalseg_card(size: str) -> ModelCard:
         pretrained=(
             Pretrained(
                 tag="totalseg", file=f"{_WORD[size]}_ep4k.model", sha256=None,
-                license="MIT (uni-medical/STU-Net repository; no separate weights licence stated)",
+                license="Apache-2.0 (uni-medical/STU-Net repository LICENSE; no separate weights licence stated)",
                 data="TotalSegmentator v1 (1204 CTs, 104 classes), 4000 epochs, nnU-Net v1 plans",
                 metrics={metric: value}, url="https://github.com/uni-medical/STU-Net#pre-trained-models",
                 format="nnunet",

@@ -85,7 +85,7 @@ def save_nnunet_v1(state: dict, path: Path, *, prefix: str = "") -> Path:
         "lr_scheduler_state_dict": None,
         "plot_stuff": ([np.float64(0.9), np.float64(0.5)], [np.float64(0.6)], [np.float64(0.55)],
                        [np.float64(0.81)]),
-        "best_stuff": (3999, np.float64(-0.8), np.float64(0.83), np.float64(0.83)),
+        "best_stuff": (3999, np.float64(-0.8), np.float64(0.83)),  # v1 unpacks exactly three
         "amp_grad_scaler": {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5,
                             "growth_interval": 2000, "_growth_tracker": 17},
     }
