@@ -117,7 +117,7 @@ def write_case(case: Case, prediction: Prediction, image, *, predictor: Predicto
     """Write every output of one case, the provenance sidecar last; returns the sidecar's output list."""
     files = case_files(case, options.output_type)
     remove_stale(files)
-    labels = prediction.labels[0].as_tensor().numpy()
+    labels = np.asarray(prediction.labels[0])  # MetaTensor -> plain array (no copy of the metadata)
     affine = np.asarray(prediction.labels.affine, dtype=np.float64)
     names, model_name = prediction.label_names, predictor.info.full_name
     if options.output_format != "image":
@@ -194,10 +194,10 @@ def run_batch(predictor: Predictor, cases: Sequence[Case], options: OutputOption
             try:
                 assert current is not None  # one future per case in todo
                 image, digest = current.result()
-                prediction = predictor.predict(
-                    image, path=str(case.input),
-                    progress=lambda done, of, c=case, j=i: notify(BatchEvent("windows", c.name, j, total, done, of)),
-                )
+                def on_windows(done: int, of: int, c: Case = case, j: int = i) -> None:
+                    notify(BatchEvent("windows", c.name, j, total, done, of))
+
+                prediction = predictor.predict(image, path=str(case.input), progress=on_windows)
                 outputs = write_case(case, prediction, image, predictor=predictor, options=options,
                                      input_sha256=digest, started=started, seconds=time.perf_counter() - start)
                 results[case] = CaseResult(case, "done", time.perf_counter() - start, outputs=outputs)
