@@ -24,7 +24,7 @@ Prediction on a whole image (any size, grey or colour) is :func:`predict_graph`;
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -125,6 +125,10 @@ class HybridGNet(nn.Module):
     """
 
     encoder_prefixes = ("encoder.",)
+    edges_fine: torch.Tensor
+    edges_coarse: torch.Tensor
+    unpool: torch.Tensor
+    graph_nodes: torch.Tensor
 
     def __init__(self, template: GraphTemplate, input_size: tuple[int, int] = (1024, 1024), in_channels: int = 1,
                  width: int = 8, filters: int = 32, K: int = 6, latent: int = 64) -> None:
@@ -132,7 +136,8 @@ class HybridGNet(nn.Module):
         from torch_geometric.nn import ChebConv
 
         self.template = template
-        self.input_size = tuple(int(s) for s in input_size)
+        rows, cols = (int(s) for s in input_size)
+        self.input_size = (rows, cols)
         coarse = template.coarse()
         channels = tuple(width * m for m in (1, 2, 4, 8, 16, 16))
         half = filters // 2
@@ -157,10 +162,11 @@ class HybridGNet(nn.Module):
         """The original's N(0, 0.1) initialisation of the graph layers and of the latent-to-graph layer."""
         for module in self.modules():
             if type(module).__name__ == "ChebConv":
-                for lin in module.lins:
-                    nn.init.normal_(lin.weight, 0.0, 0.1)
-                if module.bias is not None:
-                    nn.init.normal_(module.bias, 0.0, 0.1)
+                for lin in cast(nn.ModuleList, module.lins):
+                    nn.init.normal_(cast(torch.Tensor, lin.weight), 0.0, 0.1)
+                bias = module.bias
+                if isinstance(bias, torch.Tensor):
+                    nn.init.normal_(bias, 0.0, 0.1)
         nn.init.normal_(self.dec_lin.weight, 0.0, 0.1)
 
     def decode(self, z: torch.Tensor, conv5: torch.Tensor, conv6: torch.Tensor):
@@ -235,5 +241,5 @@ CARD = ModelCard(
 @register_model(CARD)
 def build_hybridgnet(card: ModelCard, *, width: int = 8, filters: int = 32, K: int = 6, latent: int = 64) -> nn.Module:
     """HybridGNet 2-IGSC for the card's template and ``roi_size`` input."""
-    return HybridGNet(template_from_card(card), input_size=tuple(card.roi_size), in_channels=card.in_channels,
+    return HybridGNet(template_from_card(card), input_size=(card.roi_size[0], card.roi_size[1]), in_channels=card.in_channels,
                       width=width, filters=filters, K=K, latent=latent)

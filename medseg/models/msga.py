@@ -27,6 +27,7 @@ pooled grid of at most ``pam_max_tokens`` positions.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -90,14 +91,14 @@ class GuidedAttentionNet(nn.Module):
         coarse = [head(f) for head, f in zip(self.coarse_heads, projected)]
         fused = self.fuse(torch.cat(projected[::-1], dim=1))
         latents, inputs, recons, guides = [], [], [], [fused] * 4
-        attention = []
+        attention: list[torch.Tensor] = []
         for step in range(2):
             attention = []
             for s in range(4):
                 xs = torch.cat([projected[s], guides[s]], dim=1)
                 latent, recon = self.semantic[step](xs)
-                att = (self.pam[step][s](xs) + self.cam[step][s](xs)) * self.guide_conv[step][s](recon)
-                attention.append(self.attention_out[step][s](att))
+                att = (_at(self.pam, step, s)(xs) + _at(self.cam, step, s)(xs)) * _at(self.guide_conv, step, s)(recon)
+                attention.append(_at(self.attention_out, step, s)(att))
                 latents.append(latent)
                 inputs.append(xs)
                 recons.append(recon)
@@ -117,6 +118,11 @@ class GuidedAttentionNet(nn.Module):
             "guide_inputs": tuple(inputs),
             "reconstructions": tuple(recons),
         }
+
+
+def _at(grid: nn.ModuleList, step: int, s: int) -> nn.Module:
+    """``grid[step][s]`` of a ModuleList of ModuleLists (torch types the inner item as a plain Module)."""
+    return cast(nn.ModuleList, grid[step])[s]
 
 
 def _init_xavier(module: nn.Module) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -27,17 +27,19 @@ from medseg.models._plan import UNetPlan, plan_unet
 from medseg.models._registry import register_model
 from medseg.models._scse import SCSE
 
-_CONV = {2: nn.Conv2d, 3: nn.Conv3d}
-_NORM = {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
-_TCONV = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
-_POOL = {2: nn.AvgPool2d, 3: nn.AvgPool3d}
+# Typed as ``type[nn.Module]``: torch's stubs give Conv2d/Conv3d ``int | tuple[int, int(, int)]`` sizes, which
+# a dimension-generic ``tuple[int, ...]`` cannot satisfy.
+_CONV: dict[int, type[nn.Module]] = {2: nn.Conv2d, 3: nn.Conv3d}
+_NORM: dict[int, type[nn.Module]] = {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
+_TCONV: dict[int, type[nn.Module]] = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
+_POOL: dict[int, type[nn.Module]] = {2: nn.AvgPool2d, 3: nn.AvgPool3d}
 RESENC_BLOCKS = (1, 3, 4, 6, 6, 6, 6, 6)
 
 
 class ConvNormAct(nn.Module):
     """conv (biased, 'same' padding) -> affine instance norm -> LeakyReLU(0.01)."""
 
-    def __init__(self, dims: int, cin: int, cout: int, kernel: Sequence[int], stride: Sequence[int] = 1,
+    def __init__(self, dims: int, cin: int, cout: int, kernel: Sequence[int], stride: int | Sequence[int] = 1,
                  act: bool = True) -> None:
         super().__init__()
         self.conv = _CONV[dims](cin, cout, tuple(kernel), stride=stride, padding=tuple(k // 2 for k in kernel))
@@ -67,6 +69,21 @@ class BasicBlockD(nn.Module):
         return self.act(self.conv2(self.conv1(x)) + self.skip(x))
 
 
+class _Encoder(nn.Module):
+    """Attribute holder (state-dict keys ``encoder.stem.*``, ``encoder.stages.*``); ``stem`` only when residual."""
+
+    stem: ConvNormAct
+    stages: nn.ModuleList
+
+
+class _Decoder(nn.Module):
+    """Attribute holder (state-dict keys ``decoder.transpconvs.*``, ``decoder.stages.*``, ``decoder.seg_layers.*``)."""
+
+    transpconvs: nn.ModuleList
+    stages: nn.ModuleList
+    seg_layers: nn.ModuleList
+
+
 class DynamicUNet(nn.Module):
     """A U-Net built from a :class:`UNetPlan`.
 
@@ -89,8 +106,8 @@ class DynamicUNet(nn.Module):
         self.deep_supervision = deep_supervision
         f, k, s = plan.features, plan.kernels, plan.strides
         n = plan.num_stages
-        self.encoder = nn.Module()
-        stages = []
+        self.encoder = _Encoder()
+        stages: list[nn.Sequential] = []
         if residual:
             self.encoder.stem = ConvNormAct(dims, in_channels, f[0], k[0])
             for i in range(n):
@@ -106,14 +123,14 @@ class DynamicUNet(nn.Module):
             stages = [nn.Sequential(*stage, SCSE(dims, f[i])) for i, stage in enumerate(stages)]
         self.encoder.stages = nn.ModuleList(stages)
         convs_per_decoder_stage = 1 if residual else 2
-        self.decoder = nn.Module()
+        self.decoder = _Decoder()
         self.decoder.transpconvs = nn.ModuleList()
         self.decoder.stages = nn.ModuleList()
         self.decoder.seg_layers = nn.ModuleList()
         for level in range(n - 2, -1, -1):  # from just above the bottleneck to full resolution
             stride = s[level + 1]
             self.decoder.transpconvs.append(_TCONV[dims](f[level + 1], f[level], stride, stride=stride))
-            convs = [ConvNormAct(dims, 2 * f[level], f[level], k[level])]
+            convs: list[nn.Module] = [ConvNormAct(dims, 2 * f[level], f[level], k[level])]
             convs += [ConvNormAct(dims, f[level], f[level], k[level]) for _ in range(convs_per_decoder_stage - 1)]
             convs += [SCSE(dims, f[level])] if scse else []
             self.decoder.stages.append(nn.Sequential(*convs))
@@ -170,7 +187,7 @@ def _builder(residual: bool):
     return build
 
 
-def _card(name: str, dims: int, residual: bool) -> ModelCard:
+def _card(name: str, dims: Literal[2, 3], residual: bool) -> ModelCard:
     three = dims == 3
     return ModelCard(
         name=name,
@@ -191,7 +208,8 @@ def _card(name: str, dims: int, residual: bool) -> ModelCard:
 
 
 _TEST = {3: {"roi_size": (16, 16, 16), "base_features": 4}, 2: {"roi_size": (32, 32), "base_features": 4}}
-for _dims, _suffix in ((3, ""), (2, "_2d")):
+_VARIANTS: tuple[tuple[Literal[2, 3], str], ...] = ((3, ""), (2, "_2d"))
+for _dims, _suffix in _VARIANTS:
     for _residual, _kind in ((False, "plain"), (True, "residual")):
         register_model(_card(f"nnunet_{_kind}{_suffix}", _dims, _residual), test_overrides=_TEST[_dims],
                        finalize_card=_finalize)(_builder(_residual))
