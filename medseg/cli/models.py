@@ -121,7 +121,7 @@ def show_cmd(
     table.add_row("params", f"{info['params']:,}" if info["params"] is not None else "? (optional dependency missing)")
     for key in ("description", "spatial_dims", "in_channels", "channel_names", "out_channels", "activation",
                 "roi_size", "spacing", "intensity", "divisible_by", "deep_supervision", "slice_axis",
-                "train_output", "modality", "reference"):
+                "modality", "reference"):
         value = info[key]
         if key == "slice_axis" and card.spatial_dims == 3:
             continue

@@ -209,10 +209,6 @@ class ModelCard:
     description: str = ""
     pretrained: tuple[Pretrained, ...] = ()
     reference: str = ""                    # the paper / code the model follows
-    # What forward returns in training mode: "default" = logits, or a tuple of logits (full resolution
-    # first) when deep_supervision > 0; "dict" = {"logits", "predictions", "aux_loss"}, see
-    # medseg.models.unpack_train_output.
-    train_output: Literal["default", "dict"] = "default"
 
     def __post_init__(self) -> None:
         if self.spatial_dims not in (2, 3):

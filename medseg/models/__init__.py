@@ -4,8 +4,9 @@ Adding a model is one file in this folder that decorates its builder with ``@reg
 this package imports every sibling module, so no list needs editing (helper modules start with ``_``).
 
 Forward contract: eval mode returns logits ``(B, out_channels, *spatial)``; training mode returns
-logits, a tuple of logits (full resolution first) when ``card.deep_supervision > 0``, or a dict when
-``card.train_output == "dict"`` (see :func:`unpack_train_output`).
+logits, a tuple of logits (full resolution first) when ``card.deep_supervision > 0``, or a dict with
+auxiliary predictions and losses (the guided-attention network); :func:`unpack_train_output` reads all three
+by their type, so nothing branches on the model.
 """
 import importlib
 import pkgutil

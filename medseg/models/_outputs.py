@@ -4,7 +4,7 @@ Three shapes exist:
 
 - a tensor: plain logits;
 - a tuple of tensors: deep supervision, full resolution first, then lower resolutions (nnU-Net style);
-- a dict (``card.train_output == "dict"``) with ``"logits"`` (what eval mode returns, for metrics),
+- a dict (recognised by its type; e.g. the guided-attention network, :mod:`medseg.models.msga`) with ``"logits"`` (what eval mode returns, for metrics),
   ``"predictions"`` (full-resolution logit maps that each get the segmentation loss with weight 1, e.g.
   the 4 coarse and 4 refined maps of the guided-attention network) and ``"aux_loss"`` (a scalar tensor,
   already weighted, added to the total as is).

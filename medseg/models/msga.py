@@ -11,7 +11,7 @@ Structure (both variants):
    A_{t,s} = conv1((PAM(X) + CAM(X)) * conv3(d_{t,s})). Refined predictions q_s come from A_{2,s}.
 4. Eval output: the mean of the 4 refined maps, upsampled to the input size.
 
-Training mode returns a dict (``card.train_output == "dict"``, see :func:`medseg.models.unpack_train_output`):
+Training mode returns a dict (read by type by :func:`medseg.models.unpack_train_output`):
 
 - ``"logits"``: the eval output (for metrics);
 - ``"predictions"``: (p_1..p_4, q_1..q_4) at input size; the paper puts a cross-entropy on each;
@@ -164,7 +164,6 @@ CARD_2D = ModelCard(
     slice_axis=2,
     mirror_axes=(0, 1),
     modality="MRI",
-    train_output="dict",
     description="Multi-scale self-guided attention network (ResNeXt-101 32x8d), CHAOS MR configuration; "
                 "2D, run slice by slice on volumes",
     reference=_REFERENCE,
@@ -182,7 +181,6 @@ CARD_3D = ModelCard(
     intensity=Intensity("zscore"),
     divisible_by=32,
     modality="MRI",
-    train_output="dict",
     description="3D variant of the multi-scale guided attention network (3D ResNeXt, pooled position attention)",
     reference=_REFERENCE,
 )
