@@ -82,6 +82,12 @@ def predict(
     from medseg.core.errors import MedsegError
     from medseg.nnunet.cli import is_nnunet_model, predict_command, reject_nnunet_options
 
+    if model is not None and model.split(":")[0] == "totalsegmentator":
+        from medseg.totalseg.cli import predict_command as totalseg_command
+
+        totalseg_command(model, inputs, output, weights_dir=weights_dir, output_type=output_type,
+                         batch_size=batch_size, threads=threads)
+        return
     if is_nnunet_model(model):
         predict_command(model, inputs, output, folds=folds, checkpoint_name=checkpoint_name, exact=exact,
                         tta=False if fast else tta, threads=threads)
