@@ -99,3 +99,26 @@ def test_unknown_task_exit_2(home, tmp_path):
     ct = write_ct(tmp_path / "ct.nii.gz")
     result = runner.invoke(cli_main.app, ["predict", str(ct), "--model", "totalsegmentator:lung_vessels"])
     assert result.exit_code == 2 and "total_fast" in result.output
+
+
+def test_orientation_is_undone(home, tmp_path):
+    (part,) = make_task(home, "total_fastest")
+    ras = write_ct(tmp_path / "ras.nii.gz", shape=(20, 16, 12), spacing=(6.0, 6.0, 6.0))
+    img = nib.load(ras)
+    ras_affine = np.diag([6.0, 6.0, 6.0, 1.0])
+    ras_affine[:3, 3] = [-50.0, -40.0, -30.0]
+    data = np.asarray(img.dataobj).astype(np.float32)
+    flipped_affine = ras_affine @ np.array([[-1, 0, 0, 19], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
+    a = pipeline.predict([part], 6.0, data, ras_affine, source=ras).labels
+    b = pipeline.predict([part], 6.0, data[::-1].copy(), flipped_affine, source=ras).labels
+    assert len(np.unique(a)) > 1
+    np.testing.assert_array_equal(b, a[::-1])  # same world positions, same labels
+
+
+def test_2d_input_exit_2(home, tmp_path):
+    make_task(home, "total_fastest")
+    flat = tmp_path / "slice.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((16, 16), np.int16), np.eye(4)), flat)
+    result = runner.invoke(cli_main.app, ["predict", str(flat), "--model", "totalsegmentator:total_fastest"])
+    assert result.exit_code == 2 and "3D CT" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "slice_seg.nii.gz").exists()
