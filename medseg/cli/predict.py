@@ -76,6 +76,7 @@ def predict(
       medseg predict dicom_series/ -o seg.dcm                             # DICOM-SEG for PACS, Slicer, OHIF
       medseg predict patients/ -o structures/ --output-format rtstruct   # one RTSTRUCT per series
       medseg predict case_0000.nii.gz --model nnUNet_results/Dataset004_Hippocampus/nnUNetTrainer__nnUNetPlans__3d_fullres --exact
+      medseg predict ct.nii.gz -o seg.nii.gz --model totalsegmentator:total_fast   # your TotalSegmentator weights
     """
     from medseg import api
     from medseg.cli._predict_view import PredictProgress, print_summary
