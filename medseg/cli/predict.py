@@ -11,8 +11,9 @@ def predict(
     output: Path | None = typer.Option(
         None, "--output", "-o",
         help="A file (one input, image extension) or a folder. Default: CASE_seg.EXT next to each input."),
-    model: str | None = typer.Option(None, "--model", "-m", help="NAME[.TAG] from `medseg models list`. "
-                                        "Default: the shipped model with local weights."),
+    model: str | None = typer.Option(None, "--model", "-m", help="NAME[.TAG] from `medseg models list`, an nnU-Net "
+                                        "folder, or totalsegmentator[:total|:total_fast|:total_fastest] (your "
+                                        "TotalSegmentator weights). Default: the shipped model with local weights."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Your own weights file for --model NAME "
                                               "(cascade.NAME: a folder with stage1/best.pt and stage2/best.pt)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
