@@ -85,7 +85,7 @@ def predict(
     from medseg.nnunet.cli import is_nnunet_model, predict_command, reject_nnunet_options
 
     if model is not None and model.split(":")[0] == "totalsegmentator":
-        from medseg.totalseg.cli import predict_command as totalseg_command
+        from medseg.totalseg.cli import cli_command as totalseg_command
 
         totalseg_command(model, inputs, output, weights_dir=weights_dir, output_type=output_type,
                          batch_size=batch_size, threads=threads)

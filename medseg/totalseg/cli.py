@@ -65,3 +65,14 @@ def predict_command(model: str, inputs: Sequence[Path], output: Path | None, *, 
         if progress is not None:
             progress(f"{f} -> {target}")
     return done
+
+
+def cli_command(model: str, inputs: Sequence[Path], output: Path | None, *, weights_dir: Path | None,
+                output_type: str, batch_size: int | None, threads: int | None) -> None:
+    """The ``medseg predict`` entry: one line per scan on stderr, then a count."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    done = predict_command(model, inputs, output, weights_dir=weights_dir, output_type=output_type,
+                           batch_size=batch_size, threads=threads, progress=console.print)
+    console.print(f"{len(done)} done ({model})")

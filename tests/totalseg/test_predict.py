@@ -59,6 +59,7 @@ def test_total_fast_single_part_at_3mm(home, tmp_path):
     result = runner.invoke(cli_main.app, ["predict", str(ct), "--model", "totalsegmentator:total_fast"])
     assert result.exit_code == 0, result.output
     out = tmp_path / "ct_seg.nii.gz"
+    assert "1 done" in result.output
     seg, src = nib.load(out), nib.load(ct)
     assert seg.shape == src.shape and np.allclose(seg.affine, src.affine, atol=1e-4)
     assert embedded_label_names(out) == dict(enumerate(PART_LABELS[297], start=1))
