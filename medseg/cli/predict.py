@@ -85,9 +85,12 @@ def predict(
     from medseg.nnunet.cli import is_nnunet_model, predict_command, reject_nnunet_options
 
     if model is not None and model.split(":")[0] == "totalsegmentator":
-        from medseg.totalseg.cli import cli_command as totalseg_command
+        from medseg.totalseg.cli import cli_command, reject_options
 
-        totalseg_command(model, inputs, output, weights_dir=weights_dir, output_type=output_type,
+        reject_options({"--stats": stats, "--probabilities": probabilities, "--resume": resume,
+                        "--shard": bool(shard), "--device": device not in ("auto", "cpu"),
+                        "--output-format": output_format not in (None, "image")})
+        cli_command(model, inputs, output, weights_dir=weights_dir, output_type=output_type,
                          batch_size=batch_size, threads=threads)
         return
     if is_nnunet_model(model):

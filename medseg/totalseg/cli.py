@@ -67,6 +67,14 @@ def predict_command(model: str, inputs: Sequence[Path], output: Path | None, *, 
     return done
 
 
+def reject_options(used: dict[str, bool]) -> None:
+    """Options of ``medseg predict`` this path does not honour yet: refused by name rather than ignored."""
+    names = [name for name, on in used.items() if on]
+    if names:
+        raise MedsegError(f"{', '.join(names)} not supported with --model totalsegmentator yet",
+                          hint="drop them (this path runs on the CPU and writes the label map only)")
+
+
 def cli_command(model: str, inputs: Sequence[Path], output: Path | None, *, weights_dir: Path | None,
                 output_type: str, batch_size: int | None, threads: int | None) -> None:
     """The ``medseg predict`` entry: one line per scan on stderr, then a count."""

@@ -123,3 +123,12 @@ def test_2d_input_exit_2(home, tmp_path):
     result = runner.invoke(cli_main.app, ["predict", str(flat), "--model", "totalsegmentator:total_fastest"])
     assert result.exit_code == 2 and "3D CT" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "slice_seg.nii.gz").exists()
+
+
+def test_options_not_honoured_are_refused(home, tmp_path):
+    make_task(home, "total_fastest")
+    ct = write_ct(tmp_path / "ct.nii.gz")
+    result = runner.invoke(cli_main.app, ["predict", str(ct), "--model", "totalsegmentator:total_fastest",
+                                          "--stats"])
+    assert result.exit_code == 2 and "--stats not supported" in result.output
+    assert not (tmp_path / "ct_seg.nii.gz").exists()
