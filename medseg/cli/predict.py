@@ -91,7 +91,7 @@ def predict(
                         "--shard": bool(shard), "--device": device not in ("auto", "cpu"),
                         "--output-format": output_format not in (None, "image")})
         cli_command(model, inputs, output, weights_dir=weights_dir, output_type=output_type,
-                         batch_size=batch_size, threads=threads)
+                    batch_size=batch_size, threads=threads)
         return
     if is_nnunet_model(model):
         predict_command(model, inputs, output, folds=folds, checkpoint_name=checkpoint_name, exact=exact,
