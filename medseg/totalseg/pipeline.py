@@ -51,9 +51,18 @@ def part_labels(folder: Path, dataset: dict) -> PartLabels:
 
 
 def merged_names(parts: Sequence[PartLabels]) -> list[str]:
-    """Final names by label value (index 0 = background): each part's labels after the previous parts'."""
-    names = ["background"]
+    """Final names by label value (index 0 = background): each part's labels after the previous parts'.
+
+    A name held by two parts means a folder sits in the wrong slot (e.g. the 3 mm model copied as a part):
+    refused, naming both dataset.json files."""
+    names, owner = ["background"], {}
     for part in parts:
+        for name in part.names:
+            if name in owner:
+                raise MedsegError(f"label {name!r} is in two parts ({owner[name] / 'dataset.json'} too)",
+                                  path=part.folder / "dataset.json",
+                                  hint="each part folder must hold its own labels: check the folder names")
+            owner[name] = part.folder
         names += part.names
     return names
 
@@ -149,6 +158,7 @@ def predict(part_dirs: Sequence[Path], spacing_mm: float, data: np.ndarray, affi
     import nibabel as nib
 
     from medseg.nnunet.export import uncrop
+    from medseg.nnunet.folder import read_folder
     from medseg.nnunet.predictor import NnUNetModel
     from medseg.nnunet.preprocessing import preprocess
 
@@ -162,6 +172,7 @@ def predict(part_dirs: Sequence[Path], spacing_mm: float, data: np.ndarray, affi
     with tempfile.TemporaryDirectory(prefix="medseg-totalseg-") as tmp:
         scan = Path(tmp) / "scan_0000.nii.gz"
         nib.save(nib.Nifti1Image(resampled, res_affine), scan)
+        names = merged_names([part_labels(f, read_folder(f).dataset) for f in part_dirs])
         for folder in part_dirs:
             model = NnUNetModel.load(folder, folds=[FOLD])
             if model.in_channels != 1:
@@ -176,4 +187,4 @@ def predict(part_dirs: Sequence[Path], spacing_mm: float, data: np.ndarray, affi
     merged = labels_back(merge(maps, parts), canonical.shape)
     back = nib.Nifti1Image(merged, canonical.affine).as_reoriented(
         nib.orientations.ornt_transform(nib.io_orientation(canonical.affine), nib.io_orientation(affine)))
-    return TotalSegResult(np.asarray(back.dataobj), affine, merged_names(parts))
+    return TotalSegResult(np.asarray(back.dataobj), affine, names)

@@ -1,6 +1,8 @@
 """`medseg predict --model totalsegmentator[:TASK]` on stand-in part folders under a temporary TOTALSEG_HOME_DIR."""
 from __future__ import annotations
 
+import json
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -131,4 +133,17 @@ def test_options_not_honoured_are_refused(home, tmp_path):
     result = runner.invoke(cli_main.app, ["predict", str(ct), "--model", "totalsegmentator:total_fastest",
                                           "--stats"])
     assert result.exit_code == 2 and "--stats not supported" in result.output
+    assert not (tmp_path / "ct_seg.nii.gz").exists()
+
+
+def test_a_label_in_two_parts_is_refused(home, tmp_path):
+    parts = make_task(home, "total")
+    dataset = parts[1] / "dataset.json"
+    data = json.loads(dataset.read_text())
+    data["labels"]["liver"] = data["labels"].pop("vertebrae_L5")  # 291's liver copied into part 292
+    dataset.write_text(json.dumps(data))
+    ct = write_ct(tmp_path / "ct.nii.gz")
+    result = runner.invoke(cli_main.app, ["predict", str(ct), "--model", "totalsegmentator"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "label 'liver' is in two parts" in text and "Dataset292" in text
     assert not (tmp_path / "ct_seg.nii.gz").exists()
