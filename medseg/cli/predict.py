@@ -11,8 +11,9 @@ def predict(
     output: Path | None = typer.Option(
         None, "--output", "-o",
         help="A file (one input, image extension) or a folder. Default: CASE_seg.EXT next to each input."),
-    model: str | None = typer.Option(None, "--model", "-m", help="NAME[.TAG] from `medseg models list`. "
-                                        "Default: the shipped model with local weights."),
+    model: str | None = typer.Option(None, "--model", "-m", help="NAME[.TAG] from `medseg models list`, an nnU-Net "
+                                        "folder, or totalsegmentator[:total|:total_fast|:total_fastest] (your "
+                                        "TotalSegmentator weights). Default: the shipped model with local weights."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Your own weights file for --model NAME "
                                               "(cascade.NAME: a folder with stage1/best.pt and stage2/best.pt)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
@@ -76,12 +77,22 @@ def predict(
       medseg predict dicom_series/ -o seg.dcm                             # DICOM-SEG for PACS, Slicer, OHIF
       medseg predict patients/ -o structures/ --output-format rtstruct   # one RTSTRUCT per series
       medseg predict case_0000.nii.gz --model nnUNet_results/Dataset004_Hippocampus/nnUNetTrainer__nnUNetPlans__3d_fullres --exact
+      medseg predict ct.nii.gz -o seg.nii.gz --model totalsegmentator:total_fast   # your TotalSegmentator weights
     """
     from medseg import api
     from medseg.cli._predict_view import PredictProgress, print_summary
     from medseg.core.errors import MedsegError
     from medseg.nnunet.cli import is_nnunet_model, predict_command, reject_nnunet_options
 
+    if model is not None and model.split(":")[0] == "totalsegmentator":
+        from medseg.totalseg.cli import cli_command, reject_options
+
+        reject_options({"--stats": stats, "--probabilities": probabilities, "--resume": resume,
+                        "--shard": bool(shard), "--device": device not in ("auto", "cpu"),
+                        "--output-format": output_format not in (None, "image")})
+        cli_command(model, inputs, output, weights_dir=weights_dir, output_type=output_type,
+                    batch_size=batch_size, threads=threads)
+        return
     if is_nnunet_model(model):
         predict_command(model, inputs, output, folds=folds, checkpoint_name=checkpoint_name, exact=exact,
                         tta=False if fast else tta, threads=threads)
