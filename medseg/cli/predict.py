@@ -83,8 +83,11 @@ def predict(
     from medseg.nnunet.cli import is_nnunet_model, predict_command, reject_nnunet_options
 
     if is_nnunet_model(model):
-        predict_command(model, inputs, output, folds=folds, checkpoint_name=checkpoint_name, exact=exact,
-                        tta=False if fast else tta, threads=threads)
+        code = predict_command(model, inputs, output, folds=folds, checkpoint_name=checkpoint_name, exact=exact,
+                               tta=False if fast else tta, threads=threads, stats=stats, resume=resume, shard=shard,
+                               backend=backend, precision=precision, output_type=output_type)
+        if code:
+            raise typer.Exit(code)
         return
     reject_nnunet_options(folds, checkpoint_name, exact)
     if output_type not in ("multilabel", "per-class"):
