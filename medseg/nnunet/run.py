@@ -13,7 +13,7 @@ from pathlib import Path
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
 from medseg.inference.batch import BatchEvent, BatchSummary
-from medseg.nnunet.standard import NnUNetPredictor, check_runtime
+from medseg.nnunet.standard import NnUNetPredictor, build_folder_predictor
 
 logger = get_logger(__name__)
 
@@ -141,24 +141,19 @@ def predict_folder_model(model_ref: str, inputs: Sequence[Path], output: Path | 
                          progress: Callable[[BatchEvent], None] | None = None) -> tuple[BatchSummary, NnUNetPredictor]:
     """Predict every case with an nnU-Net v2 folder (a path, or a name from ``models import-folder``) through
     medseg's batch path: sidecars with the fold sha256s, ``--stats``, ``--resume`` and ``--shard``."""
-    import torch
-
     from medseg.inference.batch import OutputOptions, run_batch
     from medseg.inference.cases import Case, parse_shard, select_shard, shard_from_env
 
-    check_runtime(backend, precision)
-    if threads:
-        torch.set_num_threads(threads)
-    model, name, pins = load_folder_model(model_ref, folds=folds, checkpoint_name=checkpoint_name)
-    grouped = group_cases(list(inputs), model.folder.channel_names)
+    predictor = build_folder_predictor(model_ref, folds=folds, checkpoint_name=checkpoint_name, exact=exact, tta=tta,
+                                       threads=threads, backend=backend, precision=precision)
+    grouped = group_cases(list(inputs), predictor.model.folder.channel_names)
     targets = output_paths(grouped, output)
     check_headers(grouped)
     cases = [Case(case, files[0], targets[case]) for case, files in grouped.items()]
     split = parse_shard(shard) if isinstance(shard, str) else shard or shard_from_env()
     if split is not None:
         cases = select_shard(cases, *split)
-    predictor = NnUNetPredictor(model, name=name, exact=exact, tta=tta, pins=pins,
-                                channels={files[0]: files for files in grouped.values()})
+    predictor.channels = {f[0].resolve(): f for f in grouped.values()}
     summary = run_batch(predictor, cases, OutputOptions(stats=stats), resume=resume,  # type: ignore[arg-type]
                         progress=progress)
     for result in summary.results:

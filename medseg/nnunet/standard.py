@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +122,18 @@ class NnUNetPredictor:
                                "filename_or_obj": str(path)})
         seconds = time.perf_counter() - start
         return Prediction(out, self.label_names, None, self.settings(), {"total_s": seconds, "inference_s": seconds})
+
+
+def build_folder_predictor(model_ref: str, *, folds: Sequence[str] | None = None, checkpoint_name: str | None = None,
+                           exact: bool = False, tta: bool | None = None, threads: int | None = None,
+                           backend: str = "auto", precision: str = "auto",
+                           channels: dict[Path, list[Path]] | None = None) -> NnUNetPredictor:
+    """The predictor of :func:`medseg.api.build_predictor` for a folder path or an imported name."""
+    from medseg.nnunet.run import load_folder_model
+
+    check_runtime(backend, precision)
+    if threads:
+        torch.set_num_threads(threads)
+    model, name, pins = load_folder_model(model_ref, folds=folds, checkpoint_name=checkpoint_name)
+    return NnUNetPredictor(model, name=name, exact=exact, tta=True if tta is None else tta, pins=pins,
+                           channels=channels)

@@ -60,3 +60,16 @@ def test_multichannel_case_and_runtime_refusals(tmp_path):
                                               str(tmp_path / "x"), *option])
         assert result.exit_code == 2 and "not available for nnU-Net folders" in result.output
         assert not (tmp_path / "x").exists()
+
+
+def test_python_api_takes_a_folder(tmp_path):
+    import medseg
+    from medseg import api
+
+    folder = make_folder(tmp_path / "results")
+    scan = write_scan(tmp_path / "s_0000.nii.gz", seed=3)
+    labels = medseg.predict(scan, model=str(folder), tta=False)
+    direct = sitk.GetArrayFromImage(NnUNetModel.load(folder).predict([scan], tta=False))
+    np.testing.assert_array_equal(labels[0].numpy(), direct.transpose(2, 1, 0))
+    summary = api.predict_files([scan], tmp_path / "out", model=str(folder), tta=False)
+    assert summary.count("done") == 1 and (tmp_path / "out" / "s_0000.json").is_file()
