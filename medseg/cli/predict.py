@@ -85,7 +85,8 @@ def predict(
     if is_nnunet_model(model):
         code = predict_command(model, inputs, output, folds=folds, checkpoint_name=checkpoint_name, exact=exact,
                                tta=False if fast else tta, threads=threads, stats=stats, resume=resume, shard=shard,
-                               backend=backend, precision=precision, output_type=output_type)
+                               backend=backend, precision=precision, output_type=output_type,
+                               postprocess=not no_postprocess)
         if code:
             raise typer.Exit(code)
         return

@@ -33,7 +33,7 @@ def parse_folds(text: str | None) -> list[str] | None:
 def predict_command(model: str, inputs: Sequence[Path], output: Path | None, *, folds: str | None,
                     checkpoint_name: str | None, exact: bool, tta: bool | None, threads: int | None,
                     stats: bool = False, resume: bool = False, shard: str | None = None, backend: str = "auto",
-                    precision: str = "auto", output_type: str = "multilabel") -> int:
+                    precision: str = "auto", output_type: str = "multilabel", postprocess: bool = True) -> int:
     """``medseg predict --model FOLDER`` through the batch path; returns the exit code (a single failed case
     raises its one-line error: exit 2)."""
     from medseg.cli._predict_view import PredictProgress, print_summary
@@ -46,7 +46,7 @@ def predict_command(model: str, inputs: Sequence[Path], output: Path | None, *, 
         summary, predictor = predict_folder_model(
             model, inputs, output, folds=parse_folds(folds), checkpoint_name=checkpoint_name, exact=exact,
             tta=True if tta is None else tta, threads=threads, stats=stats, resume=resume, shard=shard,
-            backend=backend, precision=precision, progress=view.update)
+            backend=backend, precision=precision, postprocess=postprocess, progress=view.update)
     single = summary.single_failure()
     if single is not None:
         raise single

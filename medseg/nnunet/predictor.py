@@ -37,6 +37,7 @@ from medseg.nnunet.folder import (
 )
 from medseg.nnunet.labels import Labels, read_labels
 from medseg.nnunet.network import NnUNetNetwork, build_network
+from medseg.nnunet.postprocessing import apply_steps, find_file, read_steps
 from medseg.nnunet.preprocessing import Case, check_plans, preprocess
 from medseg.nnunet.resampling import resample
 from medseg.nnunet.sliding import predict_logits
@@ -75,6 +76,8 @@ class NnUNetModel:
     labels: Labels
     folds: list[Fold]
     networks: list[NnUNetNetwork] = field(default_factory=list)
+    postprocessing: list[tuple[int, ...]] = field(default_factory=list)   # keep-largest steps (postprocessing.json)
+    postprocessing_file: Path | None = None
 
     @property
     def in_channels(self) -> int:
@@ -111,6 +114,9 @@ class NnUNetModel:
                               "prediction as input)", path=folder.path, hint="cascades are not supported yet")
         labels = read_labels(folder.dataset)
         model = cls(folder, config, labels, loaded)
+        model.postprocessing_file = find_file(folder.path, [f.name for f in loaded])
+        if model.postprocessing_file is not None:  # postprocessing.pkl is never unpickled
+            model.postprocessing = read_steps(model.postprocessing_file)
         for fold in loaded:
             net = build_network(config, model.in_channels, labels.num_heads)
             strict_load(net, fold)
@@ -128,8 +134,9 @@ class NnUNetModel:
                      "or pass every channel of one case to --channels")
 
     def predict(self, files: Sequence[Path], *, exact: bool = False, tta: bool = True, batch_size: int | None = None,
-                progress: Callable[[int, int], None] | None = None):
-        """The label map of one case (a SimpleITK image on the first file's grid)."""
+                progress: Callable[[int, int], None] | None = None, postprocess: bool = True):
+        """The label map of one case (a SimpleITK image on the first file's grid); ``postprocess``: apply the
+        folder's ``postprocessing.json`` when it has one."""
         files = [Path(f) for f in files]
         self.check_channels(files)
         case = preprocess(files, self.folder.plans, self.config)
@@ -139,6 +146,8 @@ class NnUNetModel:
         else:
             cropped = self._engine(case, axes, batch_size, progress)
         seg = uncrop(cropped, case, self.folder.plans, len(self.labels.output_values) - 1)
+        if postprocess and self.postprocessing:
+            seg = apply_steps(np.ascontiguousarray(seg), self.postprocessing)
         return labels_to_sitk(seg, case)
 
     @torch.inference_mode()

@@ -137,7 +137,7 @@ def predict_folder_model(model_ref: str, inputs: Sequence[Path], output: Path | 
                          folds: Sequence[str] | None = None, checkpoint_name: str | None = None,
                          exact: bool = False, tta: bool = True, threads: int | None = None,
                          stats: bool = False, resume: bool = False, shard: str | tuple[int, int] | None = None,
-                         backend: str = "auto", precision: str = "auto",
+                         backend: str = "auto", precision: str = "auto", postprocess: bool = True,
                          progress: Callable[[BatchEvent], None] | None = None) -> tuple[BatchSummary, NnUNetPredictor]:
     """Predict every case with an nnU-Net v2 folder (a path, or a name from ``models import-folder``) through
     medseg's batch path: sidecars with the fold sha256s, ``--stats``, ``--resume`` and ``--shard``."""
@@ -145,7 +145,8 @@ def predict_folder_model(model_ref: str, inputs: Sequence[Path], output: Path | 
     from medseg.inference.cases import Case, parse_shard, select_shard, shard_from_env
 
     predictor = build_folder_predictor(model_ref, folds=folds, checkpoint_name=checkpoint_name, exact=exact, tta=tta,
-                                       threads=threads, backend=backend, precision=precision)
+                                       threads=threads, backend=backend, precision=precision,
+                                       postprocess=postprocess)
     grouped = group_cases(list(inputs), predictor.model.folder.channel_names)
     targets = output_paths(grouped, output)
     check_headers(grouped)

@@ -63,8 +63,10 @@ class NnUNetPredictor:
     """
 
     def __init__(self, model: NnUNetModel, *, name: str, exact: bool = False, tta: bool = True,
-                 pins: dict[str, str] | None = None, channels: dict[Path, list[Path]] | None = None) -> None:
+                 pins: dict[str, str] | None = None, channels: dict[Path, list[Path]] | None = None,
+                 postprocess: bool = True) -> None:
         self.model, self.exact, self.tta = model, exact, tta
+        self.apply_postprocessing = postprocess and bool(model.postprocessing)
         self.card = _card(model, name)
         self.folds = fold_digests(model, pins)
         combined = hashlib.sha256("".join(f"{k}:{v}\n" for k, v in sorted(self.folds.items())).encode()).hexdigest()
@@ -85,7 +87,9 @@ class NnUNetPredictor:
         """What makes a result (compared by ``--resume``): the arithmetic, folds and checkpoint."""
         return {"nnunet": {"exact": self.exact, "folds": sorted(self.folds),
                            "checkpoint_name": self.model.folder.checkpoint_name,
-                           "configuration": self.model.folder.configuration}}
+                           "configuration": self.model.folder.configuration,
+                           "postprocessing": ([list(step) for step in self.model.postprocessing]
+                                              if self.apply_postprocessing else None)}}
 
     def settings(self) -> dict[str, Any]:
         """The resolved settings (recorded in the sidecar; ``run_record`` reads tta and mirror_axes)."""
@@ -94,6 +98,7 @@ class NnUNetPredictor:
                 "fast": False, "probabilities": False, "postprocess": self.postprocess.to_dict(),
                 "roi_size": list(self.card.roi_size), "arithmetic": "nnU-Net exact" if self.exact else "medseg engine",
                 "nnunet_folder": str(self.model.folder.path), "fold_sha256": dict(self.folds),
+                "postprocessing_file": (str(self.model.postprocessing_file) if self.apply_postprocessing else None),
                 **self.output_parameters()}
 
     def files_for(self, path: str | Path) -> list[Path]:
@@ -110,7 +115,8 @@ class NnUNetPredictor:
             raise MedsegError("nnU-Net folders predict files (their reader is nnU-Net's)",
                               hint="pass the case's file path")
         start = time.perf_counter()
-        result = self.model.predict(self.files_for(path), exact=self.exact, tta=self.tta, progress=progress)
+        result = self.model.predict(self.files_for(path), exact=self.exact, tta=self.tta, progress=progress,
+                                    postprocess=self.apply_postprocessing)
         seg = sitk.GetArrayFromImage(result)
         labels = np.ascontiguousarray(seg.transpose(tuple(range(seg.ndim - 1, -1, -1))))
         if tuple(labels.shape) != tuple(image.shape[1:]):
@@ -127,7 +133,8 @@ class NnUNetPredictor:
 def build_folder_predictor(model_ref: str, *, folds: Sequence[str] | None = None, checkpoint_name: str | None = None,
                            exact: bool = False, tta: bool | None = None, threads: int | None = None,
                            backend: str = "auto", precision: str = "auto",
-                           channels: dict[Path, list[Path]] | None = None) -> NnUNetPredictor:
+                           channels: dict[Path, list[Path]] | None = None, postprocess: bool = True
+                           ) -> NnUNetPredictor:
     """The predictor of :func:`medseg.api.build_predictor` for a folder path or an imported name."""
     from medseg.nnunet.run import load_folder_model
 
@@ -136,4 +143,4 @@ def build_folder_predictor(model_ref: str, *, folds: Sequence[str] | None = None
         torch.set_num_threads(threads)
     model, name, pins = load_folder_model(model_ref, folds=folds, checkpoint_name=checkpoint_name)
     return NnUNetPredictor(model, name=name, exact=exact, tta=True if tta is None else tta, pins=pins,
-                           channels=channels)
+                           channels=channels, postprocess=postprocess)
