@@ -60,6 +60,9 @@ def test_multichannel_case_and_runtime_refusals(tmp_path):
                                               str(tmp_path / "x"), *option])
         assert result.exit_code == 2 and "not available for nnU-Net folders" in result.output
         assert not (tmp_path / "x").exists()
+    result = runner.invoke(cli_main.app, ["predict", str(scans), "--model", str(folder), "-o", str(tmp_path / "x"),
+                                          "--probabilities", "--overlap", "0.25"])
+    assert result.exit_code == 2 and "--probabilities, --overlap not available" in result.output
 
 
 def test_python_api_takes_a_folder(tmp_path):
