@@ -127,7 +127,11 @@ class NnUNetPredictor:
                          meta={"labels": list(self.label_names), "model": self.info.full_name,
                                "filename_or_obj": str(path)})
         seconds = time.perf_counter() - start
-        return Prediction(out, self.label_names, None, self.settings(), {"total_s": seconds, "inference_s": seconds})
+        settings = self.settings()
+        others = self.files_for(path)[1:]
+        if others:  # the sidecar's input is channel _0000; the other channels are pinned here
+            settings["other_channels"] = {str(f): sha256_file(f) for f in others}
+        return Prediction(out, self.label_names, None, settings, {"total_s": seconds, "inference_s": seconds})
 
 
 def build_folder_predictor(model_ref: str, *, folds: Sequence[str] | None = None, checkpoint_name: str | None = None,

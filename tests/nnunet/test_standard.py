@@ -54,7 +54,9 @@ def test_multichannel_case_and_runtime_refusals(tmp_path):
     result = runner.invoke(cli_main.app, ["predict", str(scans), "--model", str(folder), "-o", str(tmp_path / "o"),
                                           "--no-tta"])
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "o" / "c.json").read_text())["input"]["path"].endswith("c_0000.nii.gz")
+    sidecar = json.loads((tmp_path / "o" / "c.json").read_text())
+    assert sidecar["input"]["path"].endswith("c_0000.nii.gz")
+    assert sidecar["settings"]["other_channels"] == {str(scans / "c_0001.nii.gz"): sha256_file(scans / "c_0001.nii.gz")}
     for option in (["--backend", "openvino"], ["--precision", "bf16"]):
         result = runner.invoke(cli_main.app, ["predict", str(scans), "--model", str(folder), "-o",
                                               str(tmp_path / "x"), *option])
