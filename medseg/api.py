@@ -73,7 +73,8 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
     ``name.tag``, nn.Module with ``.card``, or the default becomes a :class:`Predictor`; ``cascade.<recipe>``
     (or a cascade recipe ``.toml``) a two-stage cascade (:mod:`medseg.cascade`; its ``checkpoint`` is a folder
     with ``stage1/best.pt`` + ``stage2/best.pt`` or a pair of files); a graph (landmark) model a
-    :class:`~medseg.inference.graph.GraphPredictor`.
+    :class:`~medseg.inference.graph.GraphPredictor`; an nnU-Net v2 result folder (or a name from ``models
+    import-folder``) a :class:`~medseg.nnunet.standard.NnUNetPredictor` (default arithmetic, every fold).
 
     ``backend``/``precision`` choose how windows run on a CPU (:func:`medseg.backends.get_predictor`:
     ``auto`` = OpenVINO fp32 when the ``cpu`` extra is installed, checked against PyTorch on the first windows
@@ -99,6 +100,14 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
                 if runner is not None:
                     cascade.pipeline.runners[stage] = runner
         return cascade
+    if isinstance(model, str):  # an nnU-Net v2 result folder (or a name from `models import-folder`)
+        from medseg.nnunet.cli import is_nnunet_model
+
+        if is_nnunet_model(model):
+            from medseg.nnunet.standard import build_folder_predictor
+
+            return build_folder_predictor(model, tta=False if fast else tta, threads=threads,  # type: ignore[return-value]
+                                          backend=backend, precision=precision)
     net, card, info = load_model(model, weights_dir=weights_dir, checkpoint=checkpoint)
     if not head_for(card).dense:   # landmark models: contours filled into a mask
         from medseg.inference.graph import GraphPredictor

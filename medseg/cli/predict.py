@@ -94,8 +94,17 @@ def predict(
                     batch_size=batch_size, threads=threads)
         return
     if is_nnunet_model(model):
-        predict_command(model, inputs, output, folds=folds, checkpoint_name=checkpoint_name, exact=exact,
-                        tta=False if fast else tta, threads=threads)
+        code = predict_command(model, inputs, output, folds=folds, checkpoint_name=checkpoint_name, exact=exact,
+                               tta=False if fast else tta, threads=threads, stats=stats, resume=resume, shard=shard,
+                               backend=backend, precision=precision, output_type=output_type,
+                               postprocess=not no_postprocess,
+                               unsupported={"--probabilities": probabilities, "--keep-largest": keep_largest,
+                                            "--remove-islands": remove_islands, "--fill-holes": fill_holes,
+                                            "--output-format": output_format not in (None, "image"),
+                                            "--overlap": overlap != 0.5, "--threshold": threshold is not None,
+                                            "--checkpoint": checkpoint, "--frame": frame, "--series": series})
+        if code:
+            raise typer.Exit(code)
         return
     reject_nnunet_options(folds, checkpoint_name, exact)
     if output_type not in ("multilabel", "per-class"):

@@ -31,17 +31,32 @@ def parse_folds(text: str | None) -> list[str] | None:
 
 
 def predict_command(model: str, inputs: Sequence[Path], output: Path | None, *, folds: str | None,
-                    checkpoint_name: str | None, exact: bool, tta: bool | None, threads: int | None) -> None:
-    """``medseg predict --model FOLDER``: run and print one line per case."""
-    from rich.console import Console
-
+                    checkpoint_name: str | None, exact: bool, tta: bool | None, threads: int | None,
+                    stats: bool = False, resume: bool = False, shard: str | None = None, backend: str = "auto",
+                    precision: str = "auto", output_type: str = "multilabel", postprocess: bool = True,
+                    unsupported: dict[str, object] | None = None) -> int:
+    """``medseg predict --model FOLDER`` through the batch path; returns the exit code (a single failed case
+    raises its one-line error: exit 2). ``unsupported``: options given that folders do not honour (refused)."""
+    from medseg.cli._predict_view import PredictProgress, print_summary
     from medseg.nnunet.run import predict_folder_model
 
-    console = Console(stderr=True)
-    summary = predict_folder_model(model, inputs, output, folds=parse_folds(folds), checkpoint_name=checkpoint_name,
-                                   exact=exact, tta=True if tta is None else tta, threads=threads,
-                                   progress=console.print)
-    console.print(f"{len(summary.done)} done ({'exact nnU-Net arithmetic' if exact else 'medseg engine'})")
+    given = [name for name, value in (unsupported or {}).items() if value]
+    if given:
+        raise MedsegError(f"{', '.join(given)} not available for nnU-Net folders yet",
+                          hint="drop them (folders use nnU-Net's step 0.5 and their postprocessing.json)")
+    if output_type != "multilabel":
+        raise MedsegError(f"--output-type {output_type} is not available for nnU-Net folders yet",
+                          hint="drop --output-type (one multilabel file per case)")
+    with PredictProgress() as view:
+        summary, predictor = predict_folder_model(
+            model, inputs, output, folds=parse_folds(folds), checkpoint_name=checkpoint_name, exact=exact,
+            tta=True if tta is None else tta, threads=threads, stats=stats, resume=resume, shard=shard,
+            backend=backend, precision=precision, postprocess=postprocess, progress=view.update)
+    single = summary.single_failure()
+    if single is not None:
+        raise single
+    print_summary(summary, predictor)
+    return summary.exit_code
 
 
 def reject_nnunet_options(folds: str | None, checkpoint_name: str | None, exact: bool) -> None:

@@ -2,11 +2,13 @@
 
 ``exact=True`` reproduces ``nnUNetv2_predict``: float16 stitching one window at a time, folds averaged in
 float16 logits, logits resampled back (order 1) before argmax. The default runs the same network, windows,
-Gaussian and mirroring through medseg's batched, memory-bounded engine (float32 cell sums, labels decided per
-cell, folds averaged per window in float32). When the model spacing differs from the scan's, it resamples the
-log of the stitched float16 probabilities (equal to the logits up to a per-voxel constant, so the argmax of
-the order-1 resampling is the same as for logits) while they fit ``PROBABILITY_BUDGET``; above it (100+
-classes on large scans) the labels are mapped back nearest-neighbour, with no full-volume probabilities.
+Gaussian and mirroring through medseg's batched, memory-bounded engine (labels decided per cell, folds
+averaged per window in float32; windows per batch sized from the head count and free memory, cell sums in
+float16 above ``MANY_CLASSES`` heads, else float32 while they fit the engine's limit). When the model spacing
+differs from the scan's, it resamples the log of the stitched float16 probabilities (equal to the logits up
+to a per-voxel constant, so the argmax of the order-1 resampling is the same as for logits) while they fit
+``PROBABILITY_BUDGET``; above it, or above ``MANY_CLASSES`` heads, the labels are mapped back
+nearest-neighbour, with no full-volume probabilities.
 """
 from __future__ import annotations
 
@@ -35,15 +37,34 @@ from medseg.nnunet.folder import (
 )
 from medseg.nnunet.labels import Labels, read_labels
 from medseg.nnunet.network import NnUNetNetwork, build_network
+from medseg.nnunet.postprocessing import apply_steps, find_file, read_steps
 from medseg.nnunet.preprocessing import Case, check_plans, preprocess
 from medseg.nnunet.resampling import resample
 from medseg.nnunet.sliding import predict_logits
 
 logger = get_logger(__name__)
 
-# float16 probabilities on the model grid kept by the default path when the scan needs resampling back;
-# above this (many classes, large scans) labels are mapped back nearest-neighbour instead
+# bytes the default path may spend resampling probabilities back (float16 on the model grid, their float32
+# logits, the float32 result on the scan's crop: ~14 B per voxel and head); above this (many classes, large
+# scans) labels are mapped back nearest-neighbour instead, with no full-volume probabilities
 PROBABILITY_BUDGET = 2 << 30
+# heads above which the default path accumulates window sums in float16 and keeps no probabilities
+MANY_CLASSES = 16
+# bytes of one window's float32 logits held at once by a TTA batch: the sum, one pass and its flipped copy
+TTA_COPIES = 3
+
+
+def window_batch(heads: int, roi: Sequence[int], available: int | None = None) -> int:
+    """Windows per batch for the default path: the engine's logits budget (batch 1 for 100+ classes on a
+    128^3 patch), and at most a quarter of the memory still available for the batch's float32 logits."""
+    import math
+
+    from medseg.core.memory import available_memory
+    from medseg.inference.sliding_window import auto_batch_size
+
+    per_window = heads * math.prod(roi) * 4 * TTA_COPIES
+    free = available_memory() if available is None else available
+    return max(1, min(auto_batch_size(heads, roi, "cpu"), free // 4 // max(per_window, 1)))
 
 
 @dataclass
@@ -55,6 +76,8 @@ class NnUNetModel:
     labels: Labels
     folds: list[Fold]
     networks: list[NnUNetNetwork] = field(default_factory=list)
+    postprocessing: list[tuple[int, ...]] = field(default_factory=list)   # keep-largest steps (postprocessing.json)
+    postprocessing_file: Path | None = None
 
     @property
     def in_channels(self) -> int:
@@ -91,6 +114,9 @@ class NnUNetModel:
                               "prediction as input)", path=folder.path, hint="cascades are not supported yet")
         labels = read_labels(folder.dataset)
         model = cls(folder, config, labels, loaded)
+        model.postprocessing_file = find_file(folder.path, [f.name for f in loaded])
+        if model.postprocessing_file is not None:  # postprocessing.pkl is never unpickled
+            model.postprocessing = read_steps(model.postprocessing_file)
         for fold in loaded:
             net = build_network(config, model.in_channels, labels.num_heads)
             strict_load(net, fold)
@@ -107,9 +133,10 @@ class NnUNetModel:
                 hint="name the files CASE_0000.nii.gz, CASE_0001.nii.gz, ... in one folder, "
                      "or pass every channel of one case to --channels")
 
-    def predict(self, files: Sequence[Path], *, exact: bool = False, tta: bool = True, batch_size: int = 4,
-                progress: Callable[[int, int], None] | None = None):
-        """The label map of one case (a SimpleITK image on the first file's grid)."""
+    def predict(self, files: Sequence[Path], *, exact: bool = False, tta: bool = True, batch_size: int | None = None,
+                progress: Callable[[int, int], None] | None = None, postprocess: bool = True):
+        """The label map of one case (a SimpleITK image on the first file's grid); ``postprocess``: apply the
+        folder's ``postprocessing.json`` when it has one."""
         files = [Path(f) for f in files]
         self.check_channels(files)
         case = preprocess(files, self.folder.plans, self.config)
@@ -119,6 +146,8 @@ class NnUNetModel:
         else:
             cropped = self._engine(case, axes, batch_size, progress)
         seg = uncrop(cropped, case, self.folder.plans, len(self.labels.output_values) - 1)
+        if postprocess and self.postprocessing:
+            seg = apply_steps(np.ascontiguousarray(seg), self.postprocessing)
         return labels_to_sitk(seg, case)
 
     @torch.inference_mode()
@@ -133,7 +162,7 @@ class NnUNetModel:
         return logits_to_cropped_labels(total, case, self.config, self.labels)
 
     @torch.inference_mode()
-    def _engine(self, case: Case, axes, batch_size: int, progress) -> np.ndarray:
+    def _engine(self, case: Case, axes, batch_size: int | None, progress) -> np.ndarray:
         from medseg.inference.sliding_window import (
             EngineOptions,
             sliding_window_labels,
@@ -153,11 +182,17 @@ class NnUNetModel:
         net = window_network(ensemble, spatial_dims=2 if two_d else 3, slice_axis=0)
         mirror = tuple(a + 1 for a in axes) if (axes and two_d) else tuple(axes or ())
         activation = "sigmoid" if self.labels.has_regions else "softmax"
+        heads = self.labels.num_heads
         resampled = tuple(case.data.shape[1:]) != tuple(case.shape_after_cropping)
-        keep = self.labels.has_regions or (
-            resampled and self.labels.num_heads * case.data[0].size * 2 <= PROBABILITY_BUDGET)
-        options = EngineOptions(roi=roi, overlap=0.5, mirror_axes=mirror, batch_size=batch_size, probabilities=keep)
-        result = sliding_window_labels(torch.from_numpy(case.data), net, channels=self.labels.num_heads,
+        voxels = max(case.data[0].size, int(np.prod(case.shape_after_cropping)))
+        keep = self.labels.has_regions or (resampled and heads <= MANY_CLASSES
+                                           and heads * voxels * 14 <= PROBABILITY_BUDGET)
+        batch = batch_size or window_batch(heads, roi)
+        options = EngineOptions(roi=roi, overlap=0.5, mirror_axes=mirror, batch_size=batch, probabilities=keep,
+                                accumulate="float16" if heads > MANY_CLASSES else "auto")
+        logger.debug("engine: %d heads, batch %d, accumulate %s, probabilities %s", heads, batch,
+                     options.accumulate, keep)
+        result = sliding_window_labels(torch.from_numpy(case.data), net, channels=heads,
                                        activation=activation, options=options, progress=progress)
         if keep:  # back to logits (up to a per-voxel constant), resampled with nnU-Net's order-1 rule, decided
             prob = result.probabilities.float().clamp_(1e-7, 1.0)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
+from medseg.inference.batch import BatchEvent, BatchSummary
+from medseg.nnunet.standard import NnUNetPredictor, build_folder_predictor
 
 logger = get_logger(__name__)
 
@@ -93,20 +94,8 @@ def output_paths(cases: dict[str, list[Path]], output: Path | None) -> dict[str,
     return out
 
 
-@dataclass
-class RunSummary:
-    done: list[Path] = field(default_factory=list)
-
-
-def predict_folder_model(model_ref: str, inputs: Sequence[Path], output: Path | None, *,
-                         folds: Sequence[str] | None = None, checkpoint_name: str | None = None,
-                         exact: bool = False, tta: bool = True, threads: int | None = None,
-                         progress: Callable[[str], None] | None = None) -> RunSummary:
-    """Predict every case with an nnU-Net v2 folder (a path, or a name from ``models import-folder``)."""
-    import SimpleITK as sitk
-    import torch
-
-    from medseg.core.atomic import atomic_path
+def load_folder_model(model_ref: str, *, folds: Sequence[str] | None = None, checkpoint_name: str | None = None):
+    """(model, display name, pinned fold sha256s) for a folder path or a name from ``models import-folder``."""
     from medseg.nnunet.folder import DEFAULT_CHECKPOINT
     from medseg.nnunet.predictor import NnUNetModel
     from medseg.nnunet.registry import lookup
@@ -114,8 +103,9 @@ def predict_folder_model(model_ref: str, inputs: Sequence[Path], output: Path | 
     pins = None
     path = Path(model_ref)
     card = None if path.is_dir() else lookup(model_ref)
+    name = path.name
     if card is not None:
-        path = Path(card["path"])
+        path, name = Path(card["path"]), model_ref
         checkpoint_name = checkpoint_name or card.get("checkpoint_name")
         pins = {k: v.get("sha256") for k, v in card.get("folds", {}).items()}
         if folds is not None:
@@ -125,12 +115,15 @@ def predict_folder_model(model_ref: str, inputs: Sequence[Path], output: Path | 
                                   hint=f"imported folds: {', '.join(pins)}")
         elif pins:
             folds = list(pins)
-    if threads:
-        torch.set_num_threads(threads)
     model = NnUNetModel.load(path, folds=folds, checkpoint_name=checkpoint_name or DEFAULT_CHECKPOINT, pins=pins)
-    cases = group_cases(list(inputs), model.folder.channel_names)
-    targets = output_paths(cases, output)
-    for files in cases.values():  # every header readable before anything is written
+    return model, name, pins
+
+
+def check_headers(cases: dict[str, list[Path]]) -> None:
+    """Every channel header readable before anything runs or is written."""
+    import SimpleITK as sitk
+
+    for files in cases.values():
         for f in files:
             reader = sitk.ImageFileReader()
             reader.SetFileName(str(f))
@@ -138,14 +131,32 @@ def predict_folder_model(model_ref: str, inputs: Sequence[Path], output: Path | 
                 reader.ReadImageInformation()
             except RuntimeError as exc:
                 raise MedsegError(f"cannot read image ({str(exc).strip().splitlines()[-1][:160]})", path=f) from exc
-    summary = RunSummary()
-    for case, files in cases.items():
-        image = model.predict(files, exact=exact, tta=tta)
-        target = targets[case]
-        with atomic_path(target) as temp:
-            sitk.WriteImage(image, str(temp), True)
-        summary.done.append(target)
-        logger.info("%s -> %s", case, target)
-        if progress is not None:
-            progress(f"{case} -> {target}")
-    return summary
+
+
+def predict_folder_model(model_ref: str, inputs: Sequence[Path], output: Path | None, *,
+                         folds: Sequence[str] | None = None, checkpoint_name: str | None = None,
+                         exact: bool = False, tta: bool = True, threads: int | None = None,
+                         stats: bool = False, resume: bool = False, shard: str | tuple[int, int] | None = None,
+                         backend: str = "auto", precision: str = "auto", postprocess: bool = True,
+                         progress: Callable[[BatchEvent], None] | None = None) -> tuple[BatchSummary, NnUNetPredictor]:
+    """Predict every case with an nnU-Net v2 folder (a path, or a name from ``models import-folder``) through
+    medseg's batch path: sidecars with the fold sha256s, ``--stats``, ``--resume`` and ``--shard``."""
+    from medseg.inference.batch import OutputOptions, run_batch
+    from medseg.inference.cases import Case, parse_shard, select_shard, shard_from_env
+
+    predictor = build_folder_predictor(model_ref, folds=folds, checkpoint_name=checkpoint_name, exact=exact, tta=tta,
+                                       threads=threads, backend=backend, precision=precision,
+                                       postprocess=postprocess)
+    grouped = group_cases(list(inputs), predictor.model.folder.channel_names)
+    targets = output_paths(grouped, output)
+    check_headers(grouped)
+    cases = [Case(case, files[0], targets[case]) for case, files in grouped.items()]
+    split = parse_shard(shard) if isinstance(shard, str) else shard or shard_from_env()
+    if split is not None:
+        cases = select_shard(cases, *split)
+    predictor.channels = {f[0].resolve(): f for f in grouped.values()}
+    summary = run_batch(predictor, cases, OutputOptions(stats=stats), resume=resume,  # type: ignore[arg-type]
+                        progress=progress)
+    for result in summary.results:
+        logger.info("%s: %s %s", result.case.name, result.status, result.message or result.case.output)
+    return summary, predictor
