@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from importlib import resources
 from typing import Any
 
 INDEX = "models_index.json"  # in medseg/data
@@ -39,7 +38,9 @@ def build_index() -> list[dict[str, Any]]:
 
 def read_index(pattern: str = "*") -> list[dict[str, Any]]:
     """Rows of the shipped index whose names match a glob (no torch)."""
-    rows = json.loads(resources.files("medseg").joinpath("data", INDEX).read_text(encoding="utf-8"))
+    from medseg.core.resources import package_data
+
+    rows = json.loads(package_data(INDEX).read_text(encoding="utf-8"))
     return [r for r in rows if fnmatch.fnmatch(r["name"], pattern)]
 
 
@@ -48,8 +49,9 @@ def write_index() -> None:
     from pathlib import Path
 
     from medseg.core.atomic import atomic_path
+    from medseg.core.resources import package_data
 
-    path = Path(__file__).parents[1] / "data" / INDEX
+    path = package_data(INDEX)
     with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(build_index(), indent=1) + "\n", encoding="utf-8")
 

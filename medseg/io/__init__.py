@@ -6,7 +6,14 @@ readers work without importing torch and MONAI (``medseg info`` stays fast).
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the same names, typed, for mypy and editors
+    from medseg.io.dicom import list_dicom_series
+    from medseg.io.dicom_objects import read_dicom_object, write_dicom_labels
+    from medseg.io.formats import case_name, detect_format, split_ext
+    from medseg.io.readers import read_array, read_image
+    from medseg.io.writers import write_image
 
 _LAZY = {
     "case_name": "medseg.io.formats",
@@ -27,4 +34,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'medseg.io' has no attribute {name!r}")
 
 
-__all__ = sorted(_LAZY)
+__all__ = ["case_name", "detect_format", "list_dicom_series", "read_array", "read_dicom_object", "read_image",
+           "split_ext", "write_dicom_labels", "write_image"]
