@@ -30,10 +30,11 @@ def summary(name: str) -> dict[str, Any]:
 
 
 def build_index() -> list[dict[str, Any]]:
-    """Every registered model's row, sorted by name."""
-    from medseg.models import list_models
+    """The row of every model medseg ships (registered in ``medseg.models``; not ones that tests or user code
+    register at run time), sorted by name."""
+    from medseg.models import get_entry, list_models
 
-    return [summary(n) for n in list_models()]
+    return [summary(n) for n in list_models() if get_entry(n).module.startswith("medseg.models.")]
 
 
 def read_index(pattern: str = "*") -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ _STYLE = {"done": "green", "skipped": "cyan", "failed": "red"}
 
 
 class PredictProgress:
-    """Two bars on stderr (cases, and windows of the current case) in a terminal; otherwise one line per case:
+    """Two bars on stderr (cases, and windows of the current case) in a terminal; otherwise, for several inputs, one line per case:
     ``case NAME i/n: STATUS, elapsed h:mm:ss, ETA h:mm:ss`` (skipped cases do not count towards the ETA)."""
 
     def __init__(self) -> None:
@@ -50,7 +50,8 @@ class PredictProgress:
         elif event.kind == "case_end":
             self.progress.advance(self.cases)
             self.ended += 1
-            if not self.console.is_terminal:
+            # one input: its output (or its one error line) says it all, a progress line would add nothing
+            if not self.console.is_terminal and event.total > 1:
                 self._line(event)
 
     def _line(self, event) -> None:

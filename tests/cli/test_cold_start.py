@@ -6,6 +6,7 @@ packages ended up in ``sys.modules``. Nothing here can be satisfied without the 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -28,9 +29,10 @@ print(json.dumps({"code": code, "loaded": [m for m in ("torch", "monai") if m in
 
 
 def _run(args: list[str]) -> dict:
-    done = subprocess.run([sys.executable, "-c", _WRAPPER, json.dumps(args)], capture_output=True, text=True,
-                          timeout=120)
-    return json.loads(done.stderr.strip().splitlines()[-1])
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}  # rich tables print fine whatever the test's locale
+    done = subprocess.run([sys.executable, "-c", _WRAPPER, json.dumps(args)], capture_output=True, timeout=120,
+                          env=env)
+    return json.loads(done.stderr.decode("utf-8").strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
