@@ -1,4 +1,4 @@
-"""Rich progress bars and the end-of-run table for ``medseg predict`` (terminal output only)."""
+"""Progress for ``medseg predict``: rich bars in a terminal, one line per case otherwise; the end-of-run table."""
 from __future__ import annotations
 
 from rich.console import Console
@@ -11,11 +11,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from medseg.cli._progress import Eta
+
 _STYLE = {"done": "green", "skipped": "cyan", "failed": "red"}
 
 
 class PredictProgress:
-    """Two bars on stderr: cases, and windows of the current case. Silent when stderr is not a terminal."""
+    """Two bars on stderr (cases, and windows of the current case) in a terminal; otherwise, for several inputs, one line per case:
+    ``case NAME i/n: STATUS, elapsed h:mm:ss, ETA h:mm:ss`` (skipped cases do not count towards the ETA)."""
 
     def __init__(self) -> None:
         self.console = Console(stderr=True)
@@ -24,6 +27,9 @@ class PredictProgress:
                                  disable=not self.console.is_terminal)
         self.cases = None
         self.windows = None
+        self.eta = Eta(0)
+        self.ended = 0
+        self.skipped = 0
 
     def __enter__(self) -> PredictProgress:
         self.progress.__enter__()
@@ -35,6 +41,7 @@ class PredictProgress:
     def update(self, event) -> None:
         if self.cases is None:
             self.cases = self.progress.add_task("cases", total=event.total)
+            self.eta = Eta(event.total)  # the clock starts with the batch
             self.windows = self.progress.add_task("windows", total=1, visible=False)
         if event.kind == "case_start":
             self.progress.update(self.windows, description=f"  {event.case}", completed=0, total=1, visible=True)
@@ -42,6 +49,19 @@ class PredictProgress:
             self.progress.update(self.windows, completed=event.done, total=event.of)
         elif event.kind == "case_end":
             self.progress.advance(self.cases)
+            self.ended += 1
+            # one input: its output (or its one error line) says it all, a progress line would add nothing
+            if not self.console.is_terminal and event.total > 1:
+                self._line(event)
+
+    def _line(self, event) -> None:
+        line = f"case {event.case} {self.ended}/{event.total}: {event.status}"
+        if event.status == "skipped":  # already complete (--resume): takes no time, so not part of the rate
+            self.skipped += 1
+            self.eta.total -= 1
+        else:
+            line += f", {self.eta.step(self.ended - self.skipped)}"
+        self.console.print(line, highlight=False, soft_wrap=True)
 
 
 def print_summary(summary, predictor) -> None:

@@ -49,7 +49,7 @@ def convert(
       medseg convert labels.nii.gz seg.dcm --dicom-source dicom_folder/   # -> DICOM-SEG
     """
     from medseg.core.paths import refuse_writing_inputs
-    from medseg.io import read_image, write_image
+    from medseg.io import read_array, write_image
 
     refuse_writing_inputs([target], [source], option="TARGET")
     if dicom_source is not None:
@@ -59,10 +59,10 @@ def convert(
         typer.echo(f"wrote {target} ({info['format']}, {info['bytes']} bytes)")
         return
 
-    image = read_image(source, frame=frame, series=series, allow_multichannel=True)
+    image = read_array(source, frame=frame, series=series, allow_multichannel=True)
     written = write_image(image, target)
     shape = "x".join(str(s) for s in image.meta["spatial_shape"])
-    channels = f", {image.shape[0]} channels" if image.shape[0] > 1 else ""
+    channels = f", {image.array.shape[0]} channels" if image.array.shape[0] > 1 else ""
     typer.echo(f"wrote {written} ({shape}{channels}, {image.meta['original_dtype']})")
 
 

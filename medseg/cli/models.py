@@ -13,32 +13,6 @@ models_app = typer.Typer(
 )
 
 
-def _params(name: str) -> int | None:
-    from medseg.core.errors import MedsegError
-    from medseg.models import count_parameters
-
-    try:
-        return count_parameters(name)
-    except MedsegError:  # e.g. an optional dependency is missing
-        return None
-
-
-def _summary(name: str) -> dict:
-    from medseg.models import get_card
-
-    card = get_card(name)
-    return {
-        "name": name,
-        "dims": card.spatial_dims,
-        "in_channels": card.in_channels,
-        "out_channels": card.out_channels,
-        "activation": card.activation,
-        "params": _params(name),
-        "pretrained": [p.tag for p in card.pretrained],
-        "description": card.description,
-    }
-
-
 def _fmt_params(n: int | None) -> str:
     if n is None:
         return "?"
@@ -57,9 +31,9 @@ def list_cmd(
       medseg models list
       medseg models list 'swin*' --json
     """
-    from medseg.models import list_models
+    from medseg.cli._model_index import read_index
 
-    rows = [_summary(n) for n in list_models(pattern)]
+    rows = read_index(pattern)  # a shipped JSON index: no torch, well under a second
     if as_json:
         typer.echo(json.dumps(rows, indent=1))
         return
@@ -101,6 +75,7 @@ def show_cmd(
     """
     import inspect
 
+    from medseg.cli._model_index import summary
     from medseg.models import get_card, get_entry
     from medseg.nnunet.cli import show_card
 
@@ -108,7 +83,7 @@ def show_cmd(
         return
     card = get_card(name)
     info = card.to_dict()
-    info["params"] = _params(name)
+    info["params"] = summary(name)["params"]
     options = list(inspect.signature(get_entry(name).builder).parameters.values())[1:]
     info["builder_options"] = {p.name: repr(p.default) for p in options}
     if as_json:

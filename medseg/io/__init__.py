@@ -1,9 +1,38 @@
-"""Image I/O: files <-> :class:`monai.data.MetaTensor` with RAS geometry. Nothing else touches formats."""
-from medseg.io.dicom import list_dicom_series
-from medseg.io.dicom_objects import read_dicom_object, write_dicom_labels
-from medseg.io.formats import case_name, detect_format, split_ext
-from medseg.io.readers import read_image
-from medseg.io.writers import write_image
+"""Image I/O: files <-> :class:`monai.data.MetaTensor` with RAS geometry. Nothing else touches formats.
 
-__all__ = ["case_name", "detect_format", "list_dicom_series", "read_dicom_object", "read_image", "split_ext",
-           "write_dicom_labels", "write_image"]
+Names are resolved on first use (as in :mod:`medseg`), so ``medseg.io.readers.read_array`` and the header
+readers work without importing torch and MONAI (``medseg info`` stays fast).
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the same names, typed, for mypy and editors
+    from medseg.io.dicom import list_dicom_series
+    from medseg.io.dicom_objects import read_dicom_object, write_dicom_labels
+    from medseg.io.formats import case_name, detect_format, split_ext
+    from medseg.io.readers import read_array, read_image
+    from medseg.io.writers import write_image
+
+_LAZY = {
+    "case_name": "medseg.io.formats",
+    "detect_format": "medseg.io.formats",
+    "split_ext": "medseg.io.formats",
+    "list_dicom_series": "medseg.io.dicom",
+    "read_dicom_object": "medseg.io.dicom_objects",
+    "write_dicom_labels": "medseg.io.dicom_objects",
+    "read_array": "medseg.io.readers",
+    "read_image": "medseg.io.readers",
+    "write_image": "medseg.io.writers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'medseg.io' has no attribute {name!r}")
+
+
+__all__ = ["case_name", "detect_format", "list_dicom_series", "read_array", "read_dicom_object", "read_image",
+           "split_ext", "write_dicom_labels", "write_image"]

@@ -17,11 +17,9 @@ import gzip
 import zlib
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import torch
-from monai.data import MetaTensor
 
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
@@ -31,6 +29,9 @@ from medseg.io.dicom_objects import dicom_object_kind, read_dicom_object
 from medseg.io.formats import detect_format, split_ext
 from medseg.io.geometry import is_singular, spacing_from_affine
 from medseg.io.header import check_claim, read_header
+
+if TYPE_CHECKING:
+    from monai.data import MetaTensor
 
 logger = get_logger(__name__)
 
@@ -62,6 +63,32 @@ def read_image(
         MedsegError: a missing, corrupt or unsupported file, a 4D file without ``frame``, a singular affine,
             a DICOM folder that is empty or holds several series (without ``series``).
     """
+    array, affine, meta = read_array(path, frame=frame, series=series, allow_multichannel=allow_multichannel)
+    import torch  # here, not at the top: `medseg info` reads arrays without paying for torch and MONAI
+    from monai.data import MetaTensor
+
+    affine_t = torch.as_tensor(affine, dtype=torch.float64)
+    meta["original_affine"] = affine_t.clone()
+    return MetaTensor(torch.from_numpy(array), affine=affine_t, meta=meta)
+
+
+class ImageArray(NamedTuple):
+    """What :func:`read_array` returns: channel-first voxels, the 4x4 RAS affine, and the meta dict."""
+
+    array: np.ndarray
+    affine: np.ndarray
+    meta: dict[str, Any]
+
+
+def read_array(
+    path: str | PathLike,
+    *,
+    frame: int | None = None,
+    series: str | None = None,
+    allow_multichannel: bool = False,
+) -> ImageArray:
+    """:func:`read_image` as numpy (same checks, same dtype rules, same meta less ``original_affine``):
+    for callers that only look at voxels and geometry and should not import torch."""
     p = Path(path)
     if not p.exists():
         raise MedsegError("file not found", path=p, hint="check the path and the working directory")
@@ -87,7 +114,7 @@ def read_image(
             path=p,
             hint="re-export or re-download it, or check that its extension matches its content",
         ) from exc
-    return _to_metatensor(p, array, affine, extra, frame=frame, allow_multichannel=allow_multichannel)
+    return _finish(p, array, affine, extra, frame=frame, allow_multichannel=allow_multichannel)
 
 
 _KIND = {".nii": "NIfTI", ".nii.gz": "NIfTI", ".nrrd": "NRRD", ".nhdr": "NRRD", ".mha": "MetaImage",
@@ -99,7 +126,7 @@ def _kind(p: Path, fmt: str) -> str:
     return "DICOM series" if fmt == "dicom" else f"{_KIND.get(ext, ext.lstrip('.').upper())} file"
 
 
-def _to_metatensor(p, array, affine, extra, *, frame, allow_multichannel) -> MetaTensor:
+def _finish(p, array, affine, extra, *, frame, allow_multichannel) -> ImageArray:
     if array.dtype.byteorder not in "=|":  # big-endian files: torch takes native byte order only
         array = array.astype(array.dtype.newbyteorder("="))
     has_frames = extra.pop("has_frames", False)
@@ -148,19 +175,16 @@ def _to_metatensor(p, array, affine, extra, *, frame, allow_multichannel) -> Met
     safe = _TORCH_SAFE.get(array.dtype)
     if safe is not None:
         array = array.astype(safe)
-    tensor = torch.from_numpy(np.ascontiguousarray(array))
-    affine_t = torch.as_tensor(affine, dtype=torch.float64)
     meta = {
         "filename_or_obj": str(p),
         "format": "dicom" if p.is_dir() else split_ext(p)[1].lstrip("."),
         "original_dtype": str(np.dtype(original_dtype)),
         "spatial_shape": tuple(int(s) for s in array.shape[1:]),
         "spacing": spacing_from_affine(affine, ndim),
-        "original_affine": affine_t.clone(),
         "space": "RAS",
         **extra,
     }
-    return MetaTensor(tensor, affine=affine_t, meta=meta)
+    return ImageArray(np.ascontiguousarray(array), np.asarray(affine, dtype=np.float64), meta)
 
 
 def _read_nifti(p: Path):

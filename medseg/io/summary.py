@@ -9,7 +9,7 @@ import numpy as np
 from medseg.core.errors import MedsegError
 from medseg.io.geometry import orientation_code, spacing_from_affine
 from medseg.io.header import read_header
-from medseg.io.readers import read_image
+from medseg.io.readers import read_array
 
 MAX_LABELS = 1000  # more distinct values than this is an intensity image, whatever else it looks like
 MAX_LABEL_VALUE = 65535
@@ -26,9 +26,7 @@ def describe(path: str | PathLike, *, frame: int | None = None, series: str | No
     """
     if header_only:
         return describe_header(path)
-    image = read_image(path, frame=frame, series=series, allow_multichannel=True)
-    array = image.as_tensor().numpy()
-    affine = image.affine.numpy()
+    array, affine, meta = read_array(path, frame=frame, series=series, allow_multichannel=True)
     ndim = array.ndim - 1
     floating = array.dtype.kind == "f"
     finite_mask = np.isfinite(array) if floating else None
@@ -36,12 +34,12 @@ def describe(path: str | PathLike, *, frame: int | None = None, series: str | No
     as_number = float if floating else int
     summary: dict[str, Any] = {
         "path": str(path),
-        "shape": list(image.meta["spatial_shape"]),
+        "shape": list(meta["spatial_shape"]),
         "channels": int(array.shape[0]),
         "spacing": [round(s, 6) for s in spacing_from_affine(affine, ndim)],
         "orientation": orientation_code(affine),
         "affine": affine.tolist(),
-        "dtype": image.meta["original_dtype"],
+        "dtype": meta["original_dtype"],
         "min": as_number(finite.min()) if finite.size else None,
         "max": as_number(finite.max()) if finite.size else None,
     }

@@ -8,11 +8,11 @@ write B gives back A's dtype). Nothing is left under the final name when a write
 from __future__ import annotations
 
 import json
+import sys
 from os import PathLike
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from medseg.core.atomic import atomic_path
 from medseg.core.errors import MedsegError
@@ -27,6 +27,7 @@ from medseg.io.geometry import (
     has_shear,
     itk_from_affine,
 )
+from medseg.io.readers import ImageArray
 
 logger = get_logger(__name__)
 
@@ -60,7 +61,10 @@ def write_image(
     """
     out = Path(path)
     fmt = detect_format(path, for_writing=True)
-    meta = getattr(image, "meta", None) or {}
+    if isinstance(image, ImageArray):  # from read_array: numpy all the way (convert needs no torch)
+        image, affine, meta = image.array, image.affine if affine is None else affine, image.meta
+    else:
+        meta = getattr(image, "meta", None) or {}
     array, affine = _prepare(image, affine, dtype, meta, out)
     if array.ndim not in (3, 4):
         raise MedsegError(f"expected a channel-first array (C, x, y[, z]), got shape {array.shape}", path=out,
@@ -98,7 +102,8 @@ def _prepare(image, affine, dtype, meta, out: Path) -> tuple[np.ndarray, np.ndar
         affine = np.eye(4) if affine is None else as_affine4(affine)
     except ValueError as exc:
         raise MedsegError(str(exc), path=out, hint="pass a 4x4 voxel-to-world matrix") from exc
-    if isinstance(image, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor exists only if torch was imported: never import it here
+    if torch is not None and isinstance(image, torch.Tensor):
         tensor = image.as_tensor() if hasattr(image, "as_tensor") else image
         tensor = tensor.detach().cpu()
         if tensor.dtype in (torch.float16, torch.bfloat16):

@@ -28,22 +28,21 @@ class LabelMap:
 
 def load_label_map(path: str | PathLike, *, threshold: float | None = None) -> LabelMap:
     """Read a label map; float maps must hold whole numbers unless ``threshold`` binarises them (>= T -> 1)."""
-    from medseg.io import read_image
+    from medseg.io.readers import read_array  # numpy: evaluating label maps needs no MetaTensor
 
     p = Path(path)
     try:
-        image = read_image(p)
+        array, affine, _ = read_array(p)
     except MedsegError as exc:  # the reader's "--frame N" hint belongs to predict/convert, not evaluate
         if exc.hint and "--frame" in exc.hint:
             raise MedsegError(exc.message, path=exc.path,
                               hint=f"evaluate reads 2D/3D label maps; extract one frame first: medseg convert "
                               f"{p} frame.nii.gz --frame N") from None
         raise
-    array = image.as_tensor().numpy()
     if array.shape[0] != 1:
         raise MedsegError(f"has {array.shape[0]} channels; a label map has one", path=p,
                           hint="save the segmentation as a single-channel label image")
-    return LabelMap(to_label_array(array[0], p, threshold), np.asarray(image.affine, dtype=np.float64), p)
+    return LabelMap(to_label_array(array[0], p, threshold), affine, p)
 
 
 def to_label_array(array: np.ndarray, path: str | PathLike | None, threshold: float | None) -> np.ndarray:

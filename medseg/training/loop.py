@@ -70,16 +70,18 @@ def build_optimizer(model: nn.Module, recipe: Recipe, lr: float) -> torch.optim.
 
 @torch.no_grad()
 def validate(model: nn.Module, cases: list[dict], card: ModelCard, device: torch.device,
-             head: OutputHead | None = None) -> dict[str, float]:
+             head: OutputHead | None = None,
+             on_case: Callable[[int, int], None] | None = None) -> dict[str, float]:
     """Mean Dice per scored structure (the head's classes: labels, or BraTS-style regions) over the validation
     cases, through the prediction engine (Gaussian sliding window, overlap 0.5, no TTA). ``head`` decodes the
-    outputs (default: the card's; SAUNA training passes its threshold-decoding head)."""
+    outputs (default: the card's; SAUNA training passes its threshold-decoding head). ``on_case(done, total)``
+    is called after each case (progress)."""
     head = head or head_for(card)
     was_training = model.training
     model.eval()
     classes = head.classes()
     dices: dict[str, list[float]] = {name: [] for name, _ in classes}
-    for case in cases:
+    for done, case in enumerate(cases, 1):
         pred = segment_case(model, card, case["image"], device=device, head=head).cpu()
         label = case["label"][0]
         for name, values in classes:
@@ -87,6 +89,8 @@ def validate(model: nn.Module, cases: list[dict], card: ModelCard, device: torch
             p, g = torch.isin(pred, keep), torch.isin(label, keep)
             denom = int(p.sum() + g.sum())
             dices[name].append(1.0 if denom == 0 else 2.0 * int((p & g).sum()) / denom)
+        if on_case:
+            on_case(done, len(cases))
     model.train(was_training)
     return {name: float(np.mean(v)) for name, v in dices.items()}
 
@@ -94,7 +98,7 @@ def validate(model: nn.Module, cases: list[dict], card: ModelCard, device: torch
 def fit(recipe: Recipe, *, resume: bool = False, data: TrainingData | None = None,
         model: nn.Module | None = None, max_epochs: int | None = None,
         on_epoch: Callable[[dict], None] | None = None, on_iteration: Callable[[int, int], None] | None = None,
-        dist: DistContext | None = None) -> FitResult:
+        dist: DistContext | None = None, on_validation: Callable[[int, int], None] | None = None) -> FitResult:
     """Train ``recipe``'s model on its dataset; see the module docstring.
 
     Args:
@@ -103,7 +107,8 @@ def fit(recipe: Recipe, *, resume: bool = False, data: TrainingData | None = Non
         data: preloaded cases (tests and fine-tuning pass them); default: from ``recipe.data``.
         model: a prepared model (fine-tuning passes one); default: built from ``recipe.model``.
         max_epochs: stop after this many epochs in this call (the schedule still uses ``train.epochs``).
-        on_epoch / on_iteration: progress callbacks (the CLI draws bars with them).
+        on_epoch / on_iteration / on_validation: progress callbacks (the CLI draws bars and logs lines with
+            them); ``on_validation(done, total)`` runs after each validation case.
         dist: torch.distributed context (from ``medseg.training.distributed``); default: single process.
     """
     t = recipe.train
@@ -196,7 +201,7 @@ def fit(recipe: Recipe, *, resume: bool = False, data: TrainingData | None = Non
         row = {"epoch": epoch, "lr": lr, "train_loss": float(np.mean(losses)), "seconds": time.time() - started}
         is_val = data.val and ((epoch + 1) % t.val_every == 0 or epoch == t.epochs - 1)
         if is_val and dist.is_main:
-            dice = validate(model, data.val, card, device, head)
+            dice = validate(model, data.val, card, device, head, on_case=on_validation)
             for name, value in dice.items():
                 row[f"val_dice_{name}"] = value
             row["val_dice"] = float(np.mean(list(dice.values())))
@@ -215,7 +220,7 @@ def fit(recipe: Recipe, *, resume: bool = False, data: TrainingData | None = Non
             save_checkpoint(last_path, **state)
             write_history(history, output / "history.csv")
             plot_history(history, output / "curves.png")
-            logger.info("epoch %d  loss %.4f  %s", epoch, row["train_loss"],
+            logger.info("epoch %d/%d  loss %.4f  %s", epoch + 1, t.epochs, row["train_loss"],
                         f"val dice {row['val_dice']:.4f}" if is_val else "")
         if on_epoch:
             on_epoch(row)

@@ -51,17 +51,15 @@ class Volume:
 
 def read_volume(path: str | PathLike, *, label: bool) -> Volume:
     """Read a scan (``label=False``) or a label map as a 3D array on its RAS affine (2D images get one slice)."""
-    from medseg.io import read_image
+    from medseg.io.readers import read_array  # numpy: the viewer needs no torch
 
     p = Path(path)
-    image = read_image(p)
-    data = image.as_tensor().numpy()
+    data, affine, _ = read_array(p)
     if data.shape[0] != 1:
         if label:
             raise MedsegError(f"has {data.shape[0]} channels; a label map has one", path=p)
         logger.warning("%s: %d channels, showing the first", p, data.shape[0])
     array = data[0]
-    affine = np.asarray(image.affine, dtype=np.float64)
     if array.ndim == 2:
         array = array[:, :, None]
     if label:

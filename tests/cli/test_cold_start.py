@@ -1,0 +1,73 @@
+"""Commands that need no network must not import torch or MONAI (issue 21: `medseg info` took 6 s for that).
+
+Each command runs in a fresh interpreter: the CLI app runs in-process, then the wrapper prints which heavy
+packages ended up in ``sys.modules``. Nothing here can be satisfied without the imports really being absent.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+_WRAPPER = """
+import json, sys
+sys.argv = ["medseg", *json.loads(sys.argv[1])]
+from medseg.cli.main import run
+try:
+    run()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+print(json.dumps({"code": code, "loaded": [m for m in ("torch", "monai") if m in sys.modules]}), file=sys.stderr)
+"""
+
+
+def _run(args: list[str]) -> dict:
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}  # rich tables print fine whatever the test's locale
+    done = subprocess.run([sys.executable, "-c", _WRAPPER, json.dumps(args)], capture_output=True, timeout=120,
+                          env=env)
+    return json.loads(done.stderr.decode("utf-8").strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def label_map(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cold")
+    array = np.zeros((8, 9, 7), np.uint8)
+    array[2:5, 3:6, 1:4] = 1
+    path = folder / "seg.nii.gz"
+    nib.save(nib.Nifti1Image(array, np.diag([1.5, 1.0, 2.0, 1.0])), path)
+    return path
+
+
+@pytest.mark.parametrize("args", [
+    ["--help"],
+    ["info", "{seg}"],
+    ["info", "{seg}", "--json"],
+    ["convert", "{seg}", "{out}.nrrd"],
+    ["models", "list"],
+    ["models", "list", "swin*", "--json"],
+    ["view", "{seg}", "{seg}", "-o", "{out}.html"],
+    ["predict", "--help"],
+], ids=lambda a: " ".join(a).replace("{seg}", "SEG").replace("{out}", "OUT"))
+def test_light_commands_import_neither_torch_nor_monai(args, label_map):
+    args = [a.format(seg=label_map, out=label_map.parent / "out") for a in args]
+    result = _run(args)
+    assert result == {"code": 0, "loaded": []}
+
+
+def test_evaluate_on_label_maps_skips_monai(label_map):
+    # surface distances reproduce MONAI's reductions with torch's float32 ops, so torch may load; MONAI must not
+    result = _run(["evaluate", str(label_map), str(label_map)])
+    assert result["code"] == 0 and "monai" not in result["loaded"]
+
+
+def test_wrapper_sees_heavy_imports():
+    # the check itself can fail: `models show` builds the network to count parameters, so torch shows up
+    result = _run(["models", "show", "ccnet", "--json"])
+    assert result["code"] == 0 and "torch" in result["loaded"]
