@@ -57,6 +57,11 @@ class OutputHead:
         """Class name per label value (index = value, 0 = background)."""
         return tuple(self.card.labels)
 
+    def fit_labels(self, names: Sequence[str]) -> dict[str, Any]:
+        """Card changes that give this head one output per label of a dataset (``names[0]`` the background,
+        index = label value); empty where outputs are not one per label (regions, SAUNA, landmarks)."""
+        return {}
+
     @property
     def top_label(self) -> int:
         """The largest label value the head can produce."""
@@ -126,6 +131,9 @@ class SoftmaxHead(OutputHead):
 
     kind = "softmax"
 
+    def fit_labels(self, names: Sequence[str]) -> dict[str, Any]:
+        return {"labels": names, "out_channels": len(names)}
+
     def decide(self, sums, weight, threshold):
         return _argmax_channels(sums)
 
@@ -149,6 +157,9 @@ class SigmoidHead(OutputHead):
     @property
     def label_names(self) -> tuple[str, ...]:
         return ("background", *self.card.labels)
+
+    def fit_labels(self, names: Sequence[str]) -> dict[str, Any]:
+        return {"labels": names[1:], "out_channels": len(names) - 1}   # one sigmoid channel per label
 
     @property
     def default_threshold(self) -> float:
@@ -191,6 +202,9 @@ class RegionHead(SigmoidHead):
     """
 
     kind = "regions"
+
+    def fit_labels(self, names: Sequence[str]) -> dict[str, Any]:
+        return {}   # channels are the card's regions, not the dataset's label values
 
     def __init__(self, card: ModelCard) -> None:
         super().__init__(card)

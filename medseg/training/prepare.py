@@ -11,6 +11,7 @@ from medseg.core.card import Intensity, ModelCard
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
 from medseg.models import create_model, get_card
+from medseg.models.heads import head_for
 from medseg.training.config import Recipe
 from medseg.training.datalist import Dataset, load_dataset
 from medseg.training.fingerprint import fingerprint, make_plan
@@ -65,10 +66,8 @@ def card_for(recipe: Recipe, dataset: Dataset | None, plan: dict | None = None) 
                        intensity=Intensity(**plan["intensity"]))
     if dataset is not None:
         names = _label_names(recipe, dataset)
-        if names and card.activation == "softmax":
-            changes.update(labels=names, out_channels=len(names))
-        elif names and card.activation == "sigmoid" and not card.postprocess.get("label_values"):
-            changes.update(labels=names[1:], out_channels=len(names) - 1)   # one sigmoid channel per label
+        if names:
+            changes.update(head_for(card).fit_labels(names))
         if len(dataset.channel_names) != card.in_channels or dataset.channel_names != card.channel_names:
             changes.update(in_channels=len(dataset.channel_names), channel_names=tuple(dataset.channel_names))
     p = recipe.plan

@@ -94,3 +94,12 @@ def test_nonzero_intensity_normalises_inside_the_brain_and_keeps_the_background(
     assert (inside.std(dim=(1, 2, 3)) - 1).abs().max() < 0.05
     with pytest.raises(CardError, match="nonzero applies to zscore"):
         card.replace(intensity=Intensity(kind="minmax", nonzero=True))
+
+
+def test_training_fits_per_label_heads_to_the_dataset_and_keeps_region_channels():
+    names = ("background", "liver", "spleen")
+    softmax = head_for(get_card("stunet_t")).fit_labels(names)
+    assert softmax == {"labels": names, "out_channels": 3}
+    sigmoid = head_for(get_card("basnet")).fit_labels(names)
+    assert sigmoid == {"labels": ("liver", "spleen"), "out_channels": 2}
+    assert head_for(get_card("swin_unetr_brats")).fit_labels(names) == {}
