@@ -135,19 +135,25 @@ def _count_gzip(header: ImageHeader) -> None:
             got += len(chunk)
 
 
-def _nifti_header(p: Path) -> ImageHeader:
+def open_nifti(p: Path) -> Any:
+    """``nib.load`` (header read, voxels left on disk) with one clear line when the file is not NIfTI.
+    Returns a Nifti1/2Image (nibabel types it as FileBasedImage)."""
     import nibabel as nib
     from nibabel.filebasedimages import ImageFileError
     from nibabel.spatialimages import HeaderDataError
 
     try:
-        img: Any = nib.load(str(p), mmap=False)  # a NIfTI image (nibabel types it as FileBasedImage)
+        return nib.load(str(p), mmap=False)
     except (ImageFileError, HeaderDataError) as exc:
         raise MedsegError(
             "is not a NIfTI file (its header is not a NIfTI header)",
             path=p,
             hint="check that it really is NIfTI, or give it the extension of its true format",
         ) from exc
+
+
+def _nifti_header(p: Path) -> ImageHeader:
+    img = open_nifti(p)
     hdr = img.header
     dtype = hdr.get_data_dtype()
     shape = tuple(int(s) for s in hdr.get_data_shape())

@@ -28,7 +28,7 @@ from medseg.io.dicom import read_dicom_series
 from medseg.io.dicom_objects import dicom_object_kind, read_dicom_object
 from medseg.io.formats import detect_format, split_ext
 from medseg.io.geometry import is_singular, spacing_from_affine
-from medseg.io.header import check_claim, read_header
+from medseg.io.header import check_claim, open_nifti, read_header
 
 if TYPE_CHECKING:
     from monai.data import MetaTensor
@@ -188,18 +188,7 @@ def _finish(p, array, affine, extra, *, frame, allow_multichannel) -> ImageArray
 
 
 def _read_nifti(p: Path):
-    import nibabel as nib
-    from nibabel.filebasedimages import ImageFileError
-    from nibabel.spatialimages import HeaderDataError
-
-    try:
-        img: Any = nib.load(str(p), mmap=False)  # a Nifti1/2Image (nibabel types it as FileBasedImage)
-    except (ImageFileError, HeaderDataError) as exc:
-        raise MedsegError(
-            "is not a NIfTI file (its header is not a NIfTI header)",
-            path=p,
-            hint="check that it really is NIfTI, or give it the extension of its true format",
-        ) from exc
+    img = open_nifti(p)
     array = np.asanyarray(img.dataobj)
     colour = array.dtype.names is not None
     if colour:  # RGB24 / RGBA32: a structured dtype -> one uint8 channel per component (last axis)

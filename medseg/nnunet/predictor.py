@@ -162,6 +162,13 @@ class NnUNetModel:
         return logits_to_cropped_labels(total, case, self.config, self.labels)
 
     @torch.inference_mode()
+    def ensemble(self, x: torch.Tensor) -> torch.Tensor:
+        """The folds' logits averaged (float32): one window batch through every fold network."""
+        out = self.networks[0](x).float()
+        for net in self.networks[1:]:
+            out += net(x).float()
+        return out / len(self.networks) if len(self.networks) > 1 else out
+
     def _engine(self, case: Case, axes, batch_size: int | None, progress) -> np.ndarray:
         from medseg.inference.sliding_window import (
             EngineOptions,
@@ -171,15 +178,7 @@ class NnUNetModel:
 
         two_d = len(self.patch) == 2
         roi = (1, *self.patch) if two_d else tuple(self.patch)
-        networks = self.networks
-
-        def ensemble(x: torch.Tensor) -> torch.Tensor:
-            out = networks[0](x).float()
-            for net in networks[1:]:
-                out += net(x).float()
-            return out / len(networks) if len(networks) > 1 else out
-
-        net = window_network(ensemble, spatial_dims=2 if two_d else 3, slice_axis=0)
+        net = window_network(self.ensemble, spatial_dims=2 if two_d else 3, slice_axis=0)
         mirror = tuple(a + 1 for a in axes) if (axes and two_d) else tuple(axes or ())
         activation = "sigmoid" if self.labels.has_regions else "softmax"
         heads = self.labels.num_heads

@@ -115,15 +115,7 @@ def run_part(model, case, batch_size: int = 4,
 
     if len(model.patch) != 3:
         raise MedsegError("TotalSegmentator parts are 3D networks; this folder is 2D", path=model.folder.path)
-    networks = model.networks
-
-    def ensemble(x: torch.Tensor) -> torch.Tensor:
-        out = networks[0](x).float()
-        for net in networks[1:]:
-            out += net(x).float()
-        return out / len(networks) if len(networks) > 1 else out
-
-    net = window_network(ensemble, spatial_dims=3)
+    net = window_network(model.ensemble, spatial_dims=3)
     options = EngineOptions(roi=tuple(model.patch), overlap=1.0 - STEP, mirror_axes=(), batch_size=batch_size,
                             probabilities=False)
     result = sliding_window_labels(torch.from_numpy(case.data), net, channels=model.labels.num_heads,
