@@ -35,6 +35,7 @@ from medseg.training.config import Recipe
 from medseg.training.distributed import DistContext
 from medseg.training.history import plot_history, write_history
 from medseg.training.prepare import TrainingData, build_model_for, prepare_data
+from medseg.training.run_folder import has_checkpoint
 from medseg.training.sampling import PatchDataset, build_augmentation
 from medseg.training.sauna_target import target_for
 
@@ -123,6 +124,9 @@ def fit(recipe: Recipe, *, resume: bool = False, data: TrainingData | None = Non
     card: ModelCard = model.card  # type: ignore[assignment]  # every zoo model carries its card
     model.to(device)
     output = Path(t.output)
+    if dist.is_main and not resume and has_checkpoint(output):  # the CLI checks earlier; Python callers too
+        raise MedsegError("run folder has a checkpoint: resume=True to continue, or another train.output "
+                          "(`medseg train --overwrite` moves the old run aside)", path=output)
     if dist.is_main:
         output.mkdir(parents=True, exist_ok=True)
         if data.plan:

@@ -55,3 +55,16 @@ def test_out_of_memory_suggests_a_smaller_patch_or_batch(tiny_recipe, monkeypatc
     monkeypatch.setattr(losses.DiceCELoss, "forward", explode)
     with pytest.raises(MedsegError, match="out of memory at epoch 0.*batch_size"):
         fit(tiny_recipe)
+
+
+def test_fit_from_python_refuses_to_train_over_a_run(tiny_recipe):
+    import pytest
+
+    from medseg.core.errors import MedsegError
+
+    tiny_recipe.train.epochs = 1
+    first = fit(tiny_recipe)
+    before = (first.output / "last.pt").read_bytes()
+    with pytest.raises(MedsegError, match="run folder has a checkpoint"):
+        fit(tiny_recipe)
+    assert (first.output / "last.pt").read_bytes() == before   # the old run is untouched
