@@ -30,7 +30,7 @@ HAS_NNCF = import_backend_dependency("nncf") is not None
 
 
 def _scans(folder, count=3, shape=(18, 17, 16)):
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for i in range(count):
         nib.save(nib.Nifti1Image(rng.normal(100, 20, shape).astype(np.float32), np.eye(4)),
@@ -177,3 +177,24 @@ def test_nncf_quantises_and_the_guard_decides(tmp_path):
     strict = get_predictor(model, backend="openvino", precision="int8", roi_size=ROI, cache_dir=tmp_path / "c",
                            threads=1, calibration=scans, guard_dice=1.01)     # no network can pass this
     assert strict.precision == "fp32" and "refused" in strict.reason
+
+
+def test_default_calibration_is_the_training_split_never_validation(tmp_path):
+    from medseg.inference.runtime import calibration_set
+
+    data = tmp_path / "data"
+    files = _scans(data / "imagesTr", count=5)
+    (data / "labelsTr").mkdir()
+    for f in files:
+        (data / "labelsTr" / f.name).write_bytes(f.read_bytes())
+    weights = tmp_path / "net.safetensors"
+    recipe = {"recipe": {"data": {"dataset": str(data), "val_fraction": 0.2, "val_cases": [], "train_cases": []}}}
+    (tmp_path / "net.safetensors.json").write_text(json.dumps(recipe))
+    train = calibration.training_cases(str(weights))
+    assert [f.name for f in train] == [f.name for f in files[:4]]   # every 5th case validates, as in training
+    model = tiny_stunet()
+    scans = calibration_set(_card(model), None, str(weights))
+    assert scans.key == calibration.from_files(train, _card(model)).key and "training cases" in scans.source
+    assert calibration_set(_card(model), data, None).key != scans.key      # --calibration FOLDER: all 5 scans
+    with pytest.raises(MedsegError, match="--calibration"):
+        calibration_set(_card(model), None, str(tmp_path / "elsewhere.safetensors"))
