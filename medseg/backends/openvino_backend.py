@@ -10,9 +10,11 @@ Two ways to run a call of several windows (``mode``, see :data:`MODES`): *latenc
 to one infer request on every thread; *throughput* imports the same blob a second time with
 ``NUM_STREAMS`` streams and runs one window per infer request through an ``AsyncInferQueue``, so the
 streams work on different windows at once. A call of one window always takes the latency path.
-Measured on the 2-core VM (``benchmarks/bench_backends.py --workload modes``): throughput is faster
-for batched windows of both the shipped STU-Net-T and STU-Net-B, so ``auto`` picks it when at least two
-threads are available.
+Measured on the 2-core VM (``benchmarks/bench_backends.py --modes``, 2 threads, batches of 4 windows):
+throughput ran 1.18x the windows/s of latency for the shipped STU-Net-T window (40x56x40) and 1.34x for
+STU-Net-B at 32^3, but 0.94x for STU-Net-B at 64^3, where one window already keeps both cores busy. So
+``auto`` picks throughput for windows up to :data:`THROUGHPUT_MAX_VOXELS` when 2+ threads are available,
+and latency otherwise.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ BLOB_FILE = "model.blob"
 _HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 MODES = ("auto", "latency", "throughput")
 MAX_STREAMS = 2  # more streams than cores only adds memory; 2 measured best on the 2-core VM
+THROUGHPUT_MAX_VOXELS = 1 << 17  # 131072: above 40x56x40 (faster in throughput), below 64^3 (slower)
 
 
 def runtime_config(precision: str, threads: int, streams: int = 1) -> dict[str, str]:
@@ -38,10 +41,11 @@ def runtime_config(precision: str, threads: int, streams: int = 1) -> dict[str, 
     }
 
 
-def resolve_mode(mode: str, threads: int) -> str:
-    """``auto`` -> ``throughput`` with 2+ threads (measured faster for batches of windows), else ``latency``."""
+def resolve_mode(mode: str, threads: int, window_voxels: int) -> str:
+    """``auto`` -> ``throughput`` with 2+ threads and windows of at most :data:`THROUGHPUT_MAX_VOXELS`
+    (measured faster there for batches of windows), else ``latency``."""
     if mode == "auto":
-        return "throughput" if threads >= 2 else "latency"
+        return "throughput" if threads >= 2 and window_voxels <= THROUGHPUT_MAX_VOXELS else "latency"
     return mode
 
 
@@ -84,9 +88,11 @@ class OpenVINORunner:
         self.core = ov.Core()
         self.blob = (entry / BLOB_FILE).read_bytes()
         self.precision, self.threads = precision, int(threads)
-        self.mode = resolve_mode(mode, self.threads)
-        self.streams = min(MAX_STREAMS, self.threads) if self.mode == "throughput" else 1
         self.compiled = self.core.import_model(self.blob, "CPU", runtime_config(precision, self.threads))
+        spatial = self.compiled.input(0).get_partial_shape()[2:]
+        voxels = int(np.prod([d.get_length() for d in spatial])) if spatial.is_static else 1 << 62
+        self.mode = resolve_mode(mode, self.threads, voxels)
+        self.streams = min(MAX_STREAMS, self.threads) if self.mode == "throughput" else 1
         self.request = self.compiled.create_infer_request()
         self._queue = None
         self._results: dict[int, np.ndarray] = {}

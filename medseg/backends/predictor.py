@@ -155,8 +155,8 @@ def get_predictor(
         threads: CPU threads for OpenVINO / ONNX Runtime (default: all cores this process may use).
         in_channels: input channels when the model has no ``card`` (default: first convolution's).
         mode: OpenVINO's way to run a batch of windows: ``latency`` (one request), ``throughput``
-            (one window per request over several streams) or ``auto`` (throughput with 2+ threads, as
-            measured; :mod:`medseg.backends.openvino_backend`).
+            (one window per request over several streams) or ``auto`` (throughput with 2+ threads for
+            windows up to 2**17 voxels, as measured; :mod:`medseg.backends.openvino_backend`).
         calibration: scans for ``precision="int8"`` (:mod:`medseg.backends.calibration`); required then.
         guard_dice: the worst label Dice vs fp32 that int8 must keep on its calibration windows (lower it
             only to measure int8 anyway, as ``benchmarks/bench_backends.py`` does).

@@ -16,7 +16,7 @@ import torch
 
 from medseg.backends import cache, calibration, get_predictor, int8
 from medseg.backends.availability import import_backend_dependency
-from medseg.backends.openvino_backend import OpenVINORunner
+from medseg.backends.openvino_backend import OpenVINORunner, resolve_mode
 from medseg.backends.predictor import CompiledPredictor
 from medseg.backends.selection import resolve
 from medseg.core.errors import MedsegError
@@ -139,6 +139,7 @@ def test_throughput_mode_matches_latency_and_single_windows_skip_it(cache_root):
     assert (latency.mode, throughput.mode) == ("latency", "throughput")
     assert get_predictor(model, mode="auto", **kwargs).mode == "throughput"       # 2 threads: measured faster
     assert get_predictor(model, mode="auto", **{**kwargs, "threads": 1}).mode == "latency"
+    assert resolve_mode("auto", 2, 64 ** 3) == "latency"                        # big windows: measured slower
     runner: OpenVINORunner = throughput.runner
     throughput(x[:1])
     assert runner._queue is None                                                # one window: latency path
