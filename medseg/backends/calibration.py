@@ -129,7 +129,8 @@ def training_cases(weights_file: str | PathLike | None, *, root: str | PathLike 
     (``<weights>.json``: ``recipe.data``), split exactly as training did (validation cases left out).
 
     Empty when the weights have no recipe or its dataset is not on this machine. Relative dataset paths
-    are tried from ``root`` (default: the working directory) and from the medseg checkout."""
+    are tried from ``root`` (default: the working directory), then from each folder above the weights file
+    (a recipe's paths are relative to where training ran, usually above its output)."""
     if not weights_file:
         return []
     meta = Path(f"{weights_file}.json")
@@ -137,8 +138,7 @@ def training_cases(weights_file: str | PathLike | None, *, root: str | PathLike 
         data = json.loads(meta.read_text(encoding="utf-8"))["recipe"]["data"]
     except (OSError, ValueError, KeyError, TypeError):
         return []
-    checkout = Path(__file__).resolve().parents[2]
-    bases = [Path(root) if root else Path.cwd(), checkout]
+    bases = [Path(root) if root else Path.cwd(), *Path(weights_file).resolve().parents]  # where training ran
     dataset = next((b / data["dataset"] for b in bases if data.get("dataset") and (b / data["dataset"]).exists()),
                    None)
     if dataset is None:
