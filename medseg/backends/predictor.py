@@ -6,7 +6,8 @@ the PyTorch model in eval mode, so it can be given to MONAI's ``sliding_window_i
 
 Compiled forms are cached in two levels (see :mod:`medseg.backends.cache`): the ONNX export, keyed by
 the weights' sha256, architecture, window, input channels and torch version; and per backend and
-precision the runtime's own compiled file, keyed additionally by its library version and the CPU.
+precision the runtime's own compiled file, keyed additionally by its library version and the CPU (INT8:
+also by the calibration set's key and NNCF's version, :mod:`medseg.backends.int8`).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from medseg.backends.availability import (
     cpu_fingerprint,
     library_versions,
 )
+from medseg.backends.calibration import CalibrationSet
 from medseg.backends.export import (
     ExportError,
     architecture_sha256,
@@ -32,7 +34,9 @@ from medseg.backends.export import (
     infer_in_channels,
     weights_sha256,
 )
+from medseg.backends.guard import GUARD_DICE
 from medseg.backends.selection import Plan, resolve
+from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
 
 logger = get_logger(__name__)
@@ -50,13 +54,17 @@ class Predictor:
     cache_path: Path | None = None
     threads: int | None = None           # CPU threads of a compiled runtime (None: PyTorch's own setting)
     build_seconds: float | None = None   # export + compile seconds spent in this call (None: cache hit)
+    mode: str | None = None              # OpenVINO: "latency" or "throughput" (batches of windows)
+    calibration: str | None = None       # INT8: the calibration set (source and key)
+    guard: dict | None = None            # INT8: int8 vs fp32 agreement on the calibration windows
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def describe(self) -> str:
         """One line for logs and reports, e.g. ``openvino bf16 (auto: fastest within the guard)``."""
-        return f"{self.backend} {self.precision} ({self.reason})"
+        mode = f", {self.mode} mode" if self.mode else ""
+        return f"{self.backend} {self.precision} ({self.reason}{mode})"
 
 
 def _plain(x: torch.Tensor) -> torch.Tensor:
@@ -92,6 +100,7 @@ class CompiledPredictor(Predictor):
         self.window = window
         self._model = model
         self._fallback: TorchPredictor | None = None
+        self.mode = getattr(runner, "mode", None)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = _plain(x)
@@ -127,6 +136,9 @@ def get_predictor(
     device: str | torch.device | None = None,
     threads: int | None = None,
     in_channels: int | None = None,
+    mode: str = "auto",
+    calibration: CalibrationSet | None = None,
+    guard_dice: float = GUARD_DICE,
 ) -> Predictor:
     """A callable ``(N, C, *roi_size) -> (N, K, *roi_size)`` float32 logits for ``model`` (set to eval).
 
@@ -142,28 +154,64 @@ def get_predictor(
         device: where PyTorch runs (default: the model's device; ``auto`` moves it to CUDA if available).
         threads: CPU threads for OpenVINO / ONNX Runtime (default: all cores this process may use).
         in_channels: input channels when the model has no ``card`` (default: first convolution's).
+        mode: OpenVINO's way to run a batch of windows: ``latency`` (one request), ``throughput``
+            (one window per request over several streams) or ``auto`` (throughput with 2+ threads for
+            windows up to 2**17 voxels, as measured; :mod:`medseg.backends.openvino_backend`).
+        calibration: scans for ``precision="int8"`` (:mod:`medseg.backends.calibration`); required then.
+        guard_dice: the worst label Dice vs fp32 that int8 must keep on its calibration windows (lower it
+            only to measure int8 anyway, as ``benchmarks/bench_backends.py`` does).
 
     A missing runtime raises :class:`~medseg.core.errors.MedsegError` naming ``medseg[cpu]`` (``auto``
     falls back to PyTorch with one log line); a model that cannot be exported or compiled runs in
-    PyTorch with a warning saying why. ``predictor.describe()`` says what was chosen.
+    PyTorch with a warning saying why. ``predictor.describe()`` says what was chosen. INT8 whose labels
+    fail the accuracy guard on its calibration windows runs OpenVINO fp32 instead, with a warning.
     """
+    from medseg.backends.int8 import GuardRefused, nncf_version
+    from medseg.backends.openvino_backend import MODES
+
     model.eval()
+    if mode not in MODES:
+        raise MedsegError(f"unknown OpenVINO mode {mode!r}", hint=f"choose one of {', '.join(MODES)}")
     plan = resolve(backend, precision, _device(model, device, backend))
     if plan.backend == "torch":
         return TorchPredictor(model.to(plan.device), plan.precision, plan.reason)
+    if plan.precision == "int8":
+        nncf_version()  # a clear error naming the extra before anything is exported
+        if calibration is None:
+            raise MedsegError("int8 needs calibration scans (a handful of the model's training cases)",
+                              hint="pass --calibration FOLDER, or calibration= to get_predictor")
+    args = (tuple(int(s) for s in roi_size), Path(cache_dir).expanduser() if cache_dir else cache.default_cache_dir(),
+            int(threads or available_cores()), in_channels, mode, calibration, guard_dice)
     try:
-        return _compiled(model, plan, tuple(int(s) for s in roi_size),
-                         Path(cache_dir).expanduser() if cache_dir else cache.default_cache_dir(),
-                         int(threads or available_cores()), in_channels)
+        return _compiled_or_torch(model, plan, args)
+    except GuardRefused as exc:
+        logger.warning("%s; running OpenVINO fp32 instead", exc)
+        fp32 = Plan("openvino", "fp32", plan.device, f"int8 refused by the accuracy guard ({exc.message})")
+        return _compiled_or_torch(model, fp32, args)
+
+
+def _compiled_or_torch(model: nn.Module, plan: Plan, args: tuple) -> Predictor:
+    """The compiled predictor, or PyTorch with a warning when export or compilation fails. INT8's own
+    errors (guard refusal, unusable calibration scans) go to the caller."""
+    try:
+        return _compiled(model, plan, *args)
+    except MedsegError as exc:
+        if plan.precision == "int8":
+            raise
+        failure: Exception = exc
     except Exception as exc:  # noqa: BLE001 - any export/compile failure: run the model in PyTorch
-        reason = str(exc) if isinstance(exc, ExportError) else f"{plan.backend} failed: {type(exc).__name__}: {exc}"
-        logger.warning("cannot use %s for this model (%s); running PyTorch %s instead",
-                       plan.backend, reason[:300], plan.precision)
-        return TorchPredictor(model, plan.precision, f"fallback to PyTorch: {reason[:300]}")
+        failure = exc
+    reason = str(failure) if isinstance(failure, ExportError) else \
+        f"{plan.backend} failed: {type(failure).__name__}: {failure}"
+    precision = "fp32" if plan.precision == "int8" else plan.precision
+    logger.warning("cannot use %s for this model (%s); running PyTorch %s instead",
+                   plan.backend, reason[:300], precision)
+    return TorchPredictor(model, precision, f"fallback to PyTorch: {reason[:300]}")
 
 
 def _compiled(model: nn.Module, plan: Plan, roi: tuple[int, ...], root: Path, threads: int,
-              in_channels: int | None) -> CompiledPredictor:
+              in_channels: int | None, mode: str = "auto", calibration: CalibrationSet | None = None,
+              guard_dice: float = GUARD_DICE) -> CompiledPredictor:
     channels = int(in_channels or infer_in_channels(model))
     onnx_fields = {"kind": "onnx", "weights": weights_sha256(model), "arch": architecture_sha256(model),
                    "roi": list(roi), "in_channels": channels, "torch": torch.__version__}
@@ -176,14 +224,26 @@ def _compiled(model: nn.Module, plan: Plan, roi: tuple[int, ...], root: Path, th
 
     fields = {"kind": plan.backend, "onnx": cache.cache_key(onnx_fields), "precision": plan.precision,
               "versions": library_versions(plan.backend), "cpu": cpu_fingerprint()}
-    if plan.backend == "openvino":
+    if plan.precision == "int8" and calibration is not None:
+        from medseg.backends import int8
+        from medseg.backends import openvino_backend as impl
+
+        fields |= {"calibration": calibration.key, "nncf": int8.nncf_version()}
+
+        def build(entry: Path) -> None:
+            int8.build(entry, onnx_path(), window=(channels, *roi), threads=threads, calibration=calibration)
+
+        def load(entry: Path):
+            int8.read_guard(entry)  # an entry without its guard result is corrupt: rebuilt
+            return impl.OpenVINORunner(entry, precision="int8", threads=threads, mode=mode)
+    elif plan.backend == "openvino":
         from medseg.backends import openvino_backend as impl
 
         def build(entry: Path) -> None:
             impl.build(entry, onnx_path(), window=(channels, *roi), precision=plan.precision, threads=threads)
 
         def load(entry: Path):
-            return impl.OpenVINORunner(entry, precision=plan.precision, threads=threads)
+            return impl.OpenVINORunner(entry, precision=plan.precision, threads=threads, mode=mode)
     else:
         from medseg.backends import onnxruntime_backend as impl
 
@@ -195,6 +255,11 @@ def _compiled(model: nn.Module, plan: Plan, roi: tuple[int, ...], root: Path, th
 
     compiled = cache.get_or_build(root, fields, build, load)
     predictor = CompiledPredictor(compiled.value, plan, (channels, *roi), model)
+    if plan.precision == "int8" and calibration is not None:
+        from medseg.backends.int8 import check_guard
+
+        predictor.guard = check_guard(compiled.path, guard_dice)  # GuardRefused when int8 labels differ from fp32
+        predictor.calibration = f"{calibration.source} (key {calibration.key[:12]})"
     predictor.cache_path, predictor.build_seconds = compiled.path, compiled.build_seconds
     predictor.threads = threads  # recorded in each output's provenance sidecar
     logger.info("inference backend: %s, cache %s", predictor.describe(), compiled.path)

@@ -3,7 +3,9 @@
 The CPU default is the fastest combination that ``benchmarks/bench_backends.py`` measured while keeping
 every hippocampus case's labels within the accuracy guard (Dice >= 0.999 vs PyTorch fp32); see the
 "Fast CPU inference" section of ``benchmarks/README.md``. Combinations that are faster but outside the
-guard are only used when asked for explicitly (``precision="bf16"``, the CLI's ``--fast``).
+guard are only used when asked for explicitly (``precision="bf16"``, the CLI's ``--fast``). ``int8``
+(NNCF post-training quantisation, OpenVINO only) is never chosen automatically: it needs calibration scans
+and is checked by the accuracy guard before it is used (:mod:`medseg.backends.int8`).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from medseg.core.log import get_logger
 logger = get_logger(__name__)
 
 BACKEND_CHOICES = ("auto", "torch", "openvino", "onnxruntime")
-PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16", "int8")
 
 # Measured CPU order, fastest first, among combinations inside the accuracy guard.
 CPU_DEFAULTS: tuple[tuple[str, str], ...] = (("openvino", "fp32"), ("onnxruntime", "fp32"), ("torch", "fp32"))
@@ -26,7 +28,7 @@ CPU_DEFAULTS: tuple[tuple[str, str], ...] = (("openvino", "fp32"), ("onnxruntime
 CPU_FAST_BF16: tuple[tuple[str, str], ...] = (("openvino", "bf16"), ("torch", "bf16"))
 _SUPPORTED = {
     "torch": {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "bf16", "fp16")},
-    "openvino": {"cpu": ("fp32", "bf16")},
+    "openvino": {"cpu": ("fp32", "bf16", "int8")},
     "onnxruntime": {"cpu": ("fp32",)},
 }
 
@@ -54,8 +56,9 @@ def resolve(backend: str, precision: str, device: torch.device) -> Plan:
     precision = _check_choice(precision, PRECISION_CHOICES, "precision")
     kind = "cuda" if device.type == "cuda" else "cpu"
     if kind == "cuda":
-        if backend in ("openvino", "onnxruntime"):
-            raise MedsegError(f"the {backend} backend runs on CPU only",
+        if backend in ("openvino", "onnxruntime") or precision == "int8":
+            what = f"the {backend} backend" if precision != "int8" else "int8 (OpenVINO)"
+            raise MedsegError(f"{what} runs on CPU only",
                               hint="use --backend torch (or auto) on a GPU, or --device cpu")
         chosen = "fp16" if precision == "auto" else precision
         why = "GPU: PyTorch with CUDA autocast (AMP)" if chosen != "fp32" else "GPU: PyTorch fp32"
@@ -63,6 +66,8 @@ def resolve(backend: str, precision: str, device: torch.device) -> Plan:
     if precision == "fp16":
         raise MedsegError("fp16 inference needs a CUDA GPU",
                           hint="use --precision bf16 (or fp32) on a CPU")
+    if precision == "int8":
+        return _int8(backend, device)
     if backend == "auto":
         return _auto_cpu(precision, device)
     if not is_available(backend):
@@ -99,3 +104,12 @@ def _auto_cpu(precision: str, device: torch.device) -> Plan:
                        fallback, EXTRA_HINT)
         return Plan("torch", fallback, device, f"auto: PyTorch {fallback} (optional runtimes missing: {EXTRA_HINT})")
     return Plan("torch", fallback, device, f"auto: PyTorch {fallback}")
+
+
+def _int8(backend: str, device: torch.device) -> Plan:
+    if backend not in ("auto", "openvino"):
+        raise MedsegError(f"int8 runs on the openvino backend, not {backend}",
+                          hint="use --backend openvino (or auto) with --precision int8")
+    if not is_available("openvino"):
+        raise MedsegError("int8 needs the openvino backend, which is not installed", hint=EXTRA_HINT)
+    return Plan("openvino", "int8", device, "requested int8 (NNCF post-training quantisation)")

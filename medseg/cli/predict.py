@@ -49,7 +49,10 @@ def predict(
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads (default: all allowed)."),
     backend: str = typer.Option("auto", "--backend", help="CPU windows: auto (OpenVINO fp32 when medseg[cpu] is "
                                 "installed, else torch), torch, openvino or onnxruntime."),
-    precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16 (CPU; --fast picks bf16) or fp16 (CUDA)."),
+    precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16 (CPU; --fast picks bf16), fp16 (CUDA) "
+                                  "or int8 (OpenVINO, NNCF-calibrated, kept only within the accuracy guard)."),
+    calibration: Path | None = typer.Option(None, "--calibration", help="--precision int8: a few training scans "
+                                            "(file or folder) to calibrate on (default: the model's training cases)."),
     max_voxels: int | None = typer.Option(None, "--max-voxels", min=1, help="Refuse scans larger than N voxels at "
                                           "the model's spacing (default: what free memory holds)."),
     force: bool = typer.Option(False, "--force", help="Run scans the checks refuse: too large after resampling, "
@@ -122,7 +125,7 @@ def predict(
         model, device=device, overlap=overlap, tta=tta, fast=fast, batch_size=batch_size, postprocess=postprocess,
         probabilities=probabilities, weights_dir=weights_dir, checkpoint=checkpoint, threads=threads,
         backend=backend, precision=precision, threshold=threshold, save_soft=save_soft,
-        max_voxels=max_voxels, force=force,
+        max_voxels=max_voxels, force=force, calibration=calibration,
     )
     with PredictProgress() as view:
         summary = api.predict_files(inputs, output, predictor=predictor, output_type=output_type,

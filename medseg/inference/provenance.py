@@ -88,6 +88,9 @@ def run_record(predictor: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
         "threads": threads, "device": settings.get("device"),
         "windows_on": "cpu" if on_cpu else str(settings.get("placement", "")).removeprefix("compute on ").split(",")[0],
     }
+    for name in ("mode", "calibration"):  # OpenVINO latency/throughput mode; INT8 calibration set
+        if getattr(runtime, name, None):
+            record[name] = str(getattr(runtime, name))
     if getattr(runtime, "_fallback", None) is not None:  # windows of another shape ran in PyTorch fp32
         record["fallback"] = "torch fp32 for windows of another shape"
     return record

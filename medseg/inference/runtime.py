@@ -5,11 +5,14 @@ measurements (``benchmarks/README.md``, "Fast CPU inference"). Other model famil
 an ``auto`` choice is not trusted blindly: :class:`GuardedRuntime` also runs PyTorch fp32 on the first
 windows, decodes both with the model's output head and keeps the compiled runtime only if every
 structure's Dice is at least :data:`medseg.backends.guard.GUARD_DICE`; otherwise it warns once and runs
-PyTorch for the rest. An explicitly requested backend (``--backend openvino``) is used as asked.
+PyTorch for the rest. An explicitly requested backend (``--backend openvino``) is used as asked, except
+``--precision int8``: it is calibrated on training scans, refused at build time when its labels differ from
+fp32 on them (:mod:`medseg.backends.int8`), and guarded here on every case's first windows like ``auto``.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from os import PathLike
 
 import torch
 from torch import nn
@@ -29,8 +32,25 @@ class GuardedRuntime:
     def __init__(self, runtime: Callable[[torch.Tensor], torch.Tensor], model: nn.Module, head: OutputHead) -> None:
         self.runtime, self.model, self.head = runtime, model, head
         self.checked, self.trusted, self.min_dice = 0, True, 1.0
-        self.backend = getattr(runtime, "backend", "compiled")
-        self.precision = getattr(runtime, "precision", "fp32")
+
+    # What ran, for logs and the sidecar: the compiled runtime until it fails the guard, then PyTorch fp32.
+    @property
+    def backend(self) -> str:
+        return str(getattr(self.runtime, "backend", "compiled")) if self.trusted else "torch"
+
+    @property
+    def precision(self) -> str:
+        return str(getattr(self.runtime, "precision", "fp32")) if self.trusted else "fp32"
+
+    @property
+    def reason(self) -> str:
+        inner = str(getattr(self.runtime, "reason", ""))
+        return inner if self.trusted else f"{inner}; failed the run-time guard (min Dice {self.min_dice:.4f})"
+
+    def __getattr__(self, name: str):  # threads, mode, calibration... of the compiled runtime
+        if name in ("threads", "mode", "calibration", "guard", "cache_path", "_fallback") and self.trusted:
+            return getattr(self.runtime, name, None)
+        raise AttributeError(name)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if not self.trusted:
@@ -54,9 +74,9 @@ class GuardedRuntime:
         self.min_dice = min(self.min_dice, agreement.min_dice)
         self.checked = GUARD_BATCHES if bool((ref > 0).any()) and agreement.passes() else self.checked + 1
         if not agreement.passes(GUARD_DICE):
-            self.trusted = False
             logger.warning("%s %s disagrees with PyTorch fp32 on %s (Dice %.4f < %.3f): running PyTorch instead",
                            self.backend, self.precision, self.head.card.name, agreement.min_dice, GUARD_DICE)
+            self.trusted = False
 
     def describe(self) -> str:
         state = "guarded" if self.trusted else "failed the guard, PyTorch fp32 used"
@@ -64,18 +84,36 @@ class GuardedRuntime:
         return f"{inner} [{state}, min Dice {self.min_dice:.4f} on the first windows]"
 
 
-def cpu_runtime(model: nn.Module, card: ModelCard, *, backend: str, precision: str, batch_size: int = 1
+def cpu_runtime(model: nn.Module, card: ModelCard, *, backend: str, precision: str, batch_size: int = 1,
+                calibration: str | PathLike | None = None, weights_file: str | None = None
                 ) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """The CPU window network for ``backend``/``precision`` (None: plain PyTorch, nothing to attach).
-    ``auto`` choices are wrapped in a :class:`GuardedRuntime`."""
+    ``auto`` choices and int8 are wrapped in a :class:`GuardedRuntime`. ``calibration`` (int8): scans
+    to calibrate on (default: the training split of the recipe stored with ``weights_file``)."""
     if backend == "torch" and precision in ("auto", "fp32"):
         return None
     from medseg.backends import get_predictor
 
+    scans = calibration_set(card, calibration, weights_file) if str(precision).lower() == "int8" else None
     runtime = get_predictor(model, backend=backend, precision=precision, roi_size=card.roi_size,
-                            batch_size=batch_size, device="cpu")
+                            batch_size=batch_size, device="cpu", calibration=scans)
     if getattr(runtime, "backend", "torch") == "torch" and getattr(runtime, "precision", "fp32") == "fp32":
         return None
-    if backend == "auto" and precision == "auto":
+    if (backend == "auto" and precision == "auto") or getattr(runtime, "precision", "") == "int8":
         return GuardedRuntime(runtime, model, head_for(card))
     return runtime
+
+
+def calibration_set(card: ModelCard, calibration: str | PathLike | None, weights_file: str | None):
+    """INT8 calibration scans: ``calibration`` (a file or folder), else the model's own training cases."""
+    from medseg.backends import calibration as cal
+    from medseg.core.errors import MedsegError
+
+    if calibration is not None:
+        return cal.from_files(cal.image_files(calibration), card)
+    files = cal.training_cases(weights_file)
+    if not files:
+        raise MedsegError(f"int8 needs calibration scans and the training data of {card.name} is not on this "
+                          "machine", hint="pass --calibration FOLDER with a handful of the model's training scans")
+    return cal.from_files(files, card, source=f"{min(len(files), cal.DEFAULT_CASES)} training cases of "
+                          f"{card.name} from {files[0].parent}")
