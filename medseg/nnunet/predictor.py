@@ -315,7 +315,8 @@ class RuntimeSummary:
         runners = self._runners()
         guarded = [r for r in runners if hasattr(r, "trusted")]
         if guarded and any(not r.trusted for r in guarded):
-            return "auto: failed the accuracy guard against PyTorch fp32, PyTorch fp32 used"
+            return (f"auto: {guarded[0].backend} {guarded[0].precision} failed the accuracy guard against PyTorch "
+                    f"fp32 (min Dice {min(r.min_dice for r in guarded):.4f}), PyTorch fp32 used")
         inner = self._compiled()
         if inner is None:
             return "PyTorch on the CPU"
