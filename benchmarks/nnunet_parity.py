@@ -4,7 +4,9 @@ For every fixture (tests/nnunet/fixtures, made by tests/nnunet/make_fixtures.py)
 agreement of ``--exact`` and of the default engine path with nnU-Net's saved labels, the default path's
 per-class Dice, and both wall times (one torch thread). Needs no nnunetv2::
 
-    PYTHONPATH=$PWD python benchmarks/nnunet_parity.py [--only hippo_3d,aniso]
+    PYTHONPATH=$PWD python benchmarks/nnunet_parity.py [--only hippo_3d,aniso,cascade]
+
+``cascade`` (3d_lowres -> 3d_cascade_fullres in one call) is its own layout: two result folders side by side.
 """
 from __future__ import annotations
 
@@ -34,15 +36,16 @@ from tests.nnunet._fixtures import (
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=",".join(fixture_names()))
+    parser.add_argument("--only", default=",".join([*fixture_names(), "cascade"]))
     args = parser.parse_args()
     torch.set_num_threads(1)
     names = args.only.split(",")
     runs = [(name, ["0"], "expected") for name in names]
+    cascade = FIXTURES / "cascade" / "nnUNetTrainerMedsegTiny__nnUNetPlansCascade__3d_cascade_fullres"
     if "hippo_3d" in names:
         runs.append(("hippo_3d", ["0", "1"], "expected_f01"))
     for name, folds, tag in runs:
-        model = NnUNetModel.load(FIXTURES / name / "model", folds=folds)
+        model = NnUNetModel.load(cascade if name == "cascade" else FIXTURES / name / "model", folds=folds)
         for case in cases(name):
             expected = read(FIXTURES / name / tag / f"{case}.nii.gz")
             t = time.perf_counter()

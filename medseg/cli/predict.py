@@ -63,6 +63,8 @@ def predict(
                                                "(default checkpoint_final.pth)."),
     exact: bool = typer.Option(False, "--exact", help="nnU-Net folders: nnU-Net's own arithmetic (float16 "
                                "stitching, logits resampled back), the same labels as nnUNetv2_predict."),
+    previous_stage: Path | None = typer.Option(None, "--previous-stage", help="nnU-Net 3d_cascade_fullres folders: "
+                                               "the 3d_lowres result folder run first (default: found next to it)."),
 ) -> None:
     """Segment scans. Outputs: label map (+ JSON provenance sidecar), optional stats and probabilities.
 
@@ -100,7 +102,7 @@ def predict(
         code = predict_command(model, inputs, output, folds=folds, checkpoint_name=checkpoint_name, exact=exact,
                                tta=False if fast else tta, threads=threads, stats=stats, resume=resume, shard=shard,
                                backend=backend, precision=precision, output_type=output_type,
-                               postprocess=not no_postprocess,
+                               postprocess=not no_postprocess, previous_stage=previous_stage,
                                unsupported={"--probabilities": probabilities, "--keep-largest": keep_largest,
                                             "--remove-islands": remove_islands, "--fill-holes": fill_holes,
                                             "--output-format": output_format not in (None, "image"),
@@ -109,7 +111,7 @@ def predict(
         if code:
             raise typer.Exit(code)
         return
-    reject_nnunet_options(folds, checkpoint_name, exact)
+    reject_nnunet_options(folds, checkpoint_name, exact, previous_stage)
     if output_type not in ("multilabel", "per-class"):
         raise MedsegError(f"unknown --output-type {output_type!r}", hint="use multilabel or per-class")
     if no_postprocess and (keep_largest or remove_islands or fill_holes):

@@ -34,7 +34,7 @@ def predict_command(model: str, inputs: Sequence[Path], output: Path | None, *, 
                     checkpoint_name: str | None, exact: bool, tta: bool | None, threads: int | None,
                     stats: bool = False, resume: bool = False, shard: str | None = None, backend: str = "auto",
                     precision: str = "auto", output_type: str = "multilabel", postprocess: bool = True,
-                    unsupported: dict[str, object] | None = None) -> int:
+                    unsupported: dict[str, object] | None = None, previous_stage: Path | None = None) -> int:
     """``medseg predict --model FOLDER`` through the batch path; returns the exit code (a single failed case
     raises its one-line error: exit 2). ``unsupported``: options given that folders do not honour (refused)."""
     from medseg.cli._predict_view import PredictProgress, print_summary
@@ -51,7 +51,8 @@ def predict_command(model: str, inputs: Sequence[Path], output: Path | None, *, 
         summary, predictor = predict_folder_model(
             model, inputs, output, folds=parse_folds(folds), checkpoint_name=checkpoint_name, exact=exact,
             tta=True if tta is None else tta, threads=threads, stats=stats, resume=resume, shard=shard,
-            backend=backend, precision=precision, postprocess=postprocess, progress=view.update)
+            backend=backend, precision=precision, postprocess=postprocess, progress=view.update,
+            previous_stage=previous_stage)
     single = summary.single_failure()
     if single is not None:
         raise single
@@ -59,9 +60,11 @@ def predict_command(model: str, inputs: Sequence[Path], output: Path | None, *, 
     return summary.exit_code
 
 
-def reject_nnunet_options(folds: str | None, checkpoint_name: str | None, exact: bool) -> None:
+def reject_nnunet_options(folds: str | None, checkpoint_name: str | None, exact: bool,
+                          previous_stage: Path | None = None) -> None:
     """These options only mean something for nnU-Net folders."""
-    used = [n for n, v in (("--folds", folds), ("--checkpoint-name", checkpoint_name), ("--exact", exact)) if v]
+    used = [n for n, v in (("--folds", folds), ("--checkpoint-name", checkpoint_name), ("--exact", exact),
+                           ("--previous-stage", previous_stage)) if v]
     if used:
         raise MedsegError(f"{', '.join(used)} apply to nnU-Net v2 result folders only",
                           hint="pass --model PATH/TO/Trainer__Plans__configuration (or a name from "

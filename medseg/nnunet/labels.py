@@ -28,6 +28,12 @@ class Labels:
         return sorted(v for v in self.names if v != self.ignore_label)
 
     @property
+    def foreground_labels(self) -> list[int]:
+        """nnU-Net's ``LabelManager.foreground_labels``: every label value but 0 (a cascade's one-hot channels)."""
+        values = set(self.names) if self.regions is None else {v for r in self.regions for v in r}
+        return sorted(v for v in values if v not in (0, self.ignore_label))
+
+    @property
     def output_values(self) -> list[int]:
         """Values the written label map can hold."""
         return [0, *self.regions_class_order] if self.regions_class_order else self.all_labels

@@ -78,6 +78,8 @@ class NnUNetModel:
     networks: list[NnUNetNetwork] = field(default_factory=list)
     postprocessing: list[tuple[int, ...]] = field(default_factory=list)   # keep-largest steps (postprocessing.json)
     postprocessing_file: Path | None = None
+    previous: NnUNetModel | None = None     # a cascade's previous stage (3d_lowres), run first
+    runners: list[Callable] | None = None   # the default path's CPU runtime per fold (None: the torch networks)
 
     @property
     def in_channels(self) -> int:
@@ -91,10 +93,24 @@ class NnUNetModel:
     def mirror_axes(self) -> tuple[int, ...] | None:
         return self.folds[0].mirror_axes
 
+    @property
+    def network_channels(self) -> int:
+        """Input channels of the network: the image channels, plus one per foreground label for a cascade."""
+        return self.in_channels + (len(self.labels.foreground_labels) if self.previous is not None else 0)
+
+    @property
+    def stages(self) -> list[NnUNetModel]:
+        """The models run for one case, first stage first (one, or previous stage then this cascade)."""
+        return [*(self.previous.stages if self.previous is not None else []), self]
+
     @classmethod
     def load(cls, path: str | Path, folds: Sequence[str] | None = None,
-             checkpoint_name: str = DEFAULT_CHECKPOINT, pins: dict[str, str] | None = None) -> NnUNetModel:
-        """Read ``path``, load the asked folds (default: all present) and build and strictly load networks."""
+             checkpoint_name: str = DEFAULT_CHECKPOINT, pins: dict[str, str] | None = None,
+             previous_stage: str | Path | None = None, previous_pins: dict[str, str] | None = None) -> NnUNetModel:
+        """Read ``path``, load the asked folds (default: all present) and build and strictly load networks.
+
+        A ``3d_cascade_fullres`` folder also loads its previous stage: ``previous_stage`` or, as nnU-Net lays
+        them out, ``Trainer__Plans__<previous_stage>`` next to it, with the same folds and checkpoint name."""
         folder = read_folder(path, checkpoint_name)
         chosen = folder.select(list(folds) if folds is not None else None)
         loaded = [load_fold(name, file, (pins or {}).get(name)) for name, file in chosen.items()]
@@ -109,16 +125,19 @@ class NnUNetModel:
                               path=folder.path)
         config = resolve_configuration(folder.plans, folder.configuration, folder.path / "plans.json")
         check_plans(folder.plans, config)
-        if config.get("previous_stage"):
-            raise MedsegError(f"{folder.configuration} is a cascade stage (needs {config['previous_stage']}'s "
-                              "prediction as input)", path=folder.path, hint="cascades are not supported yet")
         labels = read_labels(folder.dataset)
         model = cls(folder, config, labels, loaded)
+        if config.get("previous_stage"):
+            model.previous = load_previous_stage(folder, str(config["previous_stage"]), labels, folds,
+                                                 checkpoint_name, previous_stage, previous_pins)
+        elif previous_stage is not None:
+            raise MedsegError(f"{folder.configuration} is not a cascade stage (its plans name no previous_stage)",
+                              path=folder.path, hint="drop --previous-stage")
         model.postprocessing_file = find_file(folder.path, [f.name for f in loaded])
         if model.postprocessing_file is not None:  # postprocessing.pkl is never unpickled
             model.postprocessing = read_steps(model.postprocessing_file)
         for fold in loaded:
-            net = build_network(config, model.in_channels, labels.num_heads)
+            net = build_network(config, model.network_channels, labels.num_heads)
             strict_load(net, fold)
             model.networks.append(net.eval())
         return model
@@ -139,7 +158,20 @@ class NnUNetModel:
         folder's ``postprocessing.json`` when it has one."""
         files = [Path(f) for f in files]
         self.check_channels(files)
-        case = preprocess(files, self.folder.plans, self.config)
+        seg, case = self.segment(files, exact=exact, tta=tta, batch_size=batch_size, progress=progress,
+                                 postprocess=postprocess)
+        return labels_to_sitk(seg, case)
+
+    def segment(self, files: Sequence[Path], *, exact: bool = False, tta: bool = True, batch_size: int | None = None,
+                progress: Callable[[int, int], None] | None = None, postprocess: bool = True) -> tuple[np.ndarray, Case]:
+        """The label array of one case on the file's grid (SimpleITK axis order) and the case read. A cascade
+        runs its previous stage first (same arithmetic, no postprocessing, as ``nnUNetv2_predict`` would) and
+        feeds its labels to this stage as one-hot channels."""
+        previous = None
+        if self.previous is not None:
+            previous, _ = self.previous.segment(files, exact=exact, tta=tta, batch_size=batch_size,
+                                                progress=progress, postprocess=False)
+        case = preprocess(files, self.folder.plans, self.config, previous, self.labels.foreground_labels)
         axes = self.mirror_axes if tta else None
         if exact:
             cropped = self._exact(case, axes)
@@ -148,7 +180,7 @@ class NnUNetModel:
         seg = uncrop(cropped, case, self.folder.plans, len(self.labels.output_values) - 1)
         if postprocess and self.postprocessing:
             seg = apply_steps(np.ascontiguousarray(seg), self.postprocessing)
-        return labels_to_sitk(seg, case)
+        return seg, case
 
     @torch.inference_mode()
     def _exact(self, case: Case, axes) -> np.ndarray:
@@ -163,11 +195,42 @@ class NnUNetModel:
 
     @torch.inference_mode()
     def ensemble(self, x: torch.Tensor) -> torch.Tensor:
-        """The folds' logits averaged (float32): one window batch through every fold network."""
-        out = self.networks[0](x).float()
-        for net in self.networks[1:]:
+        """The folds' logits averaged (float32): one window batch through every fold network (or the CPU
+        runtime attached by :meth:`use_runtime`)."""
+        nets = self.runners or self.networks
+        out = nets[0](x).float()
+        for net in nets[1:]:
             out += net(x).float()
-        return out / len(self.networks) if len(self.networks) > 1 else out
+        return out / len(nets) if len(nets) > 1 else out
+
+    def use_runtime(self, backend: str = "auto", precision: str = "auto", batch_size: int = 1) -> RuntimeSummary:
+        """Run the default path's windows (every stage, every fold) on a CPU runtime: medseg's
+        :func:`~medseg.inference.runtime.cpu_runtime`, where ``auto`` (OpenVINO fp32 when installed) is checked
+        per fold network against PyTorch fp32 on its first windows and dropped below the accuracy guard's Dice.
+        ``--exact`` never uses it (its windows are nnU-Net's PyTorch arithmetic)."""
+        from medseg.inference.runtime import cpu_runtime
+
+        for stage in self.stages:
+            card = stage.runtime_card()
+            runners = [cpu_runtime(net, card, backend=backend, precision=precision, batch_size=batch_size)
+                       for net in stage.networks]
+            stage.runners = None if all(r is None for r in runners) else [
+                r if r is not None else net for r, net in zip(runners, stage.networks)]
+        return RuntimeSummary(self)
+
+    def runtime_card(self):
+        """A card for the runtime and its guard: the network's window, input channels and decoding."""
+        from medseg.core.card import ModelCard
+
+        names = tuple(self.labels.names.get(v, str(v)) for v in range(max(self.labels.output_values) + 1))
+        return ModelCard(name=self.folder.path.name, spatial_dims=len(self.patch), in_channels=self.network_channels,
+                         out_channels=self.labels.num_heads, labels=names if not self.labels.has_regions else
+                         tuple(f"region_{i}" for i in range(self.labels.num_heads)),
+                         activation="sigmoid" if self.labels.has_regions else "softmax",
+                         channel_names=(*self.folder.channel_names, *(
+                             f"previous_stage_{v}" for v in (self.labels.foreground_labels if self.previous else ()))),
+                         roi_size=tuple(self.patch), spacing=tuple(float(s) for s in self.config["spacing"]),
+                         mirror_axes=tuple(self.mirror_axes or ()), orientation=None)
 
     def _engine(self, case: Case, axes, batch_size: int | None, progress) -> np.ndarray:
         from medseg.inference.sliding_window import (
@@ -212,3 +275,83 @@ class NnUNetModel:
             labels = F.interpolate(labels[None, None].float(), size=case.shape_after_cropping,
                                    mode="nearest-exact")[0, 0]
         return labels.numpy().astype(np.int16)
+
+
+class RuntimeSummary:
+    """What ran the default path's windows, read by the sidecar's ``run`` block (``backend``, ``precision``,
+    ``reason``, ``threads``): the first fold's runtime, reported as PyTorch fp32 once any guard gave up."""
+
+    def __init__(self, model: NnUNetModel) -> None:
+        self.model = model
+
+    def _runners(self) -> list:
+        return [r for stage in self.model.stages for r in (stage.runners or stage.networks)]
+
+    def _compiled(self):
+        runners = self._runners()
+        if any(not getattr(r, "trusted", True) for r in runners):
+            return None
+        first = runners[0]
+        inner = getattr(first, "runtime", first)
+        return inner if hasattr(inner, "backend") else None
+
+    @property
+    def backend(self) -> str:
+        inner = self._compiled()
+        return str(inner.backend) if inner is not None else "torch"
+
+    @property
+    def precision(self) -> str:
+        inner = self._compiled()
+        return str(inner.precision) if inner is not None else "fp32"
+
+    @property
+    def threads(self) -> int | None:
+        inner = self._compiled()
+        return getattr(inner, "threads", None) if inner is not None else torch.get_num_threads()
+
+    @property
+    def reason(self) -> str:
+        runners = self._runners()
+        guarded = [r for r in runners if hasattr(r, "trusted")]
+        if guarded and any(not r.trusted for r in guarded):
+            return (f"auto: {guarded[0].backend} {guarded[0].precision} failed the accuracy guard against PyTorch "
+                    f"fp32 (min Dice {min(r.min_dice for r in guarded):.4f}), PyTorch fp32 used")
+        inner = self._compiled()
+        if inner is None:
+            return "PyTorch on the CPU"
+        text = str(getattr(inner, "reason", ""))
+        if guarded:
+            text += f" [guarded: min Dice {min(r.min_dice for r in guarded):.4f} vs PyTorch fp32 on the first windows]"
+        return text
+
+    def describe(self) -> str:
+        return f"{self.backend} {self.precision} ({self.reason})"
+
+
+def load_previous_stage(folder: NnUNetFolder, name: str, labels: Labels, folds: Sequence[str] | None,
+                        checkpoint_name: str, path: str | Path | None = None,
+                        pins: dict[str, str] | None = None) -> NnUNetModel:
+    """The previous stage of a cascade folder: found where nnU-Net writes it, same folds, same label set."""
+    if path is None:
+        if not folder.trainer:
+            raise MedsegError(f"cannot find the {name} stage this cascade needs (folder is not named "
+                              "Trainer__Plans__configuration)", path=folder.path, hint="pass --previous-stage FOLDER")
+        path = folder.path.parent / f"{folder.trainer}__{folder.plans_name}__{name}"
+        if not path.is_dir():
+            raise MedsegError(f"the {name} stage this cascade needs is missing", path=path,
+                              hint=f"train {name} with the same trainer and plans, or pass --previous-stage FOLDER")
+    previous = NnUNetModel.load(path, folds=folds, checkpoint_name=checkpoint_name, pins=pins)
+    if previous.folder.configuration != name:
+        raise MedsegError(f"the previous stage is {previous.folder.configuration!r}, the cascade's plans name {name!r}",
+                          path=previous.folder.path, hint=f"pass the {name} result folder")
+    if previous.labels.names != labels.names or previous.labels.regions != labels.regions:
+        theirs = ", ".join(f"{k}={v}" for k, v in sorted(previous.labels.names.items()))
+        ours = ", ".join(f"{k}={v}" for k, v in sorted(labels.names.items()))
+        raise MedsegError(f"the previous stage's labels ({theirs}) differ from the cascade's ({ours})",
+                          path=previous.folder.path / "dataset.json", hint="both stages must come from one dataset")
+    if previous.folder.channel_names != folder.channel_names:
+        raise MedsegError(f"the previous stage takes channels {previous.folder.channel_names}, the cascade "
+                          f"{folder.channel_names}", path=previous.folder.path / "dataset.json",
+                          hint="both stages must come from one dataset")
+    return previous

@@ -4,7 +4,9 @@ Order and arithmetic follow nnU-Net's ``DefaultPreprocessor.run_case``: images a
 them (array axes z, y, x of the file's own voxel grid, no reorientation; spacing reversed to match),
 stacked as float32 channels, transposed with ``transpose_forward``, cropped to the bounding box of the
 filled non-zero mask of all channels, normalised per channel (before resampling) and resampled to the
-configuration's spacing (2D configurations keep the slice spacing).
+configuration's spacing (2D configurations keep the slice spacing). A cascade stage also takes the previous
+stage's labels: transposed and cropped with the image (``-1`` outside the non-zero mask), resampled with the
+seg rule and appended as one float32 channel per foreground label (nnU-Net's ``convert_labelmap_to_one_hot``).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import numpy as np
 from scipy.ndimage import binary_fill_holes
 
 from medseg.core.errors import MedsegError
-from medseg.nnunet.resampling import new_shape, resample
+from medseg.nnunet.resampling import new_shape, resample, resample_seg
 
 SUPPORTED_READERS = ("SimpleITKIO",)
 SUPPORTED_RESAMPLING = ("resample_data_or_seg_to_shape", "resample_data_or_seg_to_spacing")
@@ -133,8 +135,18 @@ def target_spacing(config: dict, spacing: Sequence[float]) -> list[float]:
     return [float(spacing[0]), *target] if len(target) < len(spacing) else target
 
 
-def preprocess(files: Sequence[Path], plans: dict, config: dict) -> Case:
-    """Preprocess one case the way nnU-Net does before its sliding window."""
+def one_hot(seg: np.ndarray, labels: Sequence[int]) -> np.ndarray:
+    """``(len(labels), *seg.shape)`` float32: 1 where ``seg`` holds each label (nnU-Net's one-hot, no background)."""
+    out = np.zeros((len(labels), *seg.shape), dtype=np.float32)
+    for i, label in enumerate(labels):
+        out[i] = seg == label
+    return out
+
+
+def preprocess(files: Sequence[Path], plans: dict, config: dict, previous: np.ndarray | None = None,
+               foreground: Sequence[int] = ()) -> Case:
+    """Preprocess one case the way nnU-Net does before its sliding window; ``previous``: a cascade's input, the
+    previous stage's labels on the file's grid (SimpleITK array order), one-hot over ``foreground``."""
     check_plans(plans, config)
     data, props = read_images(files)
     forward = list(plans.get("transpose_forward", [0, 1, 2]))
@@ -145,6 +157,12 @@ def preprocess(files: Sequence[Path], plans: dict, config: dict) -> Case:
     crop = tuple(slice(a, b) for a, b in bbox)
     data = np.ascontiguousarray(data[(slice(None), *crop)])
     mask = mask[crop]
+    seg = None
+    if previous is not None:
+        if tuple(previous.shape) != tuple(shape_before[i] for i in np.argsort(forward)):
+            raise MedsegError(f"the previous stage's labels {previous.shape} do not fit the image", path=files[0])
+        seg = np.asarray(previous, dtype=np.float32).transpose(forward)[crop].copy()
+        seg[(seg == 0) & ~mask] = -1
     shape_after = tuple(data.shape[1:])
     target = target_spacing(config, spacing)
     shape = new_shape(shape_after, spacing, target)
@@ -158,5 +176,11 @@ def preprocess(files: Sequence[Path], plans: dict, config: dict) -> Case:
     kwargs = dict(config.get("resampling_fn_data_kwargs", {"order": 3, "order_z": 0, "force_separate_z": None}))
     kwargs.pop("is_seg", None)
     data = resample(data, shape, spacing, target, **kwargs)
+    if seg is not None:
+        kwargs = dict(config.get("resampling_fn_seg_kwargs", {"order": 1, "order_z": 0, "force_separate_z": None}))
+        kwargs.pop("is_seg", None)
+        seg = resample_seg(seg[None], shape, spacing, target, **kwargs)[0].astype(np.int8 if seg.max() <= 127
+                                                                                    else np.int16)
+        data = np.vstack((data, one_hot(seg, foreground)))
     return Case(np.ascontiguousarray(data), spacing, props["sitk_spacing"], props["origin"], props["direction"],
                 shape_before, bbox, shape_after)

@@ -62,6 +62,14 @@ def describe(path: str | Path, checkpoint_name: str = DEFAULT_CHECKPOINT, hashes
     if hashes:
         for k, v in folds.items():
             card["folds"][k]["sha256"] = sha256_file(v)
+    if config.get("previous_stage"):  # a cascade: its previous stage, where nnU-Net puts it, pinned as well
+        stage = folder.path.parent / f"{folder.trainer}__{folder.plans_name}__{config['previous_stage']}"
+        if not stage.is_dir():
+            raise MedsegError(f"the {config['previous_stage']} stage this cascade needs is missing", path=stage,
+                              hint=f"train {config['previous_stage']} with the same trainer and plans")
+        previous = describe(stage, checkpoint_name, hashes)
+        card["previous_stage"] = {"path": previous["path"], "configuration": previous["configuration"],
+                                  "folds": previous["folds"]}
     return card
 
 

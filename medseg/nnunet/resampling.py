@@ -77,3 +77,68 @@ def resample(data: np.ndarray, shape: Sequence[int], current: Sequence[float], t
         coords = [float(o) / n * (g + 0.5) - 0.5 for o, n, g in zip(tmp.shape, shape, grids)]
         out[c] = map_coordinates(tmp, np.array(coords), order=order_z, mode="nearest")
     return out
+
+
+def _resize_labels(seg: np.ndarray, shape: Sequence[int], order: int) -> np.ndarray:
+    """batchgenerators' ``resize_segmentation``: each label's indicator resized (``order``), the per-voxel
+    winner the first label with the top score, except that the nearest-neighbour label wins when it ties."""
+    if order == 0:
+        return resize(seg, shape, 0, mode="edge", clip=True, anti_aliasing=False)
+    labels = np.unique(seg)
+    if labels.size == 1:
+        return np.full(shape, labels[0], dtype=seg.dtype)
+    nearest = resize(seg, shape, 0, mode="edge", clip=True, anti_aliasing=False)
+    win = np.zeros(shape, dtype=seg.dtype)
+    best = None
+    nn_score = np.zeros(shape)
+    for c in labels:
+        score = resize((seg == c).astype(float), shape, order, mode="edge", clip=True, anti_aliasing=False)
+        at_nn = nearest == c
+        nn_score[at_nn] = score[at_nn]
+        if best is None:
+            best, win[...] = score, c
+            continue
+        better = score > best
+        win[better] = c
+        np.maximum(best, score, out=best)
+    tie = (nn_score == best) & (nn_score > 0)
+    win[tie] = nearest[tie]
+    return win
+
+
+def resample_seg(seg: np.ndarray, shape: Sequence[int], current: Sequence[float], target: Sequence[float], *,
+                 order: int = 1, order_z: int = 0, force_separate_z: bool | None = False) -> np.ndarray:
+    """Resample a label map ``(C, *spatial)`` the way nnU-Net's ``resample_data_or_seg(is_seg=True)`` does
+    (cascade input: the previous stage's labels onto this stage's grid). Float64 work, output of seg's dtype."""
+    shape = np.asarray([int(s) for s in shape])
+    old = np.asarray(seg.shape[1:])
+    if np.all(old == shape):
+        return seg
+    axis = separate_axis(current, target, force_separate_z)
+    out = np.zeros((seg.shape[0], *shape), dtype=seg.dtype)
+    work = seg.astype(float, copy=False)
+    for c in range(seg.shape[0]):
+        if axis is None:
+            out[c] = _resize_labels(work[c], shape, order)
+            continue
+        plane = [s for a, s in enumerate(shape) if a != axis]
+        tmp_shape = shape.copy()
+        tmp_shape[axis] = old[axis]
+        tmp = np.zeros(tmp_shape)
+        for k in range(old[axis]):
+            index = [slice(None)] * 3
+            index[axis] = k
+            tmp[tuple(index)] = _resize_labels(work[c][tuple(index)], plane, order)
+        if old[axis] == shape[axis]:
+            out[c] = tmp
+            continue
+        grids = np.mgrid[:shape[0], :shape[1], :shape[2]].astype(float)
+        coords = np.array([float(o) / n * (g + 0.5) - 0.5 for o, n, g in zip(tmp.shape, shape, grids)])
+        if order_z == 0:
+            out[c] = map_coordinates(tmp, coords, order=0, mode="nearest")
+        else:
+            for label in np.unique(tmp):
+                hit = np.round(map_coordinates((tmp == label).astype(float), coords, order=order_z,
+                                               mode="nearest")) > 0.5
+                out[c][hit] = label
+    return out

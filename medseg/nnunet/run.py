@@ -94,13 +94,15 @@ def output_paths(cases: dict[str, list[Path]], output: Path | None) -> dict[str,
     return out
 
 
-def load_folder_model(model_ref: str, *, folds: Sequence[str] | None = None, checkpoint_name: str | None = None):
-    """(model, display name, pinned fold sha256s) for a folder path or a name from ``models import-folder``."""
+def load_folder_model(model_ref: str, *, folds: Sequence[str] | None = None, checkpoint_name: str | None = None,
+                      previous_stage: str | Path | None = None):
+    """(model, display name, pinned fold sha256s) for a folder path or a name from ``models import-folder``
+    (a cascade's previous stage: ``previous_stage``, the imported one, or found next to the folder)."""
     from medseg.nnunet.folder import DEFAULT_CHECKPOINT
     from medseg.nnunet.predictor import NnUNetModel
     from medseg.nnunet.registry import lookup
 
-    pins = None
+    pins = previous_pins = None
     path = Path(model_ref)
     card = None if path.is_dir() else lookup(model_ref)
     name = path.name
@@ -108,6 +110,10 @@ def load_folder_model(model_ref: str, *, folds: Sequence[str] | None = None, che
         path, name = Path(card["path"]), model_ref
         checkpoint_name = checkpoint_name or card.get("checkpoint_name")
         pins = {k: v.get("sha256") for k, v in card.get("folds", {}).items()}
+        stage = card.get("previous_stage")
+        if stage and previous_stage is None:
+            previous_stage = Path(stage["path"])
+            previous_pins = {k: v.get("sha256") for k, v in stage.get("folds", {}).items()}
         if folds is not None:
             unknown = [f for f in folds if f not in pins]
             if unknown:
@@ -115,7 +121,8 @@ def load_folder_model(model_ref: str, *, folds: Sequence[str] | None = None, che
                                   hint=f"imported folds: {', '.join(pins)}")
         elif pins:
             folds = list(pins)
-    model = NnUNetModel.load(path, folds=folds, checkpoint_name=checkpoint_name or DEFAULT_CHECKPOINT, pins=pins)
+    model = NnUNetModel.load(path, folds=folds, checkpoint_name=checkpoint_name or DEFAULT_CHECKPOINT, pins=pins,
+                             previous_stage=previous_stage, previous_pins=previous_pins)
     return model, name, pins
 
 
@@ -138,7 +145,8 @@ def predict_folder_model(model_ref: str, inputs: Sequence[Path], output: Path | 
                          exact: bool = False, tta: bool = True, threads: int | None = None,
                          stats: bool = False, resume: bool = False, shard: str | tuple[int, int] | None = None,
                          backend: str = "auto", precision: str = "auto", postprocess: bool = True,
-                         progress: Callable[[BatchEvent], None] | None = None) -> tuple[BatchSummary, NnUNetPredictor]:
+                         progress: Callable[[BatchEvent], None] | None = None,
+                         previous_stage: str | Path | None = None) -> tuple[BatchSummary, NnUNetPredictor]:
     """Predict every case with an nnU-Net v2 folder (a path, or a name from ``models import-folder``) through
     medseg's batch path: sidecars with the fold sha256s, ``--stats``, ``--resume`` and ``--shard``."""
     from medseg.inference.batch import OutputOptions, run_batch
@@ -146,7 +154,7 @@ def predict_folder_model(model_ref: str, inputs: Sequence[Path], output: Path | 
 
     predictor = build_folder_predictor(model_ref, folds=folds, checkpoint_name=checkpoint_name, exact=exact, tta=tta,
                                        threads=threads, backend=backend, precision=precision,
-                                       postprocess=postprocess)
+                                       postprocess=postprocess, previous_stage=previous_stage)
     grouped = group_cases(list(inputs), predictor.model.folder.channel_names)
     targets = output_paths(grouped, output)
     check_headers(grouped)

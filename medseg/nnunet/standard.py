@@ -27,12 +27,15 @@ from medseg.nnunet.predictor import NnUNetModel
 TORCH_ONLY = {"backend": ("auto", "torch"), "precision": ("auto", "fp32")}
 
 
-def check_runtime(backend: str, precision: str) -> None:
-    """nnU-Net folders run their windows in PyTorch fp32; refuse other runtimes in one line (never ignore them)."""
+def check_runtime(backend: str, precision: str, exact: bool = False) -> None:
+    """``--exact`` runs nnU-Net's PyTorch fp32 arithmetic: refuse other runtimes with it in one line (never
+    ignore them). The default path takes any CPU runtime (:meth:`NnUNetModel.use_runtime`)."""
+    if not exact:
+        return
     for option, value in (("backend", backend), ("precision", precision)):
         if value not in TORCH_ONLY[option]:
-            raise MedsegError(f"--{option} {value} is not available for nnU-Net folders yet (their windows run in "
-                              "PyTorch fp32)", hint=f"drop --{option} or pass --{option} {TORCH_ONLY[option][1]}")
+            raise MedsegError(f"--{option} {value} cannot be combined with --exact (nnU-Net's own arithmetic runs in "
+                              "PyTorch fp32)", hint=f"drop --{option} or --exact")
 
 
 def fold_digests(model: NnUNetModel, pins: dict[str, str] | None = None) -> dict[str, str]:
@@ -69,6 +72,10 @@ class NnUNetPredictor:
         self.apply_postprocessing = postprocess and bool(model.postprocessing)
         self.card = _card(model, name)
         self.folds = fold_digests(model, pins)
+        # a cascade's previous stage (3d_lowres): its folder and fold sha256s go into the sidecar too
+        self.previous = ({"folder": str(model.previous.folder.path), "configuration":
+                          model.previous.folder.configuration, "fold_sha256": fold_digests(model.previous)}
+                         if model.previous is not None else None)
         combined = hashlib.sha256("".join(f"{k}:{v}\n" for k, v in sorted(self.folds.items())).encode()).hexdigest()
         self.info = ModelInfo(name, None, combined, str(model.folder.path))
         self.options = PredictOptions(tta=tta, device="cpu")
@@ -88,6 +95,7 @@ class NnUNetPredictor:
         return {"nnunet": {"exact": self.exact, "folds": sorted(self.folds),
                            "checkpoint_name": self.model.folder.checkpoint_name,
                            "configuration": self.model.folder.configuration,
+                           **({"previous_stage": self.previous} if self.previous else {}),
                            "postprocessing": ([list(step) for step in self.model.postprocessing]
                                               if self.apply_postprocessing else None)}}
 
@@ -137,14 +145,18 @@ class NnUNetPredictor:
 def build_folder_predictor(model_ref: str, *, folds: Sequence[str] | None = None, checkpoint_name: str | None = None,
                            exact: bool = False, tta: bool | None = None, threads: int | None = None,
                            backend: str = "auto", precision: str = "auto",
-                           channels: dict[Path, list[Path]] | None = None, postprocess: bool = True
-                           ) -> NnUNetPredictor:
+                           channels: dict[Path, list[Path]] | None = None, postprocess: bool = True,
+                           previous_stage: str | Path | None = None) -> NnUNetPredictor:
     """The predictor of :func:`medseg.api.build_predictor` for a folder path or an imported name."""
     from medseg.nnunet.run import load_folder_model
 
-    check_runtime(backend, precision)
+    check_runtime(backend, precision, exact)
     if threads:
         torch.set_num_threads(threads)
-    model, name, pins = load_folder_model(model_ref, folds=folds, checkpoint_name=checkpoint_name)
-    return NnUNetPredictor(model, name=name, exact=exact, tta=True if tta is None else tta, pins=pins,
-                           channels=channels, postprocess=postprocess)
+    model, name, pins = load_folder_model(model_ref, folds=folds, checkpoint_name=checkpoint_name,
+                                          previous_stage=previous_stage)
+    predictor = NnUNetPredictor(model, name=name, exact=exact, tta=True if tta is None else tta, pins=pins,
+                                channels=channels, postprocess=postprocess)
+    if not exact:  # default path: OpenVINO fp32 when installed, guarded per fold network (see use_runtime)
+        predictor.cpu_network = model.use_runtime(backend, precision)
+    return predictor

@@ -20,6 +20,7 @@ def cases(name: str) -> list[str]:
 
 
 def inputs(name: str, case: str) -> list[Path]:
+    """The channel files of a held-out case (``CASE_0000.nii.gz`` ...)."""
     return sorted((FIXTURES / name / "inputs").glob(f"{case}_[0-9][0-9][0-9][0-9].nii.gz"))
 
 

@@ -45,18 +45,23 @@ def plans(kind: str = "PlainConvUNet", channels: int = 1) -> dict:
     }
 
 
+def _labels(heads: int) -> dict:
+    names = ["a", "b"] if heads == 3 else [f"c{i}" for i in range(1, heads)]
+    return {"background": 0, **{n: i for i, n in enumerate(names, start=1)}}
+
+
 def make_folder(root: Path, *, kind: str = "PlainConvUNet", channels: int = 1, folds=("0",),
-                trainer: str = "nnUNetTrainer") -> Path:
+                trainer: str = "nnUNetTrainer", heads: int = 3) -> Path:
     folder = root / f"{trainer}__nnUNetPlans__3d_fullres"
     folder.mkdir(parents=True)
     p = plans(kind, channels)
     (folder / "plans.json").write_text(json.dumps(p))
     names = {str(c): n for c, n in zip(range(channels), ["T1", "T1ce", "T2", "FLAIR"])}
     (folder / "dataset.json").write_text(json.dumps({"channel_names": names, "file_ending": ".nii.gz",
-                                                     "labels": {"background": 0, "a": 1, "b": 2}}))
+                                                     "labels": _labels(heads)}))
     for i, fold in enumerate(folds):
         torch.manual_seed(i)
-        net = build_network(p["configurations"]["3d_fullres"], channels, 3)
+        net = build_network(p["configurations"]["3d_fullres"], channels, heads)
         (folder / f"fold_{fold}").mkdir()
         torch.save({"network_weights": net.state_dict(), "trainer_name": trainer,
                     "init_args": {"configuration": "3d_fullres", "fold": fold},

@@ -249,9 +249,81 @@ def make_ct() -> None:
     collect("ct", 504, "3d_fullres", "nnUNetPlansTiny", [0], {"expected": [0]})
 
 
+CASCADE_PLANS = "nnUNetPlansCascade"
+
+
+def cascade_plans(did: int) -> None:
+    """(h) A lowres -> cascade pair in the layout nnU-Net's planner writes for large images (hippocampus is
+    too small for it to plan one): 3d_lowres at 2 mm with ``next_stage``, 3d_cascade_fullres inheriting
+    3d_fullres with ``previous_stage``. Networks of 3 stages, 4-8 features: folds of tens of KB."""
+    folder = next((WORK / "pre").glob(f"Dataset{did:03d}_*"))
+    plans = json.loads((folder / "nnUNetPlans.json").read_text())
+    plans["plans_name"] = CASCADE_PLANS
+    full = plans["configurations"]["3d_fullres"]
+    kw = full["architecture"]["arch_kwargs"]
+    kw.update(n_stages=3, features_per_stage=[4, 8, 8], kernel_sizes=[[3, 3, 3]] * 3,
+              strides=[[1, 1, 1], [2, 2, 2], [2, 2, 2]], n_conv_per_stage=[2, 2, 2], n_conv_per_stage_decoder=[2, 2])
+    full.update(patch_size=[16, 24, 16], batch_size=2, data_identifier=f"{CASCADE_PLANS}_3d_fullres")
+    low = json.loads(json.dumps(full))
+    low.update(patch_size=[16, 16, 16], spacing=[2.0, 2.0, 2.0], data_identifier=f"{CASCADE_PLANS}_3d_lowres",
+               median_image_size_in_voxels=[m / 2 for m in full["median_image_size_in_voxels"]],
+               next_stage="3d_cascade_fullres")
+    plans["configurations"] = {"3d_lowres": low, "3d_fullres": full,
+                               "3d_cascade_fullres": {"inherits_from": "3d_fullres", "previous_stage": "3d_lowres"}}
+    (folder / f"{CASCADE_PLANS}.json").write_text(json.dumps(plans, indent=1))
+
+
+def make_cascade() -> None:
+    # (h) 3d_lowres then 3d_cascade_fullres. The cascade trains on the lowres stage's cross-validation
+    # predictions (predicted_next_stage/, which needs all five lowres folds); this fixture puts the training
+    # labels there instead (weights near initialisation either way). Held out: one case at another spacing, so
+    # the lowres labels are resampled onto the fullres grid (nnU-Net's seg resampling) before the one-hot.
+    cases, tests = hippo_sets(test_spacings=[None, (1.2, 0.9, 1.1), None])
+    _dataset(505, "HippoCascade", cases, tests, {"0": "MRI"}, HIPPO_LABELS)
+    _run("nnUNetv2_plan_and_preprocess", "-d", "505", "-c", "3d_fullres", "-npfp", "1", "--no_pp")
+    cascade_plans(505)
+    _run("nnUNetv2_preprocess", "-d", "505", "-plans_name", CASCADE_PLANS, "-c", "3d_lowres", "3d_fullres",
+         "-np", "1", "1")
+    train(505, ["3d_lowres"], [0], CASCADE_PLANS)
+    pre = next((WORK / "pre").glob("Dataset505_*"))
+    results = next((WORK / "results").glob("Dataset505_*"))
+    prev = results / f"{TRAINER}__{CASCADE_PLANS}__3d_lowres" / "predicted_next_stage" / "3d_cascade_fullres"
+    prev.mkdir(parents=True, exist_ok=True)
+    import blosc2
+
+    for seg in (pre / f"{CASCADE_PLANS}_3d_fullres").glob("*_seg.b2nd"):  # labels (z, y, x) as lowres writes them
+        labels = np.maximum(blosc2.open(urlpath=str(seg), mode="r")[:][0], 0)
+        blosc2.asarray(np.ascontiguousarray(labels), urlpath=str(prev / seg.name.replace("_seg.b2nd", ".b2nd")),
+                       mode="w")
+    train(505, ["3d_cascade_fullres"], [0], CASCADE_PLANS)
+    raw = next((WORK / "raw").glob("Dataset505_*"))
+    out = FIXTURES / "cascade"
+    shutil.rmtree(out, ignore_errors=True)
+    import torch
+
+    for cfg in ("3d_lowres", "3d_cascade_fullres"):
+        name = f"{TRAINER}__{CASCADE_PLANS}__{cfg}"
+        (out / name / "fold_0").mkdir(parents=True)
+        for f in ("plans.json", "dataset.json", "dataset_fingerprint.json"):
+            shutil.copy(results / name / f, out / name / f)
+        ck = torch.load(results / name / "fold_0" / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+        ck["optimizer_state"] = None
+        ck["grad_scaler_state"] = None
+        torch.save(ck, out / name / "fold_0" / "checkpoint_final.pth")
+    shutil.copytree(raw / "imagesTs", out / "inputs")
+    common = ["-d", "505", "-p", CASCADE_PLANS, "-tr", TRAINER, "-f", "0", "-device", "cpu", "-npp", "1", "-nps", "1",
+              "--disable_progress_bar"]
+    _run("nnUNetv2_predict", "-i", str(out / "inputs"), "-o", str(out / "expected_lowres"), "-c", "3d_lowres", *common)
+    _run("nnUNetv2_predict", "-i", str(out / "inputs"), "-o", str(out / "expected"), "-c", "3d_cascade_fullres",
+         "-prev_stage_predictions", str(out / "expected_lowres"), *common)
+    for tag in ("expected", "expected_lowres"):
+        for extra in ("plans.json", "dataset.json", "predict_from_raw_data_args.json"):
+            (out / tag / extra).unlink(missing_ok=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="hippo_3d,hippo_2d,aniso,regions,resenc,ct")
+    parser.add_argument("--only", default="hippo_3d,hippo_2d,aniso,regions,resenc,ct,cascade")
     order = parser.parse_args().only.split(",")
     install_trainer()
     hippo_done = False
@@ -261,7 +333,7 @@ def main() -> None:
                 make_hippo(set(order))
                 hippo_done = True
         else:
-            {"aniso": make_aniso, "regions": make_regions, "ct": make_ct}[name]()
+            {"aniso": make_aniso, "regions": make_regions, "ct": make_ct, "cascade": make_cascade}[name]()
 
 
 if __name__ == "__main__":

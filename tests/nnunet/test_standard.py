@@ -21,7 +21,8 @@ def test_sidecar_stats_and_resume(tmp_path):
     scans = tmp_path / "scans"
     write_scan(scans / "a_0000.nii.gz", seed=1)
     out = tmp_path / "out"
-    args = ["predict", str(scans), "--model", str(folder), "-o", str(out), "--no-tta", "--stats", "--resume"]
+    args = ["predict", str(scans), "--model", str(folder), "-o", str(out), "--no-tta", "--stats", "--resume",
+            "--backend", "torch"]
     result = runner.invoke(cli_main.app, args)
     assert result.exit_code == 0, result.output
     sidecar = json.loads((out / "a.json").read_text())
@@ -59,8 +60,8 @@ def test_multichannel_case_and_runtime_refusals(tmp_path):
     assert sidecar["settings"]["other_channels"] == {str(scans / "c_0001.nii.gz"): sha256_file(scans / "c_0001.nii.gz")}
     for option in (["--backend", "openvino"], ["--precision", "bf16"]):
         result = runner.invoke(cli_main.app, ["predict", str(scans), "--model", str(folder), "-o",
-                                              str(tmp_path / "x"), *option])
-        assert result.exit_code == 2 and "not available for nnU-Net folders" in result.output
+                                              str(tmp_path / "x"), "--exact", *option])
+        assert result.exit_code == 2 and "cannot be combined with --exact" in result.output
         assert not (tmp_path / "x").exists()
     result = runner.invoke(cli_main.app, ["predict", str(scans), "--model", str(folder), "-o", str(tmp_path / "x"),
                                           "--probabilities", "--overlap", "0.25"])
