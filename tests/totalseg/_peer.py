@@ -146,9 +146,31 @@ def compare(theirs: Path, ours: Path) -> dict:
             "same_names": names_a == names_b, "names": len(names_a)}
 
 
+def auto_subset(home: Path, ct: Path, count: int = 4) -> list[str]:
+    """A --roi_subset the stand-in 6 mm model finds on ``ct`` (random networks paint arbitrary classes): the
+    classes with the smallest boxes (so the crop cuts) and the most voxels, half each."""
+    from medseg.io import read_image
+    from medseg.totalseg import pipeline
+    from medseg.totalseg.tasks import locate, parse_task
+
+    image = read_image(ct)
+    coarse = pipeline.predict(locate(parse_task("totalsegmentator:total_fastest"), home / "nnunet" / "results"),
+                              6.0, image.as_tensor().numpy()[0], image.affine.numpy(), source=ct)
+    values = [int(v) for v in np.unique(coarse.labels) if v]
+    size = {v: np.prod([b.stop - b.start for b in pipeline.crop_box(coarse.labels == v, image.affine.numpy())])
+            for v in values}
+    voxels = {v: int((coarse.labels == v).sum()) for v in values}
+    chosen = sorted(values, key=size.get)[: count // 2]
+    chosen += [v for v in sorted(values, key=voxels.get, reverse=True) if v not in chosen][: count - len(chosen)]
+    return [coarse.names[v] for v in chosen]
+
+
 def parity(python: str, home: Path, ct: Path, work: Path, mode: str, labels: list[str] | None = None) -> dict:
-    """One comparison: ``mode`` is total (1.5 mm, five parts) or fast (3 mm); ``labels`` a --roi_subset."""
+    """One comparison: ``mode`` is total (1.5 mm, five parts) or fast (3 mm); ``labels`` a --roi_subset
+    (``["auto"]``: :func:`auto_subset`)."""
     work.mkdir(parents=True, exist_ok=True)
+    if labels == ["auto"]:
+        labels = auto_subset(home, ct)
     tag = f"{ct.name.split('.')[0]}_{mode}{'_subset' if labels else ''}"
     theirs = work / f"{tag}_totalseg.nii.gz"
     t_theirs = run_totalsegmentator(python, home, ct, theirs, fast=mode == "fast", roi_subset=labels)

@@ -21,11 +21,10 @@ def home(tmp_path_factory):
     return prepare_home(tmp_path_factory.mktemp("tsh"))
 
 
-@pytest.mark.parametrize("mode,labels", [("fast", None), ("fast", ["liver", "spleen", "aorta", "vertebrae_L1"]),
-                                         ("total", None), ("total", ["liver", "aorta", "rib_left_7"])])
+@pytest.mark.parametrize("mode,labels", [("fast", None), ("fast", ["auto"]), ("total", None), ("total", ["auto"])])
 def test_same_label_map_ids_and_names_as_totalsegmentator(home, tmp_path, mode, labels):
     row = parity(PYTHON, home, EXAMPLES / "example_ct_sm.nii.gz", tmp_path, mode, labels)
     assert row["exact_agreement"] >= 0.999, row
     assert row["exact_same_ids_present"] and row["exact_same_names"], row
-    assert row["exact_ids_theirs"] > (2 if labels else 20), row  # a map worth comparing
+    assert row["exact_ids_theirs"] >= (2 if labels else 20), row  # a map worth comparing
     assert row["default_same_names"] and row["default_agreement"] >= 0.99, row
