@@ -58,8 +58,9 @@ def predict(
                                      "(default: every fold present)."),
     checkpoint_name: str | None = typer.Option(None, "--checkpoint-name", help="nnU-Net folders: the fold file "
                                                "(default checkpoint_final.pth)."),
-    exact: bool = typer.Option(False, "--exact", help="nnU-Net folders: nnU-Net's own arithmetic (float16 "
-                               "stitching, logits resampled back), the same labels as nnUNetv2_predict."),
+    exact: bool = typer.Option(False, "--exact", help="nnU-Net folders and totalsegmentator: nnU-Net's own "
+                               "arithmetic (float16 stitching, logits resampled back), the same labels as "
+                               "nnUNetv2_predict / TotalSegmentator."),
     labels: str | None = typer.Option(None, "--labels", help="totalsegmentator: only these classes, e.g. "
                                       "liver,spleen (TotalSegmentator's --roi_subset; its IDs, cropped by the "
                                       "6 mm model when its folder is there)."),
