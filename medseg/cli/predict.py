@@ -61,10 +61,14 @@ def predict(
                                      "(default: every fold present)."),
     checkpoint_name: str | None = typer.Option(None, "--checkpoint-name", help="nnU-Net folders: the fold file "
                                                "(default checkpoint_final.pth)."),
-    exact: bool = typer.Option(False, "--exact", help="nnU-Net folders: nnU-Net's own arithmetic (float16 "
-                               "stitching, logits resampled back), the same labels as nnUNetv2_predict."),
+    exact: bool = typer.Option(False, "--exact", help="nnU-Net folders and totalsegmentator: nnU-Net's own "
+                               "arithmetic (float16 stitching, logits resampled back), the same labels as "
+                               "nnUNetv2_predict / TotalSegmentator."),
     previous_stage: Path | None = typer.Option(None, "--previous-stage", help="nnU-Net 3d_cascade_fullres folders: "
                                                "the 3d_lowres result folder run first (default: found next to it)."),
+    labels: str | None = typer.Option(None, "--labels", help="totalsegmentator: only these classes, e.g. "
+                                      "liver,spleen (TotalSegmentator's --roi_subset; its IDs, cropped by the "
+                                      "6 mm model when its folder is there)."),
 ) -> None:
     """Segment scans. Outputs: label map (+ JSON provenance sidecar), optional stats and probabilities.
 
@@ -92,12 +96,21 @@ def predict(
     if model is not None and model.split(":")[0] == "totalsegmentator":
         from medseg.totalseg.cli import cli_command, reject_options
 
-        reject_options({"--stats": stats, "--probabilities": probabilities, "--resume": resume,
-                        "--shard": bool(shard), "--device": device not in ("auto", "cpu"),
-                        "--output-format": output_format not in (None, "image")})
-        cli_command(model, inputs, output, weights_dir=weights_dir, output_type=output_type,
-                    batch_size=batch_size, threads=threads)
+        reject_options({"--probabilities": probabilities, "--device": device not in ("auto", "cpu"),
+                        "--keep-largest": keep_largest, "--remove-islands": bool(remove_islands),
+                        "--fill-holes": fill_holes, "--checkpoint": checkpoint is not None,
+                        "--backend": backend not in ("auto", "torch"), "--precision": precision not in ("auto", "fp32"),
+                        "--overlap": overlap != 0.5, "--tta": bool(tta), "--threshold": threshold is not None,
+                        "--previous-stage": previous_stage is not None})
+        code = cli_command(model, inputs, output, weights_dir=weights_dir, output_type=output_type,
+                           output_format=output_format, stats=stats, resume=resume, shard=shard, frame=frame,
+                           series=series, labels=labels, exact=exact, batch_size=batch_size, threads=threads)
+        if code:
+            raise typer.Exit(code)
         return
+    if labels:
+        raise MedsegError("--labels applies to --model totalsegmentator only",
+                          hint="other models segment every label; --output-type per-class writes one mask per label")
     if is_nnunet_model(model):
         code = predict_command(model, inputs, output, folds=folds, checkpoint_name=checkpoint_name, exact=exact,
                                tta=False if fast else tta, threads=threads, stats=stats, resume=resume, shard=shard,

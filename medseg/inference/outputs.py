@@ -83,7 +83,7 @@ def write_verified(data: np.ndarray, affine: np.ndarray, path: Path, *, dtype: s
 
 def _json_extension(names, model_name: str) -> dict:
     return {"json": {"medseg_version": medseg.__version__, "model": model_name,
-                     "labels": {str(i): n for i, n in enumerate(names)}}}
+                     "labels": {str(i): n for i, n in enumerate(names) if n or i == 0}}}  # "": a value left out
 
 
 def safe_names(names) -> list[str]:
@@ -113,7 +113,7 @@ def write_per_class(labels: np.ndarray, affine: np.ndarray, folder: Path, names,
     written: dict[str, dict[str, Any]] = {}
     try:
         for value, safe in enumerate(safe_names(names)):
-            if value == 0:
+            if value == 0 or not names[value]:  # "": a value the run left out (e.g. a --labels subset)
                 continue
             mask = (labels == value).astype(np.uint8)[None]
             extensions = ({"json": {"label": value, "name": names[value], "model": model_name}}

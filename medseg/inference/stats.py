@@ -56,6 +56,8 @@ def label_statistics(labels: np.ndarray, image: np.ndarray | None, spacing: Sequ
     border = border_labels(labels)
     rows = []
     for value in range(1, count):
+        if value < len(names) and not names[value] and not voxels[value]:
+            continue  # "": a value the run left out (e.g. a --labels subset)
         n = int(voxels[value])
         rows.append({
             "label": value,

@@ -67,18 +67,6 @@ def merged_names(parts: Sequence[PartLabels]) -> list[str]:
     return names
 
 
-def merge(maps: Sequence[np.ndarray], parts: Sequence[PartLabels]) -> np.ndarray:
-    """Part label maps (values 0..n_part) -> one map of final IDs; a later part wins a voxel two claim."""
-    total = sum(len(p.names) for p in parts)
-    out = np.zeros(maps[0].shape, dtype=np.uint8 if total <= 255 else np.uint16)
-    offset = 0
-    for seg, part in zip(maps, parts):
-        mapped = np.where(seg > 0, seg.astype(out.dtype) + offset, 0).astype(out.dtype)
-        np.copyto(out, mapped, where=seg > 0)
-        offset += len(part.names)
-    return out
-
-
 def resample_to_spacing(data: np.ndarray, affine: np.ndarray, spacing_mm: float) -> tuple[np.ndarray, np.ndarray]:
     """TotalSegmentator's resampling of the canonical scan: order 1, mode nearest, new shape rounded."""
     from scipy.ndimage import zoom
@@ -98,7 +86,7 @@ def labels_back(labels: np.ndarray, shape: Sequence[int]) -> np.ndarray:
         return labels
     from scipy.ndimage import zoom
 
-    out = zoom(labels, np.array(shape) / np.array(labels.shape), order=0)
+    out = zoom(labels, np.array(shape) / np.array(labels.shape), order=0, mode="nearest")  # as TotalSegmentator
     if out.shape != tuple(shape):  # rounding of zoom's output shape: pad/crop the last voxel
         fixed = np.zeros(shape, dtype=labels.dtype)
         common = tuple(slice(0, min(a, b)) for a, b in zip(out.shape, shape))
@@ -108,13 +96,26 @@ def labels_back(labels: np.ndarray, shape: Sequence[int]) -> np.ndarray:
 
 
 @torch.inference_mode()
-def run_part(model, case, batch_size: int = 4,
-             progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """One part's labels on the cropped scan grid: medseg's engine, step 0.8, no mirroring, labels per cell."""
+def run_part(model, case, batch_size: int = 4, progress: Callable[[int, int], None] | None = None,
+             exact: bool = False) -> np.ndarray:
+    """One part's labels on the cropped scan grid, step 0.8, no mirroring: medseg's engine (labels per cell),
+    or with ``exact`` nnU-Net's own arithmetic (float16 logits of the whole scan, as TotalSegmentator runs it)."""
     from medseg.inference.sliding_window import EngineOptions, sliding_window_labels, window_network
 
     if len(model.patch) != 3:
         raise MedsegError("TotalSegmentator parts are 3D networks; this folder is 2D", path=model.folder.path)
+    if exact:
+        from medseg.nnunet.export import logits_to_cropped_labels
+        from medseg.nnunet.sliding import predict_logits
+
+        data = torch.from_numpy(case.data)
+        total = None
+        for net in model.networks:
+            logits = predict_logits(net, data, model.patch, model.labels.num_heads, None, STEP)
+            total = logits if total is None else total.add_(logits)
+        if len(model.networks) > 1:
+            total /= len(model.networks)
+        return np.asarray(logits_to_cropped_labels(total, case, model.config, model.labels)).astype(np.int16)
     net = window_network(model.ensemble, spatial_dims=3)
     options = EngineOptions(roi=tuple(model.patch), overlap=1.0 - STEP, mirror_axes=(), batch_size=batch_size,
                             probabilities=False)
@@ -137,46 +138,148 @@ def check_scan(data: np.ndarray, path: Path) -> None:
                           path=path)
 
 
+CROP_MARGIN_MM = 20.0   # TotalSegmentator's margin around the coarse masks of a --roi_subset crop
+
+
+def check_part_labels(part: PartLabels, expected: Sequence[str], task: str) -> None:
+    """A part whose dataset.json does not hold the label set TotalSegmentator's task expects is refused, naming
+    the labels that differ (a folder of another model, or another version, sits under the task's name)."""
+    if not expected or tuple(part.names) == tuple(expected):
+        return
+    missing = [n for n in expected if n not in part.names]
+    extra = [n for n in part.names if n not in expected]
+    what = "; ".join(x for x in (f"missing {', '.join(missing)}" if missing else "",
+                                 f"not expected {', '.join(extra)}" if extra else "") if x) \
+        or "the same names in another order"
+    raise MedsegError(f"labels differ from TotalSegmentator's {task!r} part {part.folder.parent.name}: {what}",
+                      path=part.folder / "dataset.json",
+                      hint="this folder holds another model: download the task's folders again")
+
+
+def ct_warning(data: np.ndarray) -> str | None:
+    """A warning when intensities do not look like CT in Hounsfield units (no air near -1000 HU, or a range
+    no CT has); TotalSegmentator's models only make sense on CT."""
+    if data.size == 0:
+        return None
+    sample = data.reshape(-1)[:: max(1, data.size // 2_000_000)].astype(np.float32)
+    low, high = np.percentile(sample, [0.5, 99.5])
+    if float(sample.min()) > -500 or low > -200 or high > 5000 or high - low < 300:
+        return (f"intensities do not look like CT in HU ({low:.0f}..{high:.0f} for the 0.5-99.5 percentiles, "
+                "no air near -1000): TotalSegmentator models are made for CT, labels may be meaningless")
+    return None
+
+
+def crop_box(mask: np.ndarray, affine: np.ndarray, margin_mm: float = CROP_MARGIN_MM) -> tuple[slice, ...]:
+    """The mask's bounding box grown by ``margin_mm`` (whole voxels, truncated) and clipped to the array."""
+    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    addon = (margin_mm / zooms).astype(int)
+    where = np.nonzero(mask)
+    return tuple(slice(max(0, int(w.min()) - a), min(n, int(w.max()) + 1 + a))
+                 for w, a, n in zip(where, addon, mask.shape))
+
+
 @dataclass
 class TotalSegResult:
     labels: np.ndarray      # on the input array grid (medseg's reader axes)
     affine: np.ndarray      # the input's
-    names: list[str]        # final names by label value
+    names: list[str]        # final names by label value ("" for a value left out by a subset)
+    warnings: list[str]
+
+
+def read_parts(part_dirs: Sequence[Path], expected: Sequence[Sequence[str]] | None = None,
+               task: str = "total") -> list[PartLabels]:
+    """Every part's labels (dataset.json), checked against ``expected`` and against each other."""
+    from medseg.nnunet.folder import read_folder
+
+    parts = [part_labels(f, read_folder(f).dataset) for f in part_dirs]
+    for part, names in zip(parts, expected or [()] * len(parts)):
+        check_part_labels(part, names, task)
+    merged_names(parts)
+    return parts
 
 
 def predict(part_dirs: Sequence[Path], spacing_mm: float, data: np.ndarray, affine: np.ndarray, *,
-            source: Path, batch_size: int = 4) -> TotalSegResult:
-    """Segment one scan (``data`` with its ``affine``, RAS world) with the part folders, merged in order."""
+            source: Path, batch_size: int = 4, exact: bool = False, subset: Sequence[str] | None = None,
+            crop: tuple[Sequence[Path], float] | None = None, expected: Sequence[Sequence[str]] | None = None,
+            task: str = "total") -> TotalSegResult:
+    """Segment one scan (``data`` with its ``affine``, RAS world) with the part folders, merged in order.
+
+    ``subset``: only the parts holding these names run and only they are kept (IDs as in the whole task);
+    ``crop``: (part folders, spacing) of a coarse model run first, the scan then cut to its masks of the
+    subset grown by 20 mm (TotalSegmentator's ``--roi_subset``); ``expected``: each part's label set."""
+    check_scan(data, source)
+    warning = ct_warning(data)
+    if warning:
+        logger.warning("%s: %s", source, warning)
+    parts = read_parts(part_dirs, expected, task)
+    names = merged_names(parts)
+    offsets = np.cumsum([0] + [len(p.names) for p in parts])[:-1]
+    run = list(range(len(parts)))
+    keep = None
+    if subset is not None:
+        unknown = [n for n in subset if n not in names]
+        if unknown:
+            raise MedsegError(f"--labels {', '.join(unknown)}: not a label of this task",
+                              hint=f"labels: {', '.join(names[1:])}")
+        run = [i for i, p in enumerate(parts) if any(n in subset for n in p.names)]
+        keep = [names.index(n) for n in subset]
+    out_names = names if keep is None else [n if i in keep or i == 0 else "" for i, n in enumerate(names)]
+    full_shape, box, sub_affine = data.shape, None, affine
+    if subset is not None and crop is not None:
+        coarse = predict(crop[0], crop[1], data, affine, source=source, batch_size=batch_size, exact=exact)
+        wanted = [coarse.names.index(n) for n in subset if n in coarse.names]
+        mask = np.isin(coarse.labels, wanted)
+        if not mask.any():
+            logger.info("%s: the coarse model finds none of %s: empty labels", source, ", ".join(subset))
+            return TotalSegResult(np.zeros(full_shape, np.uint8), affine, out_names, [warning] if warning else [])
+        box = crop_box(mask, affine)
+        data = np.trunc(np.asarray(data[box], dtype=np.float64)).astype(np.int32)  # TotalSegmentator crops to int32
+        sub_affine = affine.copy()
+        sub_affine[:3, 3] = (affine @ np.array([b.start for b in box] + [1.0]))[:3]
+    labels = _segment([part_dirs[i] for i in run], [parts[i] for i in run], [int(offsets[i]) for i in run],
+                      len(names) - 1, spacing_mm, data, sub_affine, batch_size, exact)
+    if keep is not None:
+        labels = np.where(np.isin(labels, keep), labels, 0).astype(labels.dtype)
+    if box is not None:
+        full = np.zeros(full_shape, dtype=labels.dtype)
+        full[box] = labels
+        labels = full
+    return TotalSegResult(labels, affine, out_names, [warning] if warning else [])
+
+
+def _segment(part_dirs: Sequence[Path], parts: Sequence[PartLabels], offsets: Sequence[int], total: int,
+             spacing_mm: float, data: np.ndarray, affine: np.ndarray, batch_size: int, exact: bool) -> np.ndarray:
+    """Canonical orientation, task spacing, every part in order painted over the previous ones, and back."""
     import nibabel as nib
 
     from medseg.nnunet.export import uncrop
-    from medseg.nnunet.folder import read_folder
     from medseg.nnunet.predictor import NnUNetModel
     from medseg.nnunet.preprocessing import preprocess
 
-    check_scan(data, source)
-    image = nib.Nifti1Image(np.asarray(data, dtype=np.float32), affine)
+    image = nib.Nifti1Image(np.asarray(data, dtype=np.float64), affine)
     canonical = nib.as_closest_canonical(image)
-    resampled, res_affine = resample_to_spacing(np.asarray(canonical.dataobj, dtype=np.float32),
+    # float64 as TotalSegmentator's get_fdata(): float32 interpolation moves 0.05% of voxels by 1 HU after the
+    # int32 truncation (example CT, 3 -> 1.5 mm)
+    resampled, res_affine = resample_to_spacing(np.asarray(canonical.dataobj, dtype=np.float64),
                                                 canonical.affine, spacing_mm)
     resampled = resampled.astype(np.int32)  # TotalSegmentator truncates to int32 after resampling
-    maps, parts = [], []
+    merged = np.zeros(resampled.shape, dtype=np.uint8 if total <= 255 else np.uint16)
     with tempfile.TemporaryDirectory(prefix="medseg-totalseg-") as tmp:
         scan = Path(tmp) / "scan_0000.nii.gz"
         nib.save(nib.Nifti1Image(resampled, res_affine), scan)
-        names = merged_names([part_labels(f, read_folder(f).dataset) for f in part_dirs])
-        for folder in part_dirs:
+        del resampled
+        for folder, part, offset in zip(part_dirs, parts, offsets):
             model = NnUNetModel.load(folder, folds=[FOLD])
             if model.in_channels != 1:
                 raise MedsegError(f"a TotalSegmentator part takes one CT channel, this one takes "
                                   f"{model.in_channels}", path=folder / "dataset.json")
-            parts.append(part_labels(folder, model.folder.dataset))
             case = preprocess([scan], model.folder.plans, model.config)
-            seg = uncrop(run_part(model, case, batch_size), case, model.folder.plans, len(parts[-1].names))
-            maps.append(np.ascontiguousarray(seg.transpose(2, 1, 0)))  # SimpleITK (z, y, x) -> nibabel (x, y, z)
-            logger.info("part %s: %d labels", folder.parent.name, len(parts[-1].names))
-            del model
-    merged = labels_back(merge(maps, parts), canonical.shape)
+            seg = uncrop(run_part(model, case, batch_size, exact=exact), case, model.folder.plans, len(part.names))
+            seg = seg.transpose(2, 1, 0)  # SimpleITK (z, y, x) -> nibabel (x, y, z)
+            np.copyto(merged, (seg.astype(merged.dtype) + offset), where=seg > 0)  # later parts win
+            logger.info("part %s: %d labels", folder.parent.name, len(part.names))
+            del model, case, seg
+    merged = labels_back(merged, canonical.shape)
     back = nib.Nifti1Image(merged, canonical.affine).as_reoriented(
         nib.orientations.ornt_transform(nib.io_orientation(canonical.affine), nib.io_orientation(affine)))
-    return TotalSegResult(np.asarray(back.dataobj), affine, names)
+    return np.asarray(back.dataobj)

@@ -26,6 +26,7 @@ class Part:
     task: int
     dataset: str
     model: str
+    labels: tuple[str, ...] = ()   # the names its dataset.json must hold, label values 1..n in order
 
     @property
     def relative(self) -> str:
@@ -60,7 +61,8 @@ def parse_task(ref: str) -> Task:
     if entry is None:
         raise MedsegError(f"unknown TotalSegmentator task {name!r}",
                           hint=f"use --model totalsegmentator:TASK with TASK one of {', '.join(task_names())}")
-    parts = tuple(Part(int(p["task"]), str(p["dataset"]), str(p["model"])) for p in entry["parts"])
+    parts = tuple(Part(int(p["task"]), str(p["dataset"]), str(p["model"]), tuple(p.get("labels", ())))
+                  for p in entry["parts"])
     return Task(name, float(entry["spacing_mm"]), parts)
 
 

@@ -9,32 +9,33 @@ import numpy as np
 import torch
 
 from medseg.nnunet.network import build_network
-from medseg.totalseg.tasks import parse_task
+from medseg.totalseg.tasks import parse_task, task_names
 from tests.nnunet._synthetic import plans
 
-# small label sets per part (the real parts hold 24/26/18/23/26 classes)
-PART_LABELS = {
-    291: ["spleen", "kidney_right", "liver"],
-    292: ["sacrum", "vertebrae_L5"],
-    293: ["heart", "aorta"],
-    294: ["humerus_left", "gluteus_maximus_left", "autochthon_right"],
-    295: ["rib_left_1", "sternum"],
-    297: ["spleen", "liver", "heart", "rib_left_1"],
-    298: ["spleen", "liver"],
-}
+# the label sets each part's dataset.json must hold (24/26/18/23/26 for the 1.5 mm parts, 117 for 3/6 mm)
+PART_LABELS = {p.task: list(p.labels) for name in task_names()
+               for p in parse_task(f"totalsegmentator:{name}").parts}
 
 
-def make_part(root: Path, task: int, dataset: str, model: str, spacing_mm: float) -> Path:
+def make_part(root: Path, task: int, dataset: str, model: str, spacing_mm: float,
+              patch: tuple[int, int, int] = (16, 16, 16), labels: list[str] | None = None) -> Path:
     folder = root / dataset / model
     folder.mkdir(parents=True)
     p = plans()
     config = p["configurations"]["3d_fullres"]
     config["spacing"] = [spacing_mm] * 3
+    config["patch_size"] = list(patch)
+    config.update({"resampling_fn_seg": "resample_data_or_seg_to_shape", "batch_dice": False,
+                   "resampling_fn_seg_kwargs": {"is_seg": True, "order": 1, "order_z": 0, "force_separate_z": None},
+                   "median_image_size_in_voxels": [100, 100, 100]})
+    p["dataset_name"] = dataset
+    p["original_median_spacing_after_transp"] = [spacing_mm] * 3
+    p["original_median_shape_after_transp"] = [100, 100, 100]
     config["normalization_schemes"] = ["CTNormalization"]
     p["foreground_intensity_properties_per_channel"] = {"0": {"mean": 50.0, "std": 100.0,
                                                               "percentile_00_5": -500.0, "percentile_99_5": 500.0}}
     (folder / "plans.json").write_text(json.dumps(p))
-    names = PART_LABELS[task]
+    names = PART_LABELS[task] if labels is None else labels
     labels = {"background": 0, **{n: i + 1 for i, n in enumerate(names)}}
     (folder / "dataset.json").write_text(json.dumps({"channel_names": {"0": "CT"}, "file_ending": ".nii.gz",
                                                      "labels": labels}))
@@ -51,11 +52,13 @@ def make_part(root: Path, task: int, dataset: str, model: str, spacing_mm: float
     return folder
 
 
-def make_task(root: Path, name: str, skip: tuple[int, ...] = ()) -> list[Path]:
+def make_task(root: Path, name: str, skip: tuple[int, ...] = (), patch: tuple[int, int, int] = (16, 16, 16)
+              ) -> list[Path]:
     """``root/nnunet/results/<dataset>/<model>`` for every part of ``name`` (except ``skip``)."""
     task = parse_task(f"totalsegmentator:{name}")
     results = root / "nnunet" / "results"
-    return [make_part(results, p.task, p.dataset, p.model, task.spacing_mm) for p in task.parts if p.task not in skip]
+    return [make_part(results, p.task, p.dataset, p.model, task.spacing_mm, patch)
+            for p in task.parts if p.task not in skip and not (results / p.relative).exists()]
 
 
 def write_ct(path: Path, shape=(22, 18, 14), spacing=(1.5, 1.5, 1.5), seed: int = 0) -> Path:

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from medseg.cli import main as cli_main
+from medseg.core.errors import MedsegError
 from medseg.io import read_image
 from medseg.reports.labels import embedded_label_names
 from medseg.totalseg import pipeline
@@ -39,7 +40,7 @@ def test_total_merges_parts_in_order_with_names_on_the_input_grid(home, tmp_path
     assert seg.shape == src.shape and np.allclose(seg.affine, src.affine, atol=1e-4)
     expected_names = [n for task in (291, 292, 293, 294, 295) for n in PART_LABELS[task]]
     names = embedded_label_names(out)
-    assert [names[i] for i in range(1, len(expected_names) + 1)] == expected_names and len(names) == 12
+    assert [names[i] for i in range(1, len(expected_names) + 1)] == expected_names and len(names) == 117
 
     # the merged map equals the parts run alone, shifted to their final IDs, later parts painted over earlier
     labels = np.asarray(seg.dataobj)
@@ -76,13 +77,14 @@ def test_weights_dir_is_searched_first(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     make_task(tmp_path / "w", "total_fastest")
     ct = write_ct(tmp_path / "ct.nii.gz", shape=(24, 24, 24), spacing=(3.0, 3.0, 3.0))
-    out = tmp_path / "masks" / "ct.nii.gz"
+    out = tmp_path / "masks"
+    out.mkdir()
     result = runner.invoke(cli_main.app, ["predict", str(ct), "--model", "totalsegmentator:total_fastest",
                                           "--weights-dir", str(tmp_path / "w" / "nnunet" / "results"),
                                           "-o", str(out), "--output-type", "per-class"])
     assert result.exit_code == 0, result.output
     files = sorted(p.name for p in (tmp_path / "masks" / "ct").iterdir())
-    assert files == ["liver.nii.gz", "spleen.nii.gz"]
+    assert files == sorted(f"{n}.nii.gz" for n in PART_LABELS[298])
 
 
 def test_missing_parts_exit_2_with_the_list(home, tmp_path):
@@ -131,12 +133,12 @@ def test_options_not_honoured_are_refused(home, tmp_path):
     make_task(home, "total_fastest")
     ct = write_ct(tmp_path / "ct.nii.gz")
     result = runner.invoke(cli_main.app, ["predict", str(ct), "--model", "totalsegmentator:total_fastest",
-                                          "--stats"])
-    assert result.exit_code == 2 and "--stats not supported" in result.output
+                                          "--probabilities"])
+    assert result.exit_code == 2 and "--probabilities not supported" in result.output
     assert not (tmp_path / "ct_seg.nii.gz").exists()
 
 
-def test_a_label_in_two_parts_is_refused(home, tmp_path):
+def test_a_part_with_another_label_set_is_refused_naming_the_labels(home, tmp_path):
     parts = make_task(home, "total")
     dataset = parts[1] / "dataset.json"
     data = json.loads(dataset.read_text())
@@ -145,5 +147,8 @@ def test_a_label_in_two_parts_is_refused(home, tmp_path):
     ct = write_ct(tmp_path / "ct.nii.gz")
     result = runner.invoke(cli_main.app, ["predict", str(ct), "--model", "totalsegmentator"])
     text = " ".join(result.output.split())
-    assert result.exit_code == 2 and "label 'liver' is in two parts" in text and "Dataset292" in text
-    assert not (tmp_path / "ct_seg.nii.gz").exists()
+    assert result.exit_code == 2 and "Dataset292" in text and "dataset.json" in text
+    assert "missing vertebrae_L5; not expected liver" in text and "Traceback" not in result.output
+    assert not (tmp_path / "ct_seg.nii.gz").exists() and not (tmp_path / "ct_seg.json").exists()
+    with pytest.raises(MedsegError, match="label 'liver' is in two parts"):  # folders without a known set
+        pipeline.read_parts(parts)
