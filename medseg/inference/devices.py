@@ -43,12 +43,13 @@ def resolve_device(device: str = "auto") -> torch.device:
     return dev
 
 
-def describe_device(device: torch.device) -> str:
-    """A human label, e.g. ``cuda:0 (NVIDIA H100 80GB HBM3)`` or ``cpu (8 threads)``."""
+def describe_device(device: torch.device, threads: int | None = None) -> str:
+    """A human label, e.g. ``cuda:0 (NVIDIA H100 80GB HBM3)`` or ``cpu (8 threads)`` (``threads``: the
+    predictor's setting, default torch's current one)."""
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
+        return f"cpu ({threads or torch.get_num_threads()} threads)"
     return str(device)
 
 

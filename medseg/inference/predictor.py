@@ -51,6 +51,7 @@ logger = get_logger(__name__)
 MAX_PROBABILITY_CLASSES = 16
 FAST_OVERLAP = 0.25
 GLUE_THREADS = 1   # torch threads beside a compiled CPU runtime (see devices.torch_threads)
+SMALL_IMAGE_VALUES = 1 << 22   # images up to this size run their whole prediction with GLUE_THREADS
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ class Predictor:
     def settings(self) -> dict[str, Any]:
         """The resolved settings (recorded in provenance)."""
         return {
-            "device": describe_device(self.device), "overlap": self.overlap, "tta": self.tta,
+            "device": describe_device(self.device, self.threads), "overlap": self.overlap, "tta": self.tta,
             "mirror_axes": list(self.card.mirror_axes) if self.tta else [], "fast": self.options.fast,
             "batch_size": self.options.batch_size, "amp": self.options.amp and self.device.type == "cuda",
             "accumulate": self.options.accumulate, "probabilities": self.options.probabilities,
@@ -169,6 +170,13 @@ class Predictor:
     def predict(self, image: torch.Tensor, *, path: str | None = None,
                 progress: Callable[[int, int], None] | None = None) -> Prediction:
         """Segment one channel-first image (a MetaTensor from :func:`medseg.io.read_image`)."""
+        small = image.numel() <= SMALL_IMAGE_VALUES   # its preprocessing and restore gain nothing from threads
+        glue = small and self._compiled_on(placements_for(self.device)[0])
+        with torch_threads(GLUE_THREADS) if glue else contextlib.nullcontext():
+            return self._predict(image, path=path, progress=progress)
+
+    def _predict(self, image: torch.Tensor, *, path: str | None,
+                 progress: Callable[[int, int], None] | None) -> Prediction:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         if not isinstance(image, MetaTensor):
