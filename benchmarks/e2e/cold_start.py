@@ -5,12 +5,14 @@ Commands (medseg from this checkout, ``python -m medseg``): ``--help``, ``info F
 plus the first prediction (``predict`` of the bundled sample scan: start-up, model load, compiled-model cache,
 one case; once with the compiled-model cache filled by an earlier run, once with an empty one). Peers: ``nnUNetv2_predict -h`` (``--peer-python``'s venv) and ``TotalSegmentator -h``
 (``--totalseg-bin``). Each command runs ``--c-repeats`` times (median wall seconds reported), after one
-unmeasured run that warms the file cache. Also recorded: whether torch / MONAI were imported (from
+unmeasured run that warms the file cache; CPU seconds (user + system) are recorded too, the steadier figure
+on a shared machine. Also recorded: whether torch / MONAI were imported (from
 ``python -X importtime``), which is what a light command must avoid.
 """
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -31,10 +33,16 @@ def add_arguments(parser) -> None:
                         help="section c: the TotalSegmentator script of a venv that has it")
 
 
-def _wall(command: list[str], env: dict[str, str]) -> tuple[float, int]:
-    start = time.perf_counter()
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _wall(command: list[str], env: dict[str, str]) -> tuple[float, int, float]:
+    """Wall seconds, exit code and CPU seconds (user + system) of a fresh process."""
+    start, cpu = time.perf_counter(), _cpu()
     rc = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env).returncode
-    return time.perf_counter() - start, rc
+    return time.perf_counter() - start, rc, _cpu() - cpu
 
 
 def _imports(command: list[str], env: dict[str, str]) -> list[str]:
@@ -74,7 +82,7 @@ def run(args) -> dict:
             if name.startswith("medseg convert"):
                 (work / "out.nrrd").unlink(missing_ok=True)
             _wall(command, env)   # warm the file cache (and, for predict, the compiled-model cache)
-            walls, codes = [], set()
+            walls, cpus, codes = [], [], set()
             for _ in range(max(1, args.c_repeats)):
                 if "predict (first" in name:
                     (work / "seg.nii.gz").unlink(missing_ok=True)
@@ -82,16 +90,18 @@ def run(args) -> dict:
                 run_env = env
                 if "empty compiled" in name:   # a fresh cache: the ONNX export and OpenVINO compile happen here
                     run_env = {**env, "MEDSEG_CACHE_DIR": tempfile.mkdtemp(dir=work)}
-                seconds, rc = _wall(command, run_env)
+                seconds, rc, cpu = _wall(command, run_env)
                 walls.append(seconds)
+                cpus.append(cpu)
                 codes.add(rc)
-            row = {"median_s": statistics.median(walls), "runs_s": walls, "exit_codes": sorted(codes)}
+            row = {"median_s": statistics.median(walls), "median_cpu_s": statistics.median(cpus), "runs_s": walls,
+                   "exit_codes": sorted(codes)}
             if command[0] == sys.executable:
                 row["imports"] = _imports(command, env)
             if not name.startswith("medseg predict (first"):
                 row["under_goal"] = row["median_s"] < GOAL_S
             results[name] = row
-            print(f"  {name}: {row['median_s']:.2f} s (exit {sorted(codes)})"
+            print(f"  {name}: {row['median_s']:.2f} s wall, {row['median_cpu_s']:.2f} s CPU (exit {sorted(codes)})"
                   + (f", imports {', '.join(row['imports']) or 'no torch/MONAI'}" if "imports" in row else ""),
                   flush=True)
     finally:

@@ -91,11 +91,27 @@ def worst_dice(left: Path, right: Path) -> float | None:
     return min(scores) if scores else None
 
 
+def sidecars(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json")) if not p.name.endswith("_stats.json")]
+
+
 def sidecar_seconds(folder: Path) -> float | None:
-    values = [json.loads(p.read_text()).get("duration_s") for p in folder.glob("*.json")
-              if not p.name.endswith(("_stats.json",))]
+    values = [r.get("duration_s") for r in sidecars(folder)]
     values = [v for v in values if isinstance(v, (int, float))]
     return float(np.mean(values)) if values else None
+
+
+def sidecar_stages(folder: Path) -> dict[str, float]:
+    """Mean seconds per case of each stage the sidecars time (preprocess, inference, restore, ...) and of
+    everything outside the windows (``outside_windows_s``: the case's time minus ``inference_s``)."""
+    records = [r for r in sidecars(folder) if r.get("timings_s")]
+    stages = {k: float(np.mean([r["timings_s"].get(k, 0.0) for r in records])) for k in records[0]["timings_s"]} \
+        if records else {}
+    if records:
+        stages["outside_windows_s"] = float(np.mean([r["duration_s"] - r["timings_s"].get("inference_s", 0.0)
+                                                     for r in records]))
+        stages["backend"] = records[-1].get("run", {}).get("backend")
+    return stages
 
 
 def run(args) -> dict:
@@ -140,6 +156,7 @@ def run(args) -> dict:
             r["cases"], r["s_per_case"], r["cpu_s_per_case"] = n, r["wall_s"] / n, r["cpu_s"] / n
             if arm.startswith("medseg"):
                 r["sidecar_s_per_case"] = sidecar_seconds(work / arm)
+                r["stages"] = sidecar_stages(work / arm)
             results["arms"][arm] = r
             print(f"  {arm}: {r['s_per_case']:.2f} s/case wall, {r['cpu_s_per_case']:.2f} s/case CPU"
                   + (f", {r['sidecar_s_per_case']:.2f} s/case in the sidecars" if r.get("sidecar_s_per_case") else "")
