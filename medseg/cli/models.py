@@ -73,19 +73,12 @@ def show_cmd(
       medseg models show stunet_b
       medseg models show swin_unetr_brats.fold0 --json
     """
-    import inspect
-
-    from medseg.cli._model_index import summary
-    from medseg.models import get_card, get_entry
+    from medseg.cli._model_index import card_view, read_card
     from medseg.nnunet.cli import show_card
 
     if show_card(name, as_json):
         return
-    card = get_card(name)
-    info = card.to_dict()
-    info["params"] = summary(name)["params"]
-    options = list(inspect.signature(get_entry(name).builder).parameters.values())[1:]
-    info["builder_options"] = {p.name: repr(p.default) for p in options}
+    info = read_card(name) or card_view(name)  # the shipped zoo from a JSON file (no torch); others built
     if as_json:
         typer.echo(json.dumps(info, indent=1, default=str))
         return
@@ -98,23 +91,23 @@ def show_cmd(
                 "roi_size", "spacing", "intensity", "divisible_by", "deep_supervision", "slice_axis",
                 "modality", "reference"):
         value = info[key]
-        if key == "slice_axis" and card.spatial_dims == 3:
+        if key == "slice_axis" and info["spatial_dims"] == 3:
             continue
         table.add_row(key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
     labels = info["labels"]
     table.add_row("labels", ", ".join(f"{i}:{n}" for i, n in enumerate(labels[:12]))
                   + (f" ... ({len(labels)} total)" if len(labels) > 12 else ""))
     table.add_row("builder options", ", ".join(f"{k}={v}" for k, v in info["builder_options"].items()) or "-")
-    for entry in card.pretrained:
-        sha = entry.sha256 or "not published (pinned at import)"
-        text = f"file {entry.file}; sha256 {sha}; licence {entry.license}; data {entry.data}"
-        if entry.metrics:
-            text += "; " + ", ".join(f"{k}={v}" for k, v in entry.metrics.items())
-        if entry.url:
-            text += f"; from {entry.url}"
-        if entry.note:
-            text += f"; {entry.note}"
-        table.add_row(f"weights '{entry.tag}'", text)
+    for entry in info["pretrained"]:
+        sha = entry.get("sha256") or "not published (pinned at import)"
+        text = f"file {entry['file']}; sha256 {sha}; licence {entry.get('license')}; data {entry.get('data')}"
+        if entry.get("metrics"):
+            text += "; " + ", ".join(f"{k}={v}" for k, v in entry["metrics"].items())
+        if entry.get("url"):
+            text += f"; from {entry['url']}"
+        if entry.get("note"):
+            text += f"; {entry['note']}"
+        table.add_row(f"weights '{entry['tag']}'", text)
     Console().print(table)
 
 

@@ -128,3 +128,13 @@ def _check_parents(p: Path, option: str) -> None:
 def looks_like_file(text: str) -> bool:
     """Whether a ``--from``-style argument names a file (a path or a checkpoint suffix) rather than NAME.TAG."""
     return os.sep in text or "/" in text or text.lower().endswith(CHECKPOINT_SUFFIXES)
+
+
+def weights_import_dir(weights_dir: str | PathLike | None = None) -> Path:
+    """Where ``medseg models import`` copies files: ``weights_dir``, ``$MEDSEG_WEIGHTS_DIR`` or the cache
+    (here, not in :mod:`medseg.models`, so light commands can find it without importing torch)."""
+    if weights_dir:
+        return Path(weights_dir)
+    if os.environ.get("MEDSEG_WEIGHTS_DIR"):
+        return Path(os.environ["MEDSEG_WEIGHTS_DIR"])
+    return Path.home() / ".cache" / "medseg" / "weights"

@@ -11,6 +11,7 @@ stitched as a continuous map: windows become ``y = tanh(z)``, the Gaussian-weigh
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from medseg.inference.devices import (
     resolve_device,
     run_with_fallback,
     set_cpu_threads,
+    torch_threads,
 )
 from medseg.inference.model_loading import ModelInfo
 from medseg.inference.postprocess import PostprocessSpec, postprocess_labels
@@ -48,6 +50,8 @@ logger = get_logger(__name__)
 
 MAX_PROBABILITY_CLASSES = 16
 FAST_OVERLAP = 0.25
+GLUE_THREADS = 1   # torch threads beside a compiled CPU runtime (see devices.torch_threads)
+SMALL_IMAGE_VALUES = 1 << 22   # images up to this size run their whole prediction with GLUE_THREADS
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,7 @@ class Predictor:
     def settings(self) -> dict[str, Any]:
         """The resolved settings (recorded in provenance)."""
         return {
-            "device": describe_device(self.device), "overlap": self.overlap, "tta": self.tta,
+            "device": describe_device(self.device, self.threads), "overlap": self.overlap, "tta": self.tta,
             "mirror_axes": list(self.card.mirror_axes) if self.tta else [], "fast": self.options.fast,
             "batch_size": self.options.batch_size, "amp": self.options.amp and self.device.type == "cuda",
             "accumulate": self.options.accumulate, "probabilities": self.options.probabilities,
@@ -166,6 +170,13 @@ class Predictor:
     def predict(self, image: torch.Tensor, *, path: str | None = None,
                 progress: Callable[[int, int], None] | None = None) -> Prediction:
         """Segment one channel-first image (a MetaTensor from :func:`medseg.io.read_image`)."""
+        small = image.numel() <= SMALL_IMAGE_VALUES   # its preprocessing and restore gain nothing from threads
+        glue = small and self._compiled_on(placements_for(self.device)[0])
+        with torch_threads(GLUE_THREADS) if glue else contextlib.nullcontext():
+            return self._predict(image, path=path, progress=progress)
+
+    def _predict(self, image: torch.Tensor, *, path: str | None,
+                 progress: Callable[[int, int], None] | None) -> Prediction:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         if not isinstance(image, MetaTensor):
@@ -214,7 +225,8 @@ class Predictor:
         out = MetaTensor(torch.from_numpy(labels_np)[None], affine=torch.as_tensor(input_affine),
                          meta={"labels": list(self.label_names), "model": self.info.full_name,
                                "filename_or_obj": path or ""})
-        settings = {**self.settings(), "placement": str(placement), "batch_size": self._batch_size,
+        glue = {"glue_threads": GLUE_THREADS} if self._compiled_on(placement) else {}
+        settings = {**self.settings(), **glue, "placement": str(placement), "batch_size": self._batch_size,
                     "accumulate": result.accumulate, "peak_stitch_mib": round(result.peak_stitch_bytes / 2**20, 1)}
         timings["total_s"] = time.perf_counter() - t0
         return Prediction(out, self.label_names, probs, settings, timings, warnings, soft=soft)
@@ -235,12 +247,20 @@ class Predictor:
             compute=placement.compute, stitch=placement.stitch, amp=self.options.amp,
             accumulate=self.options.accumulate, probabilities=self.options.probabilities, threshold=self.threshold)
 
+    def _compiled_on(self, placement: Placement) -> bool:
+        """Whether a compiled CPU runtime (not PyTorch, e.g. after a failed accuracy guard) runs the windows."""
+        return (self.cpu_network is not None and placement.compute.type == "cpu"
+                and getattr(self.cpu_network, "trusted", True))
+
     def _run(self, x: torch.Tensor, placement: Placement, progress=None) -> StitchResult:
         self._to_device(placement.compute)
         options = self._engine_options(placement, tuple(x.shape[1:]))
         self._batch_size = options.batch_size
-        runner = self.cpu_network if self.cpu_network is not None and placement.compute.type == "cpu" else self.model
-        return segment(runner, self.card, x, options, head=self.head, progress=progress)
+        compiled = self._compiled_on(placement)
+        runner = self.cpu_network if compiled else self.model
+        # a compiled runtime has its own threads: torch's glue (flips, blending, argmax) keeps to one
+        with torch_threads(GLUE_THREADS) if compiled else contextlib.nullcontext():
+            return segment(runner, self.card, x, options, head=self.head, progress=progress)
 
     def _restore(self, result: StitchResult, model_affine, shape, input_affine, spatial):
         if spatial == 2:  # 2D images are not resampled: the model grid is the input grid

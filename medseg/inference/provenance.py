@@ -69,9 +69,15 @@ def run_record(predictor: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
 
     on_cpu = _windows_ran_on_cpu(predictor, settings)
     runtime = getattr(predictor, "cpu_network", None) if on_cpu else None
-    if runtime is not None and hasattr(runtime, "backend"):
+    inner = getattr(runtime, "runtime", runtime)  # a GuardedRuntime wraps the compiled predictor
+    if runtime is not None and not getattr(runtime, "trusted", True):   # PyTorch ran every window instead
+        backend, precision = "torch", "fp32"
+        reason = f"{runtime.backend} {runtime.precision} failed the accuracy guard: PyTorch fp32"
+    elif runtime is not None and hasattr(runtime, "backend"):
         backend, precision = str(runtime.backend), str(runtime.precision)
-        reason = str(getattr(runtime, "reason", ""))
+        reason = str(getattr(runtime, "reason", "") or getattr(inner, "reason", ""))
+        if inner is not runtime:
+            reason += " (checked against PyTorch fp32 on the first windows)"
     elif on_cpu:
         backend, precision, reason = "torch", "fp32", "PyTorch on the CPU"
     else:
@@ -80,12 +86,13 @@ def run_record(predictor: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
     if backend == "torch" or not on_cpu:
         threads = torch.get_num_threads() if on_cpu else None
     else:
-        threads = getattr(runtime, "threads", None)
+        threads = getattr(runtime, "threads", None) or getattr(inner, "threads", None)
     axes = sorted({int(a) for a in settings.get("mirror_axes") or ()}) if settings.get("tta") else []
     record: dict[str, Any] = {
         "backend": backend, "precision": precision, "backend_reason": reason,
         "tta": {"mirroring": bool(axes), "mirror_axes": axes, "passes": 2 ** len(axes)},
         "threads": threads, "device": settings.get("device"),
+        **({"torch_threads": settings["glue_threads"]} if settings.get("glue_threads") else {}),
         "windows_on": "cpu" if on_cpu else str(settings.get("placement", "")).removeprefix("compute on ").split(",")[0],
     }
     for name in ("mode", "calibration"):  # OpenVINO latency/throughput mode; INT8 calibration set

@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+BATCH_PASSES_ELEMENTS = 1 << 20   # input values (batch x channels x voxels x passes) run in one call
+
 
 def flip_sets(axes: Sequence[int]) -> list[tuple[int, ...]]:
     """All subsets of ``axes`` (the empty set first): 2**len(axes) passes."""
@@ -17,14 +19,23 @@ def mirrored(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
              spatial_axes: Sequence[int]) -> torch.Tensor:
     """Mean of ``flip(net(flip(x)))`` over every subset of ``spatial_axes`` (0-based spatial axes).
 
-    Runs one flip at a time so memory stays that of a single pass; sums in float32.
+    Small batches (at most :data:`BATCH_PASSES_ELEMENTS` input values over all passes, e.g. the 8 passes
+    of one hippocampus window) go through the network as one call, which saves a call per pass and lets a
+    runtime use its cores on one larger batch; larger ones run one flip at a time so memory stays that of a
+    single pass. Sums in float32, in the same order either way.
     """
     sets = flip_sets(spatial_axes)
+    if len(sets) > 1 and x.numel() * len(sets) <= BATCH_PASSES_ELEMENTS:
+        outs = net(torch.cat([_flip(x, axes) for axes in sets])).float()
+        parts = [_flip(part, axes) for part, axes in zip(outs.split(x.shape[0]), sets)]
+    else:
+        parts = (_flip(net(_flip(x, axes)).float(), axes) for axes in sets)
     total: torch.Tensor | None = None
-    for axes in sets:
-        dims = tuple(2 + a for a in axes)
-        out = net(torch.flip(x, dims) if dims else x).float()
-        out = torch.flip(out, dims) if dims else out
+    for out in parts:
         total = out if total is None else total.add_(out)
     assert total is not None  # flip_sets always holds the empty set (no flip)
     return total.div_(len(sets)) if len(sets) > 1 else total
+
+
+def _flip(t: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor:
+    return torch.flip(t, tuple(2 + a for a in axes)) if axes else t

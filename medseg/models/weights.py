@@ -22,6 +22,7 @@ from medseg.core.card import ModelCard, Pretrained
 from medseg.core.errors import MedsegError
 from medseg.core.hashing import sha256_file
 from medseg.core.log import get_logger
+from medseg.core.paths import weights_import_dir
 from medseg.core.resources import pretrained_dir
 from medseg.models._adapt import LoadReport, match_state_dict, raise_for_report
 from medseg.models._checkpoint import extract_state_dict, load_checkpoint, strip_prefix
@@ -45,11 +46,7 @@ def search_dirs(weights_dir: str | PathLike | None = None) -> list[Path]:
 
 def import_dir(weights_dir: str | PathLike | None = None) -> Path:
     """Where ``medseg models import`` copies files: ``weights_dir``, ``$MEDSEG_WEIGHTS_DIR`` or the cache."""
-    if weights_dir:
-        return Path(weights_dir)
-    if os.environ.get("MEDSEG_WEIGHTS_DIR"):
-        return Path(os.environ["MEDSEG_WEIGHTS_DIR"])
-    return Path.home() / ".cache" / "medseg" / "weights"
+    return weights_import_dir(weights_dir)
 
 
 def find_weights(file: str, weights_dir: str | PathLike | None = None) -> Path | None:

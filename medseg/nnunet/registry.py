@@ -14,15 +14,14 @@ from pathlib import Path
 from medseg.core.atomic import atomic_write_text
 from medseg.core.errors import MedsegError
 from medseg.core.hashing import sha256_file
+from medseg.core.paths import weights_import_dir  # not medseg.models: `models show` stays torch-free
 from medseg.nnunet.folder import DEFAULT_CHECKPOINT, read_folder
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def registry_dir(weights_dir: str | Path | None = None) -> Path:
-    from medseg.models.weights import import_dir
-
-    return import_dir(weights_dir) / "nnunet"
+    return weights_import_dir(weights_dir) / "nnunet"
 
 
 def describe(path: str | Path, checkpoint_name: str = DEFAULT_CHECKPOINT, hashes: bool = False) -> dict:

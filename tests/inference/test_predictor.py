@@ -93,3 +93,20 @@ def test_a_cpu_runner_can_replace_the_network(rng):
     labels = Predictor(model, cpu_network=runner).predict(_image(volume, np.eye(4))).labels
     assert calls and calls[0][1:] == (1, 16, 16, 16)
     np.testing.assert_array_equal(labels[0].numpy(), expected(volume))
+
+
+def test_torch_keeps_to_one_thread_beside_a_compiled_runtime_and_restores_after(rng):
+    import torch
+
+    seen = []
+    model = threshold_model()
+
+    def runner(x):
+        seen.append(torch.get_num_threads())
+        return model(x)
+
+    torch.set_num_threads(2)
+    predictor = Predictor(model, options=PredictOptions(device="cpu", threads=2), cpu_network=runner)
+    prediction = predictor.predict(_image(noise_volume((12, 12, 12), rng), np.eye(4)))
+    assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+    assert prediction.settings["glue_threads"] == 1

@@ -109,3 +109,27 @@ def test_gpu_windows_and_a_fallback_to_the_cpu_are_told_apart():
     assert run["tta"]["passes"] == 4
     fell_back = run_record(gpu, {**settings, "placement": "compute on cpu, stitch on cpu"})  # out of GPU memory
     assert (fell_back["backend"], fell_back["precision"], fell_back["threads"]) == ("openvino", "bf16", 2)
+
+
+@pytest.mark.skipif(not is_available("openvino"), reason="openvino (medseg[cpu]) not installed")
+def test_sidecar_of_the_default_backend_says_why_and_with_how_many_threads(tmp_path, monkeypatch):
+    from medseg.api import build_predictor
+    from tests.inference._models import threshold_model
+
+    monkeypatch.setenv("MEDSEG_CACHE_DIR", str(tmp_path / "cache"))
+    predictor = build_predictor(threshold_model(), device="cpu", tta=False)   # backend auto: guarded OpenVINO
+    run = _predict_one(tmp_path, predictor)
+    assert (run["backend"], run["precision"]) == ("openvino", "fp32")
+    assert "auto" in run["backend_reason"] and "checked against PyTorch" in run["backend_reason"]
+    assert run["threads"] == predictor.cpu_network.runtime.threads >= 1
+    assert run["torch_threads"] == 1   # torch only blends and decodes beside the runtime
+
+
+def test_a_failed_guard_is_recorded_as_pytorch():
+    class Guarded:
+        backend, precision, trusted, runtime = "openvino", "fp32", False, None
+
+    run = run_record(SimpleNamespace(device=torch.device("cpu"), cpu_network=Guarded()),
+                     {"device": "cpu (2 threads)", "tta": False})
+    assert (run["backend"], run["precision"]) == ("torch", "fp32")
+    assert "failed the accuracy guard" in run["backend_reason"] and "torch_threads" not in run
