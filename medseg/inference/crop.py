@@ -19,7 +19,7 @@ A card chooses with its ``crop`` field; left empty, CT cards crop to the body an
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -164,3 +164,24 @@ def ct_threshold_normalized(mean: float, std: float, low: float, high: float,
     if not low < threshold < high or std <= 0:
         return None
     return (threshold - mean) / std
+
+
+def nnunet_body_mask(data: np.ndarray, config: Mapping[str, Any], plans: Mapping[str, Any]) -> np.ndarray | None:
+    """The body mask of an nnU-Net case already normalised (``(C, ...)`` on the model grid), for a CT
+    configuration (``CTNormalization`` of the first channel); None otherwise, or when the plans' clip hides the
+    body threshold (see :func:`ct_threshold_normalized`). nnU-Net's own crop to non-zero already covers MR."""
+    schemes = list(config.get("normalization_schemes") or [])
+    if not schemes or schemes[0] != "CTNormalization":
+        return None
+    props = (plans.get("foreground_intensity_properties_per_channel") or {}).get("0")
+    if not props:
+        return None
+    try:
+        threshold = ct_threshold_normalized(float(props["mean"]), float(props["std"]),
+                                            float(props["percentile_00_5"]), float(props["percentile_99_5"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if threshold is None:
+        return None
+    mask = body_mask(np.asarray(data[0]), threshold)
+    return mask if mask.any() else None

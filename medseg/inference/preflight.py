@@ -223,10 +223,10 @@ def preflight_warnings(image: torch.Tensor, card: ModelCard, path: str | None, *
     return warnings + outlier_warning(image, card, path)
 
 
-def default_tta(requested: bool | None, card: ModelCard, *, windows: int, roi: Sequence[int],
+def default_tta(requested: bool | None, card: ModelCard | None, *, windows: int, roi: Sequence[int],
                 device: str = "cpu") -> tuple[bool, str]:
     """Mirroring TTA for one scan, and why: the user's ``--tta``/``--no-tta``, else the card's ``tta``
-    ("on"/"off"), else on, except on a CPU when ``windows`` windows of ``roi`` hold more than
+    ("on"/"off"; None: no card), else on, except on a CPU when ``windows`` windows of ``roi`` hold more than
     :data:`CPU_TTA_MAX_WINDOW_VOXELS` voxels."""
     if requested is not None:
         return bool(requested), "--tta" if requested else "--no-tta or --fast"

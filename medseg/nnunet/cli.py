@@ -50,7 +50,7 @@ def predict_command(model: str, inputs: Sequence[Path], output: Path | None, *, 
     with PredictProgress() as view:
         summary, predictor = predict_folder_model(
             model, inputs, output, folds=parse_folds(folds), checkpoint_name=checkpoint_name, exact=exact,
-            tta=True if tta is None else tta, threads=threads, stats=stats, resume=resume, shard=shard,
+            tta=tta, threads=threads, stats=stats, resume=resume, shard=shard,
             backend=backend, precision=precision, postprocess=postprocess, progress=view.update)
     single = summary.single_failure()
     if single is not None:

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
+from medseg.inference.crop import nnunet_body_mask
+from medseg.inference.preflight import default_tta, time_notice
 from medseg.nnunet.checkpoint import Fold, load_fold, strict_load
 from medseg.nnunet.export import (
     labels_to_sitk,
@@ -40,7 +42,7 @@ from medseg.nnunet.network import NnUNetNetwork, build_network
 from medseg.nnunet.postprocessing import apply_steps, find_file, read_steps
 from medseg.nnunet.preprocessing import Case, check_plans, preprocess
 from medseg.nnunet.resampling import resample
-from medseg.nnunet.sliding import predict_logits
+from medseg.nnunet.sliding import predict_logits, window_count
 
 logger = get_logger(__name__)
 
@@ -78,6 +80,7 @@ class NnUNetModel:
     networks: list[NnUNetNetwork] = field(default_factory=list)
     postprocessing: list[tuple[int, ...]] = field(default_factory=list)   # keep-largest steps (postprocessing.json)
     postprocessing_file: Path | None = None
+    last_tta: dict = field(default_factory=dict)   # the TTA choice of the last case, and why
 
     @property
     def in_channels(self) -> int:
@@ -133,13 +136,22 @@ class NnUNetModel:
                 hint="name the files CASE_0000.nii.gz, CASE_0001.nii.gz, ... in one folder, "
                      "or pass every channel of one case to --channels")
 
-    def predict(self, files: Sequence[Path], *, exact: bool = False, tta: bool = True, batch_size: int | None = None,
+    def predict(self, files: Sequence[Path], *, exact: bool = False, tta: bool | None = True,
+                batch_size: int | None = None,
                 progress: Callable[[int, int], None] | None = None, postprocess: bool = True):
         """The label map of one case (a SimpleITK image on the first file's grid); ``postprocess``: apply the
-        folder's ``postprocessing.json`` when it has one."""
+        folder's ``postprocessing.json`` when it has one; ``tta=None``: medseg's default
+        (:func:`~medseg.inference.preflight.default_tta`), recorded in ``last_tta``."""
         files = [Path(f) for f in files]
         self.check_channels(files)
         case = preprocess(files, self.folder.plans, self.config)
+        if tta is None:  # medseg's policy (CPU: off for large scans); --exact keeps nnU-Net's default (on)
+            tta, reason = (True, "--exact: nnU-Net's default") if exact else default_tta(
+                None, None, windows=window_count(case.data.shape[1:], self.patch), roi=self.patch)
+        else:
+            reason = "--tta" if tta else "--no-tta or --fast"
+        self.last_tta = {"tta": bool(tta), "tta_reason": reason,
+                         "mirror_axes": list(self.mirror_axes or ()) if tta else []}
         axes = self.mirror_axes if tta else None
         if exact:
             cropped = self._exact(case, axes)
@@ -191,8 +203,13 @@ class NnUNetModel:
                                 accumulate="float16" if heads > MANY_CLASSES else "auto")
         logger.debug("engine: %d heads, batch %d, accumulate %s, probabilities %s", heads, batch,
                      options.accumulate, keep)
+        mask = nnunet_body_mask(case.data, self.config, self.folder.plans)   # CT: windows over the body only
+        passes = 2 ** len(mirror) if mirror else 1
         result = sliding_window_labels(torch.from_numpy(case.data), net, channels=heads,
-                                       activation=activation, options=options, progress=progress)
+                                       activation=activation, options=options, mask=mask,
+                                       progress=time_notice(progress, None, passes=passes))
+        self.last_tta.update(windows={"run": result.windows_run, "skipped": result.windows_skipped},
+                             crop=result.crop.to_dict() if result.crop is not None else None)
         if keep:  # back to logits (up to a per-voxel constant), resampled with nnU-Net's order-1 rule, decided
             prob = result.probabilities.float().clamp_(1e-7, 1.0)
             logits = torch.log(prob) if not self.labels.has_regions else torch.log(prob / (1 - prob).clamp_(1e-7))

@@ -135,7 +135,7 @@ def check_headers(cases: dict[str, list[Path]]) -> None:
 
 def predict_folder_model(model_ref: str, inputs: Sequence[Path], output: Path | None, *,
                          folds: Sequence[str] | None = None, checkpoint_name: str | None = None,
-                         exact: bool = False, tta: bool = True, threads: int | None = None,
+                         exact: bool = False, tta: bool | None = True, threads: int | None = None,
                          stats: bool = False, resume: bool = False, shard: str | tuple[int, int] | None = None,
                          backend: str = "auto", precision: str = "auto", postprocess: bool = True,
                          progress: Callable[[BatchEvent], None] | None = None) -> tuple[BatchSummary, NnUNetPredictor]:

@@ -62,7 +62,7 @@ class NnUNetPredictor:
         channels: first channel file -> every channel file of its case (from :func:`.run.group_cases`).
     """
 
-    def __init__(self, model: NnUNetModel, *, name: str, exact: bool = False, tta: bool = True,
+    def __init__(self, model: NnUNetModel, *, name: str, exact: bool = False, tta: bool | None = True,
                  pins: dict[str, str] | None = None, channels: dict[Path, list[Path]] | None = None,
                  postprocess: bool = True) -> None:
         self.model, self.exact, self.tta = model, exact, tta
@@ -127,7 +127,7 @@ class NnUNetPredictor:
                          meta={"labels": list(self.label_names), "model": self.info.full_name,
                                "filename_or_obj": str(path)})
         seconds = time.perf_counter() - start
-        settings = self.settings()
+        settings = {**self.settings(), **self.model.last_tta}   # the TTA this case got (tta=None: per case)
         others = self.files_for(path)[1:]
         if others:  # the sidecar's input is channel _0000; the other channels are pinned here
             settings["other_channels"] = {str(f): sha256_file(f) for f in others}
@@ -146,5 +146,5 @@ def build_folder_predictor(model_ref: str, *, folds: Sequence[str] | None = None
     if threads:
         torch.set_num_threads(threads)
     model, name, pins = load_folder_model(model_ref, folds=folds, checkpoint_name=checkpoint_name)
-    return NnUNetPredictor(model, name=name, exact=exact, tta=True if tta is None else tta, pins=pins,
+    return NnUNetPredictor(model, name=name, exact=exact, tta=tta, pins=pins,
                            channels=channels, postprocess=postprocess)
