@@ -19,7 +19,9 @@ def predict(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     overlap: float = typer.Option(0.5, "--overlap", min=0.0, max=0.95, help="Sliding-window overlap (0..0.95)."),
     tta: bool | None = typer.Option(None, "--tta/--no-tta",
-                                       help="Mirroring test-time augmentation (default on; --fast turns it off)."),
+                                       help="Mirroring test-time augmentation. Default: the model card's, else on, "
+                                       "except on a CPU for large scans (over 16M window voxels, e.g. a whole CT: "
+                                       "8 passes would take hours); --fast turns it off."),
     fast: bool = typer.Option(False, "--fast", help="Overlap <= 0.25 and no TTA."),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Windows per forward pass."),
     output_type: str = typer.Option("multilabel", "--output-type", help="multilabel (one file) or per-class."),
@@ -60,6 +62,9 @@ def predict(
                                                "(default checkpoint_final.pth)."),
     exact: bool = typer.Option(False, "--exact", help="nnU-Net folders: nnU-Net's own arithmetic (float16 "
                                "stitching, logits resampled back), the same labels as nnUNetv2_predict."),
+    crop: str | None = typer.Option(None, "--crop", help="Where windows go on whole scans: body (CT), nonzero, "
+                                    "or none (every window). Default: the model card's, else body for CT models "
+                                    "and nonzero for the rest; outside is background."),
 ) -> None:
     """Segment scans. Outputs: label map (+ JSON provenance sidecar), optional stats and probabilities.
 
@@ -97,7 +102,7 @@ def predict(
         code = predict_command(model, inputs, output, folds=folds, checkpoint_name=checkpoint_name, exact=exact,
                                tta=False if fast else tta, threads=threads, stats=stats, resume=resume, shard=shard,
                                backend=backend, precision=precision, output_type=output_type,
-                               postprocess=not no_postprocess,
+                               postprocess=not no_postprocess, crop=crop,
                                unsupported={"--probabilities": probabilities, "--keep-largest": keep_largest,
                                             "--remove-islands": remove_islands, "--fill-holes": fill_holes,
                                             "--output-format": output_format not in (None, "image"),
@@ -122,7 +127,7 @@ def predict(
         model, device=device, overlap=overlap, tta=tta, fast=fast, batch_size=batch_size, postprocess=postprocess,
         probabilities=probabilities, weights_dir=weights_dir, checkpoint=checkpoint, threads=threads,
         backend=backend, precision=precision, threshold=threshold, save_soft=save_soft,
-        max_voxels=max_voxels, force=force,
+        max_voxels=max_voxels, force=force, crop=crop,
     )
     with PredictProgress() as view:
         summary = api.predict_files(inputs, output, predictor=predictor, output_type=output_type,

@@ -34,7 +34,7 @@ def predict_command(model: str, inputs: Sequence[Path], output: Path | None, *, 
                     checkpoint_name: str | None, exact: bool, tta: bool | None, threads: int | None,
                     stats: bool = False, resume: bool = False, shard: str | None = None, backend: str = "auto",
                     precision: str = "auto", output_type: str = "multilabel", postprocess: bool = True,
-                    unsupported: dict[str, object] | None = None) -> int:
+                    unsupported: dict[str, object] | None = None, crop: str | None = None) -> int:
     """``medseg predict --model FOLDER`` through the batch path; returns the exit code (a single failed case
     raises its one-line error: exit 2). ``unsupported``: options given that folders do not honour (refused)."""
     from medseg.cli._predict_view import PredictProgress, print_summary
@@ -51,7 +51,8 @@ def predict_command(model: str, inputs: Sequence[Path], output: Path | None, *, 
         summary, predictor = predict_folder_model(
             model, inputs, output, folds=parse_folds(folds), checkpoint_name=checkpoint_name, exact=exact,
             tta=tta, threads=threads, stats=stats, resume=resume, shard=shard,
-            backend=backend, precision=precision, postprocess=postprocess, progress=view.update)
+            backend=backend, precision=precision, postprocess=postprocess, progress=view.update,
+            crop=crop)
     single = summary.single_failure()
     if single is not None:
         raise single

@@ -81,6 +81,7 @@ class NnUNetModel:
     postprocessing: list[tuple[int, ...]] = field(default_factory=list)   # keep-largest steps (postprocessing.json)
     postprocessing_file: Path | None = None
     last_tta: dict = field(default_factory=dict)   # the TTA choice of the last case, and why
+    crop: str = "body"                               # "none": no body mask (nnU-Net's crop to non-zero stays)
 
     @property
     def in_channels(self) -> int:
@@ -203,7 +204,8 @@ class NnUNetModel:
                                 accumulate="float16" if heads > MANY_CLASSES else "auto")
         logger.debug("engine: %d heads, batch %d, accumulate %s, probabilities %s", heads, batch,
                      options.accumulate, keep)
-        mask = nnunet_body_mask(case.data, self.config, self.folder.plans)   # CT: windows over the body only
+        mask = (nnunet_body_mask(case.data, self.config, self.folder.plans)   # CT: windows over the body only
+                if self.crop != "none" else None)
         passes = 2 ** len(mirror) if mirror else 1
         result = sliding_window_labels(torch.from_numpy(case.data), net, channels=heads,
                                        activation=activation, options=options, mask=mask,

@@ -137,8 +137,8 @@ class NnUNetPredictor:
 def build_folder_predictor(model_ref: str, *, folds: Sequence[str] | None = None, checkpoint_name: str | None = None,
                            exact: bool = False, tta: bool | None = None, threads: int | None = None,
                            backend: str = "auto", precision: str = "auto",
-                           channels: dict[Path, list[Path]] | None = None, postprocess: bool = True
-                           ) -> NnUNetPredictor:
+                           channels: dict[Path, list[Path]] | None = None, postprocess: bool = True,
+                           crop: str | None = None) -> NnUNetPredictor:
     """The predictor of :func:`medseg.api.build_predictor` for a folder path or an imported name."""
     from medseg.nnunet.run import load_folder_model
 
@@ -146,5 +146,6 @@ def build_folder_predictor(model_ref: str, *, folds: Sequence[str] | None = None
     if threads:
         torch.set_num_threads(threads)
     model, name, pins = load_folder_model(model_ref, folds=folds, checkpoint_name=checkpoint_name)
+    model.crop = crop or "body"   # CT folders: windows over the body ("none": the whole grid)
     return NnUNetPredictor(model, name=name, exact=exact, tta=tta, pins=pins,
                            channels=channels, postprocess=postprocess)
