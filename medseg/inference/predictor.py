@@ -274,7 +274,7 @@ class Predictor:
             return None
         shape = tuple(int(s) for s in x.shape[1:])
         if mask is not None:
-            box = bounding_box(mask, "mask", margin=0)
+            box = bounding_box(mask, "mask")
             shape = box.size if box is not None else shape
         return count_windows(shape, self.card.roi_size, min(self.overlap, FAST_OVERLAP))
 

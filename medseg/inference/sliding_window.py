@@ -135,7 +135,7 @@ def sliding_window_labels(
         mask = torch.as_tensor(mask, dtype=torch.bool)
         if tuple(mask.shape) != full_shape:
             raise ValueError(f"mask {tuple(mask.shape)} does not match the image grid {full_shape}")
-        box = bounding_box(mask, "mask", margin=0)
+        box = bounding_box(mask, "mask")   # the same margin as the box on the scan's grid
         if box is None:  # nothing to segment anywhere
             return _background(full_shape, channels, activation, options, CropBox((0,) * 3, (0,) * 3,
                                                                                   full_shape, "mask"))
