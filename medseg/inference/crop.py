@@ -19,6 +19,7 @@ A card chooses with its ``crop`` field; left empty, CT cards crop to the body an
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -55,7 +56,8 @@ class CropBox:
     @property
     def fraction(self) -> float:
         """Share of the grid's voxels inside the box."""
-        return float(np.prod(self.size) / max(1, np.prod(self.shape)))
+        inside = math.prod(self.size)
+        return inside / max(1, math.prod(self.shape))
 
     @property
     def whole(self) -> bool:

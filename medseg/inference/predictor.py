@@ -285,7 +285,7 @@ class Predictor:
             compute=placement.compute, stitch=placement.stitch, amp=self.options.amp,
             accumulate=self.options.accumulate, probabilities=self.options.probabilities, threshold=self.threshold)
 
-    def _scan_mask(self, source: MetaTensor) -> tuple[MetaTensor | None, CropBox | None]:
+    def _scan_mask(self, source: torch.Tensor) -> tuple[MetaTensor | None, CropBox | None]:
         """The body / non-zero mask of a 3D scan on its own grid (a MetaTensor preprocessing resamples with the
         image) and its box; (None, None) when the mode is "none" or the mask holds the whole grid."""
         mask = scan_mask(source, self.crop)
@@ -294,7 +294,8 @@ class Predictor:
         box = bounding_box(mask, self.crop)
         if box is None:  # nothing above the body threshold: run everything rather than guess
             return None, None
-        tensor = MetaTensor(torch.from_numpy(mask[None].astype(np.uint8)), affine=source.affine.clone())
+        affine = torch.as_tensor(np.asarray(getattr(source, "affine", np.eye(4)), dtype=np.float64))
+        tensor = MetaTensor(torch.from_numpy(mask[None].astype(np.uint8)), affine=affine)
         return tensor, box
 
     def _run(self, x: torch.Tensor, placement: Placement, progress=None,

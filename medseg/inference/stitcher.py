@@ -121,7 +121,7 @@ class CellStitcher:
         region = self.grid.cell_slices(cell)
         if sums is None:  # every window over this cell was skipped: background (labels are already 0)
             if self.probabilities is not None and self.head.kind == "softmax":
-                self.probabilities[(0, *region)] = 1
+                self.probabilities[0][region] = 1
             return
         weight = self._weights.pop(cell) if self.keep_weights else None
         labels, probs = self.head.finalize(sums, weight, self.threshold, self.probabilities is not None)
