@@ -5,9 +5,11 @@ window of size 1 along the slice axis (``window_network`` squeezes that axis for
 same batching, blending and streaming apply to 2D and 3D models.
 
 Given a ``mask`` (the body or the non-zero region, :mod:`medseg.inference.crop`), windows are placed over
-the mask's bounding box only and a window holding no mask voxel is never run; everything outside the box
+the mask's bounding box, along the axes where that needs fewer windows than the whole grid (elsewhere the
+windows stay where they were), and a window holding no mask voxel is never run; everything outside the box
 is background, and the labels come back on the full grid. Skipping is exact inside the mask: a voxel of
 the mask lies in no skipped window, so it gets the same windows (and the same sums) as without skipping.
+Cropping an axis moves its windows, which changes labels near window seams as nnU-Net's own crop does.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from medseg.core.log import get_logger
 from medseg.inference.crop import CropBox, bounding_box, grow_to
 from medseg.inference.stitcher import CellStitcher, StitchResult
 from medseg.inference.tta import mirrored
-from medseg.inference.windows import GAUSSIAN_FLOOR, WindowGrid, gaussian_weights
+from medseg.inference.windows import GAUSSIAN_FLOOR, WindowGrid, gaussian_weights, window_starts
 from medseg.models.heads import OutputHead, as_head
 
 logger = get_logger(__name__)
@@ -139,7 +141,7 @@ def sliding_window_labels(
         if box is None:  # nothing to segment anywhere
             return _background(full_shape, channels, activation, options, CropBox((0,) * 3, (0,) * 3,
                                                                                   full_shape, "mask"))
-        box = grow_to(box, options.roi)
+        box = keep_full_axes(grow_to(box, options.roi), options.roi, options.overlap)
         image, mask = image[(slice(None), *box.slices)], mask[box.slices]
     padded, crop = pad_to_roi(image, options.roi)
     grid = WindowGrid.plan(padded.shape[1:], options.roi, options.overlap, options.order)
@@ -188,6 +190,18 @@ def sliding_window_labels(
         result.probabilities = result.probabilities[(slice(None), *crop)].contiguous()
     result.windows_run, result.windows_skipped = total, len(grid.windows) - total
     return _paste(result, box, full_shape) if box is not None and not box.whole else _with_box(result, box)
+
+
+def keep_full_axes(box: CropBox, roi: Sequence[int], overlap: float) -> CropBox:
+    """``box`` cropped only along the axes where it needs fewer windows than the whole grid; along the others
+    it spans the grid, so the windows there are exactly the uncropped ones (moving windows changes labels
+    near their seams and buys nothing when their number stays the same)."""
+    start, stop = list(box.start), list(box.stop)
+    for a, (n, r) in enumerate(zip(box.shape, roi)):
+        step = overlap if r > 1 else 0.0
+        if len(window_starts(max(box.size[a], r), r, step)) >= len(window_starts(max(n, r), r, step)):
+            start[a], stop[a] = 0, n
+    return CropBox(tuple(start), tuple(stop), box.shape, box.mode)
 
 
 def _with_box(result: StitchResult, box: CropBox | None) -> StitchResult:

@@ -200,3 +200,14 @@ def test_body_crop_on_a_real_ct_is_exact_inside_and_background_outside(shared_da
     assert torch.equal(plain.labels.affine, cropped.labels.affine) and a.shape == b.shape
     assert cropped_windows < plain_windows
     assert cropped.settings["windows"]["run"] == cropped_windows
+
+
+def test_axes_where_cropping_saves_no_window_keep_the_uncropped_windows():
+    from medseg.inference.crop import CropBox
+    from medseg.inference.sliding_window import keep_full_axes
+
+    # 202 voxels need 3 windows of 128 at overlap 0.5, and so does a 193-voxel box: that axis stays whole;
+    # 120 of 244 needs 1 window instead of 3: cropped
+    box = CropBox((60, 3, 0), (188, 196, 224), (244, 202, 224), "body")
+    kept = keep_full_axes(box, (128, 128, 128), 0.5)
+    assert (kept.start, kept.stop) == ((60, 0, 0), (188, 202, 224))
