@@ -34,6 +34,7 @@ CROP_MODES: tuple[str, ...] = ("body", "nonzero", "none")
 BODY_HU = -500.0                 # CT body threshold (Hounsfield units)
 MIN_COMPONENT_FRACTION = 0.01    # body components smaller than this fraction of the largest are dropped
 BOX_MARGIN = 2                   # voxels added around the mask's bounding box on each side
+MASK_VOXELS = 4_000_000          # body masks of larger scans are computed on a coarser grid
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,26 @@ def _fill_slices(mask: np.ndarray) -> np.ndarray:
 
 
 def body_mask(volume: np.ndarray | torch.Tensor, threshold: float = BODY_HU) -> np.ndarray:
-    """The body of a CT ``(X, Y, Z)`` (values comparable with ``threshold``, e.g. HU): see the module doc."""
-    from scipy.ndimage import label
+    """The body of a CT ``(X, Y, Z)`` (values comparable with ``threshold``, e.g. HU): see the module doc.
+
+    Scans over :data:`MASK_VOXELS` are masked on every k-th voxel (k chosen to fit), the coarse mask grown by
+    one coarse voxel and repeated back: a little wider than the body (safe: it costs a few windows, never
+    labels), though structures thinner than k voxels may drop out (on the 1.5 mm example CT, 508 voxels
+    of the table's edge); 1 s instead of 6 s for 244x202x224 voxels."""
+    from scipy.ndimage import binary_dilation
 
     data = volume.numpy() if isinstance(volume, torch.Tensor) else np.asarray(volume)
+    step = max(1, math.ceil((data.size / MASK_VOXELS) ** (1 / 3)))
+    if step == 1 or data.ndim != 3:
+        return _body(data, threshold)
+    coarse = binary_dilation(_body(data[::step, ::step, ::step], threshold))
+    full = coarse.repeat(step, 0).repeat(step, 1).repeat(step, 2)
+    return np.ascontiguousarray(full[: data.shape[0], : data.shape[1], : data.shape[2]])
+
+
+def _body(data: np.ndarray, threshold: float) -> np.ndarray:
+    from scipy.ndimage import label
+
     mask = np.nan_to_num(data, nan=threshold - 1) > threshold
     if not mask.any():
         return mask
