@@ -211,7 +211,7 @@ class NnUNetModel:
                                        activation=activation, options=options, mask=mask,
                                        progress=time_notice(progress, None, passes=passes))
         self.last_tta.update(windows={"run": result.windows_run, "skipped": result.windows_skipped},
-                             crop=result.crop.to_dict() if result.crop is not None else None)
+                             body_box_model_grid=result.crop.to_dict() if result.crop is not None else None)
         if keep:  # back to logits (up to a per-voxel constant), resampled with nnU-Net's order-1 rule, decided
             prob = result.probabilities.float().clamp_(1e-7, 1.0)
             logits = torch.log(prob) if not self.labels.has_regions else torch.log(prob / (1 - prob).clamp_(1e-7))
