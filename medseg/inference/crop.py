@@ -70,6 +70,14 @@ class CropBox:
                 "fraction": round(self.fraction, 4)}
 
 
+def check_crop_mode(mode: str | None) -> None:
+    """One clear error for a mode that is none of :data:`CROP_MODES` (None: the card's default)."""
+    if mode is not None and mode not in CROP_MODES:
+        from medseg.core.errors import MedsegError
+
+        raise MedsegError(f"unknown --crop {mode!r}", hint="use body, nonzero or none")
+
+
 def crop_mode(card: ModelCard) -> CropMode:
     """The card's ``crop`` field, else ``"body"`` for CT models and ``"nonzero"`` for the rest."""
     chosen = getattr(card, "crop", None)

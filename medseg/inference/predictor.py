@@ -26,7 +26,7 @@ from medseg.core.card import ModelCard
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
 from medseg.inference.checks import check_dimensions, match_channels
-from medseg.inference.crop import CROP_MODES, CropBox, bounding_box, crop_mode, scan_mask
+from medseg.inference.crop import CropBox, bounding_box, check_crop_mode, crop_mode, scan_mask
 from medseg.inference.devices import (
     Placement,
     describe_device,
@@ -141,9 +141,8 @@ class Predictor:
         self._to_device(self.device)
         self.postprocess = (self.options.postprocess if self.options.postprocess is not None
                             else PostprocessSpec.from_mapping(self.card.postprocess))
+        check_crop_mode(self.options.crop)
         self.crop = self.options.crop or crop_mode(self.card)
-        if self.crop not in CROP_MODES:
-            raise MedsegError(f"unknown crop mode {self.crop!r}", hint="use body, nonzero or none")
 
     @property
     def label_names(self) -> tuple[str, ...]:

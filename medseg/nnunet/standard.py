@@ -140,12 +140,14 @@ def build_folder_predictor(model_ref: str, *, folds: Sequence[str] | None = None
                            channels: dict[Path, list[Path]] | None = None, postprocess: bool = True,
                            crop: str | None = None) -> NnUNetPredictor:
     """The predictor of :func:`medseg.api.build_predictor` for a folder path or an imported name."""
+    from medseg.inference.crop import check_crop_mode
     from medseg.nnunet.run import load_folder_model
 
     check_runtime(backend, precision)
     if threads:
         torch.set_num_threads(threads)
     model, name, pins = load_folder_model(model_ref, folds=folds, checkpoint_name=checkpoint_name)
+    check_crop_mode(crop)
     model.crop = crop or "body"   # CT folders: windows over the body ("none": the whole grid)
     return NnUNetPredictor(model, name=name, exact=exact, tta=tta, pins=pins,
                            channels=channels, postprocess=postprocess)

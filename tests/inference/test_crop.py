@@ -211,3 +211,10 @@ def test_axes_where_cropping_saves_no_window_keep_the_uncropped_windows():
     box = CropBox((60, 3, 0), (188, 196, 224), (244, 202, 224), "body")
     kept = keep_full_axes(box, (128, 128, 128), 0.5)
     assert (kept.start, kept.stop) == ((60, 0, 0), (188, 202, 224))
+
+
+def test_an_unknown_crop_mode_is_one_clear_error():
+    from medseg.core.errors import MedsegError
+
+    with pytest.raises(MedsegError, match="unknown --crop 'lungs'"):
+        Predictor(_HU(), _ct_card(), PredictOptions(crop="lungs", device="cpu"))
