@@ -167,7 +167,7 @@ class _HU(nn.Module):
 
 def _ct_card() -> ModelCard:
     return ModelCard(name="hu", spatial_dims=3, in_channels=1, out_channels=3, labels=("background", "soft", "dense"),
-                     roi_size=(32, 32, 16), spacing=None, intensity=Intensity("none"), divisible_by=1,
+                     roi_size=(64, 64, 16), spacing=None, intensity=Intensity("none"), divisible_by=1,
                      modality="CT", orientation=None)
 
 
