@@ -69,7 +69,7 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
                     amp: bool = True, backend: str = "auto", precision: str = "auto",
                     threshold: float | None = None, save_soft: bool | None = None,
                     max_voxels: int | None = None, force: bool = False,
-                    calibration: str | PathLike | None = None) -> Predictor:
+                    calibration: str | PathLike | None = None, crop: str | None = None) -> Predictor:
     """The one predictor factory (the CLI's ``medseg predict`` calls it with the same defaults): a model name,
     ``name.tag``, nn.Module with ``.card``, or the default becomes a :class:`Predictor`; ``cascade.<recipe>``
     (or a cascade recipe ``.toml``) a two-stage cascade (:mod:`medseg.cascade`; its ``checkpoint`` is a folder
@@ -85,7 +85,9 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
     default: the card's). ``max_voxels``: refuse scans whose grid at the model's spacing is larger
     (default: what free memory holds); ``force``: run scans the preflight refuses (size, field of view, modality;
     :mod:`medseg.inference.preflight`). ``calibration``: scans for ``precision="int8"`` (default: the model's
-    training cases when its recipe's dataset is on this machine; :mod:`medseg.backends.calibration`)."""
+    training cases when its recipe's dataset is on this machine; :mod:`medseg.backends.calibration`).
+    ``crop``: ``body``, ``nonzero`` or ``none`` (where windows go on whole scans, :mod:`medseg.inference.crop`;
+    default: the card's, else body for CT models, nonzero for the rest)."""
     if fast and precision == "auto":
         precision = "bf16"   # what --fast costs: see benchmarks/README.md, "Fast CPU inference"
     if isinstance(model, str) and (model.startswith("cascade.") or model.endswith(".toml")):  # two stages, one name
@@ -109,7 +111,7 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
             from medseg.nnunet.standard import build_folder_predictor
 
             return build_folder_predictor(model, tta=False if fast else tta, threads=threads,  # type: ignore[return-value]
-                                          backend=backend, precision=precision)
+                                          backend=backend, precision=precision, crop=crop)
     net, card, info = load_model(model, weights_dir=weights_dir, checkpoint=checkpoint)
     if not head_for(card).dense:   # landmark models: contours filled into a mask
         from medseg.inference.graph import GraphPredictor
@@ -118,7 +120,7 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
     options = PredictOptions(
         overlap=overlap, tta=tta, fast=fast, batch_size=batch_size, device=_device_for_rank(device), amp=amp,
         probabilities=probabilities, postprocess=_postprocess_spec(card.postprocess, postprocess), threads=threads,
-        threshold=threshold, save_soft=save_soft, max_voxels=max_voxels, force=force,
+        threshold=threshold, save_soft=save_soft, max_voxels=max_voxels, force=force, crop=crop,
     )
     predictor = Predictor(net, card, options, info)
     if predictor.device.type == "cpu" and card.spatial_dims == 3:

@@ -19,7 +19,9 @@ def predict(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     overlap: float = typer.Option(0.5, "--overlap", min=0.0, max=0.95, help="Sliding-window overlap (0..0.95)."),
     tta: bool | None = typer.Option(None, "--tta/--no-tta",
-                                       help="Mirroring test-time augmentation (default on; --fast turns it off)."),
+                                       help="Mirroring test-time augmentation. Default: the model card's, else on, "
+                                       "except on a CPU for large scans (over 16M window voxels, e.g. a whole CT: "
+                                       "8 passes would take hours); --fast turns it off."),
     fast: bool = typer.Option(False, "--fast", help="Overlap <= 0.25 and no TTA."),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Windows per forward pass."),
     output_type: str = typer.Option("multilabel", "--output-type", help="multilabel (one file) or per-class."),
@@ -69,6 +71,9 @@ def predict(
     labels: str | None = typer.Option(None, "--labels", help="totalsegmentator: only these classes, e.g. "
                                       "liver,spleen (TotalSegmentator's --roi_subset; its IDs, cropped by the "
                                       "6 mm model when its folder is there)."),
+    crop: str | None = typer.Option(None, "--crop", help="Where windows go on whole scans: body (CT), nonzero, "
+                                    "or none (every window). Default: the model card's, else body for CT models "
+                                    "and nonzero for the rest; outside is background."),
 ) -> None:
     """Segment scans. Outputs: label map (+ JSON provenance sidecar), optional stats and probabilities.
 
@@ -101,7 +106,7 @@ def predict(
                         "--fill-holes": fill_holes, "--checkpoint": checkpoint is not None,
                         "--backend": backend not in ("auto", "torch"), "--precision": precision not in ("auto", "fp32"),
                         "--overlap": overlap != 0.5, "--tta": bool(tta), "--threshold": threshold is not None,
-                        "--previous-stage": previous_stage is not None})
+                        "--previous-stage": previous_stage is not None, "--crop": crop is not None})
         code = cli_command(model, inputs, output, weights_dir=weights_dir, output_type=output_type,
                            output_format=output_format, stats=stats, resume=resume, shard=shard, frame=frame,
                            series=series, labels=labels, exact=exact, batch_size=batch_size, threads=threads)
@@ -115,7 +120,7 @@ def predict(
         code = predict_command(model, inputs, output, folds=folds, checkpoint_name=checkpoint_name, exact=exact,
                                tta=False if fast else tta, threads=threads, stats=stats, resume=resume, shard=shard,
                                backend=backend, precision=precision, output_type=output_type,
-                               postprocess=not no_postprocess, previous_stage=previous_stage,
+                               postprocess=not no_postprocess, previous_stage=previous_stage, crop=crop,
                                unsupported={"--probabilities": probabilities, "--keep-largest": keep_largest,
                                             "--remove-islands": remove_islands, "--fill-holes": fill_holes,
                                             "--output-format": output_format not in (None, "image"),
@@ -140,7 +145,7 @@ def predict(
         model, device=device, overlap=overlap, tta=tta, fast=fast, batch_size=batch_size, postprocess=postprocess,
         probabilities=probabilities, weights_dir=weights_dir, checkpoint=checkpoint, threads=threads,
         backend=backend, precision=precision, threshold=threshold, save_soft=save_soft,
-        max_voxels=max_voxels, force=force, calibration=calibration,
+        max_voxels=max_voxels, force=force, calibration=calibration, crop=crop,
     )
     with PredictProgress() as view:
         summary = api.predict_files(inputs, output, predictor=predictor, output_type=output_type,

@@ -204,6 +204,12 @@ class ModelCard:
     # largest physical extent (mm) of the scans the model was made for, (typical min, typical max); predict
     # warns outside it and refuses far outside it (medseg.inference.preflight). None: any field of view.
     field_of_view_mm: tuple[float, float] | None = None
+    # where windows go on whole scans (medseg.inference.crop): "body" (CT), "nonzero", "none"; None: body for
+    # CT models, nonzero for the rest
+    crop: str | None = None
+    # mirroring TTA when the user says neither --tta nor --no-tta: "on", "off", or None (on, except on a CPU
+    # for large scans: medseg.inference.preflight.default_tta)
+    tta: str | None = None
     postprocess: Mapping[str, Any] = field(default_factory=Postprocess)  # a Postprocess once built
     graph: tuple[tuple[str, int], ...] = ()  # activation "graph": (organ, landmark count) per contour, node order
     description: str = ""
@@ -237,6 +243,10 @@ class ModelCard:
         if post.threshold is not None and self.activation != "sigmoid":
             raise CardError(f"{self.name}: postprocess threshold is for sigmoid models "
                              "(SAUNA models: postprocess.sauna.threshold)")
+        if self.crop not in (None, "body", "nonzero", "none"):
+            raise CardError(f"{self.name}: crop must be body, nonzero or none, got {self.crop!r}")
+        if self.tta not in (None, "on", "off"):
+            raise CardError(f"{self.name}: tta must be on or off (or left out), got {self.tta!r}")
         if self.intensity.nonzero and self.intensity.kind != "zscore":
             raise CardError(f"{self.name}: intensity nonzero applies to zscore normalisation only")
 

@@ -27,6 +27,7 @@ from medseg.core.card import ModelCard
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
 from medseg.inference.checks import check_dimensions, match_channels
+from medseg.inference.crop import CropBox, bounding_box, check_crop_mode, crop_mode, scan_mask
 from medseg.inference.devices import (
     Placement,
     describe_device,
@@ -38,7 +39,14 @@ from medseg.inference.devices import (
 )
 from medseg.inference.model_loading import ModelInfo
 from medseg.inference.postprocess import PostprocessSpec, postprocess_labels
-from medseg.inference.preflight import blank_reason, preflight_warnings, time_notice
+from medseg.inference.preflight import (
+    blank_reason,
+    count_windows,
+    default_tta,
+    estimate_work,
+    preflight_warnings,
+    time_notice,
+)
 from medseg.inference.restore import labels_to_grid, probabilities_to_grid, soft_to_grid
 from medseg.inference.segment import engine_options, segment
 from medseg.inference.sliding_window import EngineOptions
@@ -56,8 +64,9 @@ SMALL_IMAGE_VALUES = 1 << 22   # images up to this size run their whole predicti
 
 @dataclass(frozen=True)
 class PredictOptions:
-    """User-facing settings. ``tta=None``: mirroring TTA on (as nnU-Net; the shipped model's card Dice
-    includes it); ``fast``: overlap <= 0.25, no TTA."""
+    """User-facing settings. ``tta=None``: the card's TTA policy, else mirroring on (as nnU-Net; the shipped
+    model's card Dice includes it) except on a CPU for large scans (:func:`~medseg.inference.preflight.
+    default_tta`); ``fast``: overlap <= 0.25, no TTA."""
 
     overlap: float = 0.5
     tta: bool | None = None
@@ -73,6 +82,7 @@ class PredictOptions:
     save_soft: bool | None = None    # regression (SAUNA) models: keep the soft map; None: the card's
     max_voxels: int | None = None    # refuse scans whose resampled grid is larger; None: from free memory
     force: bool = False              # run scans the preflight would refuse (size, field of view, modality)
+    crop: str | None = None          # "body", "nonzero" or "none" (medseg.inference.crop); None: the card's
 
 
 @dataclass
@@ -127,12 +137,16 @@ class Predictor:
         self.overlap = self.options.overlap
         if self.options.fast:
             self.tta, self.overlap = False, min(self.overlap, FAST_OVERLAP)
+        # None: decided per scan by default_tta (the card's policy, the CPU default for large scans)
+        self.tta_requested: bool | None = None if self.options.tta is None and not self.options.fast else self.tta
         self.model = model.eval()
         self._model_device: torch.device | None = None
         self._batch_size = self.options.batch_size
         self._to_device(self.device)
         self.postprocess = (self.options.postprocess if self.options.postprocess is not None
                             else PostprocessSpec.from_mapping(self.card.postprocess))
+        check_crop_mode(self.options.crop)
+        self.crop = self.options.crop or crop_mode(self.card)
 
     @property
     def label_names(self) -> tuple[str, ...]:
@@ -146,7 +160,7 @@ class Predictor:
             "mirror_axes": list(self.card.mirror_axes) if self.tta else [], "fast": self.options.fast,
             "batch_size": self.options.batch_size, "amp": self.options.amp and self.device.type == "cuda",
             "accumulate": self.options.accumulate, "probabilities": self.options.probabilities,
-            "postprocess": self.postprocess.to_dict(), "roi_size": list(self.card.roi_size),
+            "postprocess": self.postprocess.to_dict(), "roi_size": list(self.card.roi_size), "crop_mode": self.crop,
             **self.output_parameters(),
         }
 
@@ -191,19 +205,24 @@ class Predictor:
             for message in warnings:
                 logger.warning(message)
             return self._empty(image, path, warnings, t0)
-        warnings += preflight_warnings(source, self.card, path, overlap=self.overlap, tta=self.tta,
+        tta, tta_reason = self.scan_tta(source)
+        warnings += preflight_warnings(source, self.card, path, overlap=self.overlap, tta=tta,
                                        max_voxels=self.options.max_voxels, force=self.options.force)
         for message in warnings:
             logger.warning(message)
-        progress = time_notice(progress, path, passes=2 ** len(self.card.mirror_axes) if self.tta else 1)
-        pre = build_preprocessing(self.card, spatial_dims=spatial)({"image": source})["image"]
+        mask, box = self._scan_mask(source) if spatial == 3 else (None, None)
+        data = {"image": source} if mask is None else {"image": source, "mask": mask}
+        pre = build_preprocessing(self.card, spatial_dims=spatial, label_key=None if mask is None else "mask")(data)
+        model_mask = None if mask is None else pre["mask"].as_tensor()[0] > 0
+        pre = pre["image"]
         model_affine = np.asarray(pre.affine, dtype=np.float64)
         x = pre.as_tensor() if spatial == 3 else pre.as_tensor()[..., None]
-        del pre
+        del pre, data, mask
         timings["preprocess_s"] = time.perf_counter() - t0
+        progress = time_notice(progress, path, passes=self.passes(tta), fast_windows=self._fast_windows(x, model_mask))
 
         t1 = time.perf_counter()
-        attempt = functools.partial(self._run, x, progress=progress)
+        attempt = functools.partial(self._run, x, progress=progress, mask=model_mask, tta=tta)
         del x  # the partial holds the only reference; freed right after inference
         result, placement = run_with_fallback(attempt, placements_for(self.device), warnings.append)
         del attempt
@@ -217,6 +236,8 @@ class Predictor:
             probs, result.probabilities = None, None  # free the model-grid soft map
         else:
             labels, probs = self._restore(result, model_affine, tuple(image.shape[1:]), input_affine, spatial)
+        if box is not None:  # outside the crop box is background, on the scan's own grid
+            labels, probs = _outside_background(labels, probs, box, self.head.kind == "softmax")
         timings["restore_s"] = time.perf_counter() - t2
         t3 = time.perf_counter()
         spacing = np.linalg.norm(input_affine[:3, :3], axis=0)
@@ -227,7 +248,10 @@ class Predictor:
                                "filename_or_obj": path or ""})
         glue = {"glue_threads": GLUE_THREADS} if self._compiled_on(placement) else {}
         settings = {**self.settings(), **glue, "placement": str(placement), "batch_size": self._batch_size,
-                    "accumulate": result.accumulate, "peak_stitch_mib": round(result.peak_stitch_bytes / 2**20, 1)}
+                    "accumulate": result.accumulate, "peak_stitch_mib": round(result.peak_stitch_bytes / 2**20, 1),
+                    "crop": box.to_dict() if box is not None else None,
+                    "windows": {"run": result.windows_run, "skipped": result.windows_skipped},
+                    "tta": tta, "tta_reason": tta_reason, "mirror_axes": list(self.card.mirror_axes) if tta else []}
         timings["total_s"] = time.perf_counter() - t0
         return Prediction(out, self.label_names, probs, settings, timings, warnings, soft=soft)
 
@@ -241,9 +265,34 @@ class Predictor:
         return Prediction(labels, self.label_names, None, settings, {"total_s": time.perf_counter() - t0},
                           warnings)
 
-    def _engine_options(self, placement: Placement, shape: tuple[int, ...]) -> EngineOptions:
+    def scan_tta(self, image: torch.Tensor) -> tuple[bool, str]:
+        """Mirroring TTA for this scan and why (:func:`~medseg.inference.preflight.default_tta`)."""
+        if self.tta_requested is not None or image.ndim - 1 != 3 or self.card.spatial_dims != 3:
+            return default_tta(self.tta_requested, self.card, windows=1, roi=self.card.roi_size)
+        affine = np.asarray(getattr(image, "affine", np.eye(4)), dtype=np.float64)
+        work = estimate_work(tuple(int(s) for s in image.shape[1:]), affine, self.card, overlap=self.overlap,
+                             tta=False)
+        return default_tta(None, self.card, windows=work.windows, roi=self.card.roi_size,
+                           device=self.device.type)
+
+    def passes(self, tta: bool) -> int:
+        """Network passes per window: 2 ** mirrored axes with TTA, else 1."""
+        return 2 ** len([a for a in self.card.mirror_axes if 0 <= a < self.card.spatial_dims]) if tta else 1
+
+    def _fast_windows(self, x: torch.Tensor, mask: torch.Tensor | None) -> int | None:
+        """Windows ``--fast`` would run (overlap 0.25 over the same crop box), for the time notice."""
+        if self.card.spatial_dims != 3:
+            return None
+        shape = tuple(int(s) for s in x.shape[1:])
+        if mask is not None:
+            box = bounding_box(mask, "mask")
+            shape = box.size if box is not None else shape
+        return count_windows(shape, self.card.roi_size, min(self.overlap, FAST_OVERLAP))
+
+    def _engine_options(self, placement: Placement, shape: tuple[int, ...], tta: bool | None = None) -> EngineOptions:
         return engine_options(
-            self.card, shape, overlap=self.overlap, tta=self.tta, batch_size=self.options.batch_size,
+            self.card, shape, overlap=self.overlap, tta=self.tta if tta is None else tta,
+            batch_size=self.options.batch_size,
             compute=placement.compute, stitch=placement.stitch, amp=self.options.amp,
             accumulate=self.options.accumulate, probabilities=self.options.probabilities, threshold=self.threshold)
 
@@ -252,15 +301,29 @@ class Predictor:
         return (self.cpu_network is not None and placement.compute.type == "cpu"
                 and getattr(self.cpu_network, "trusted", True))
 
-    def _run(self, x: torch.Tensor, placement: Placement, progress=None) -> StitchResult:
+    def _scan_mask(self, source: torch.Tensor) -> tuple[MetaTensor | None, CropBox | None]:
+        """The body / non-zero mask of a 3D scan on its own grid (a MetaTensor preprocessing resamples with the
+        image) and its box; (None, None) when the mode is "none" or the mask holds the whole grid."""
+        mask = scan_mask(source, self.crop)
+        if mask is None or bool(mask.all()):
+            return None, None
+        box = bounding_box(mask, self.crop)
+        if box is None:  # nothing above the body threshold: run everything rather than guess
+            return None, None
+        affine = torch.as_tensor(np.asarray(getattr(source, "affine", np.eye(4)), dtype=np.float64))
+        tensor = MetaTensor(torch.from_numpy(mask[None].astype(np.uint8)), affine=affine)
+        return tensor, box
+
+    def _run(self, x: torch.Tensor, placement: Placement, progress=None,
+             mask: torch.Tensor | None = None, tta: bool | None = None) -> StitchResult:
         self._to_device(placement.compute)
-        options = self._engine_options(placement, tuple(x.shape[1:]))
+        options = self._engine_options(placement, tuple(x.shape[1:]), tta)
         self._batch_size = options.batch_size
         compiled = self._compiled_on(placement)
         runner = self.cpu_network if compiled else self.model
         # a compiled runtime has its own threads: torch's glue (flips, blending, argmax) keeps to one
         with torch_threads(GLUE_THREADS) if compiled else contextlib.nullcontext():
-            return segment(runner, self.card, x, options, head=self.head, progress=progress)
+            return segment(runner, self.card, x, options, head=self.head, progress=progress, mask=mask)
 
     def _restore(self, result: StitchResult, model_affine, shape, input_affine, spatial):
         if spatial == 2:  # 2D images are not resampled: the model grid is the input grid
@@ -281,6 +344,19 @@ class Predictor:
         decide = functools.partial(threshold_labels, threshold=self.threshold, dtype=result.labels.dtype)
         return soft_to_grid(soft, model_affine, shape, input_affine, decide=decide,
                             label_dtype=result.labels.dtype, keep=self.save_soft)
+
+
+def _outside_background(labels: torch.Tensor, probs: torch.Tensor | None, box: CropBox,
+                        softmax: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Labels (and probabilities) with everything outside ``box`` set to background."""
+    inside = torch.zeros(labels.shape, dtype=torch.bool)
+    inside[box.slices] = True
+    labels = labels.masked_fill(~inside, 0)
+    if probs is not None:
+        probs = probs.masked_fill(~inside, 0)
+        if softmax:
+            probs[0].masked_fill_(~inside, 1)
+    return labels, probs
 
 
 def _output_options(head: OutputHead, options: PredictOptions) -> tuple[float, bool]:

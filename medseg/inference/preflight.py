@@ -9,6 +9,12 @@
   outside is refused (a whole abdomen given to a hippocampus-crop model).
 * Modality: a scan that looks like CT (air near -1000 HU) given to an MR model is refused; the milder
   mismatch (an MR-looking scan given to a CT model) is a warning.
+* Mirroring TTA (:func:`default_tta`): ``--tta`` / ``--no-tta`` decide when given; else the card's ``tta``
+  ("on" / "off"); else on, except on a CPU for scans whose windows hold more than
+  :data:`CPU_TTA_MAX_WINDOW_VOXELS` voxels (a whole CT: 2**3 = 8 passes would take about an hour on 2 cores);
+  the sidecar records the choice and why (``tta_reason``).
+* Time: after the first batches of a long job, one line with windows x passes, the expected minutes from the
+  measured rate, and what ``--no-tta`` / ``--fast`` would take instead (:func:`time_notice`).
 
 Warnings go to the log (terminal) and into the prediction's sidecar. Only 3D models on 3D scans are sized
 (2D images are not resampled).
@@ -20,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from os import PathLike
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,6 +42,7 @@ from medseg.transforms.presets import target_spacing
 MAX_WINDOW_PASSES = 100_000   # windows x TTA passes: hours on any CPU, a clear sign of a wrong spacing
 FOV_REFUSE_FACTOR = 4.0       # refuse beyond 4x the card's largest extent (or below a quarter of its smallest)
 LONG_JOB_SECONDS = 60.0       # the time notice appears for jobs estimated longer than this
+CPU_TTA_MAX_WINDOW_VOXELS = 16 * 2**20  # CPU default: mirroring TTA only up to this many window voxels (8 x 128^3)
 _MR = {"MR", "MRI", "T1", "T2", "FLAIR"}
 
 logger = get_logger(__name__)
@@ -215,26 +223,72 @@ def preflight_warnings(image: torch.Tensor, card: ModelCard, path: str | None, *
     return warnings + outlier_warning(image, card, path)
 
 
-def time_notice(progress: Callable[[int, int], None] | None, path: str | None, *,
-                passes: int) -> Callable[[int, int], None]:
-    """Wrap a ``progress(done, total)`` callback: after the first batch of windows, when the whole job is
-    estimated to take longer than :data:`LONG_JOB_SECONDS`, log one line with the estimate (the first
-    batch's time per window, times the number of windows: a rough rate, it includes warm-up)."""
-    start = time.perf_counter()
-    state = {"told": False}
+def default_tta(requested: bool | None, card: ModelCard | None, *, windows: int, roi: Sequence[int],
+                device: str = "cpu") -> tuple[bool, str]:
+    """Mirroring TTA for one scan, and why: the user's ``--tta``/``--no-tta``, else the card's ``tta``
+    ("on"/"off"; None: no card), else on, except on a CPU when ``windows`` windows of ``roi`` hold more than
+    :data:`CPU_TTA_MAX_WINDOW_VOXELS` voxels."""
+    if requested is not None:
+        return bool(requested), "--tta" if requested else "--no-tta or --fast"
+    policy = getattr(card, "tta", None) or "auto"
+    if policy in ("on", "off"):
+        return policy == "on", f"model card: {policy}"
+    if device != "cpu":
+        return True, "default on"
+    work = windows * math.prod(int(r) for r in roi)
+    if work <= CPU_TTA_MAX_WINDOW_VOXELS:
+        return True, "default on (CPU, small scan)"
+    return False, (f"CPU default: off for large scans ({windows} windows of {'x'.join(map(str, roi))} > "
+                   f"{CPU_TTA_MAX_WINDOW_VOXELS / 2**20:.0f}M window voxels; --tta turns it on)")
+
+
+def count_windows(shape: Sequence[int], roi: Sequence[int], overlap: float) -> int:
+    """Windows the engine places over a grid of ``shape`` (padded up to ``roi``)."""
+    return math.prod(len(window_starts(max(int(n), int(r)), int(r), overlap if int(r) > 1 else 0.0))
+                     for n, r in zip(shape, roi))
+
+
+def time_notice(progress: Callable[[int, int], None] | None, path: str | None, *, passes: int,
+                fast_windows: int | None = None) -> Callable[[int, int], None]:
+    """Wrap a ``progress(done, total)`` callback: when the job is estimated to take longer than
+    :data:`LONG_JOB_SECONDS`, log one line after its first batch: windows x passes, the expected minutes and
+    what ``--no-tta`` (1 pass) and ``--fast`` (no TTA, ``fast_windows`` windows at overlap 0.25) would take.
+
+    The clock starts at the engine's ``progress(0, total)`` (windows placed, nothing run yet), so reading,
+    resampling and cropping the scan do not inflate the rate."""
+    state: dict[str, Any] = {"told": False, "start": time.perf_counter()}
 
     def update(done: int, total: int) -> None:
-        if not state["told"] and 0 < done < total:  # a one-batch job is over before a notice could help
+        if done == 0:
+            state["start"] = time.perf_counter()
+        elif not state["told"] and done < total:  # a one-batch job is over before a notice could help
             state["told"] = True
-            seconds = (time.perf_counter() - start) / done * total
-            if seconds > LONG_JOB_SECONDS:
-                logger.warning(
-                    "%s: ~%d windows x %d passes, ~%.0f min on this machine (from the first %d windows' time)",
-                    path, total, passes, seconds / 60, done)
+            per_window = (time.perf_counter() - state["start"]) / done   # seconds per window, all passes
+            if per_window * total > LONG_JOB_SECONDS:
+                logger.warning("%s", estimate_line(path, total, passes, per_window, fast_windows))
         if progress is not None:
             progress(done, total)
 
     return update
+
+
+def estimate_line(path: str | None, windows: int, passes: int, per_window: float,
+                  fast_windows: int | None = None) -> str:
+    """``PATH: 27 windows x 8 passes, ~36 min on this machine (10.0 s per window pass); --no-tta ~4 min,
+    --fast ~3 min`` (``per_window``: seconds per window with all its passes)."""
+    per_pass = per_window / passes
+    line = (f"{path}: {windows} windows x {passes} passes, {_duration(windows * per_window)} on this machine "
+            f"({per_pass:.1f} s per window pass)")
+    options = []
+    if passes > 1:
+        options.append(f"--no-tta {_duration(windows * per_pass)}")
+    if fast_windows is not None and (fast_windows < windows or passes > 1):
+        options.append(f"--fast {_duration(fast_windows * per_pass)}")
+    return line + ("; " + ", ".join(options) if options else "")
+
+
+def _duration(seconds: float) -> str:
+    return f"~{seconds:.0f} s" if seconds < 90 else f"~{seconds / 60:.0f} min"
 
 
 def preflight_header(path: str | PathLike, predictor) -> list[str]:

@@ -54,9 +54,11 @@ def engine_options(card: ModelCard, shape: tuple[int, ...], *, overlap: float = 
 
 
 def segment(network: Network, card: ModelCard, x: torch.Tensor, options: EngineOptions, *,
-            head: OutputHead | None = None, progress: Callable[[int, int], None] | None = None) -> StitchResult:
+            head: OutputHead | None = None, progress: Callable[[int, int], None] | None = None,
+            mask: torch.Tensor | None = None) -> StitchResult:
     """Labels (and probabilities / soft map) of ``network`` on ``x`` ``(C, X, Y, Z)``, decoded by the card's
-    head. ``network`` returns logits (eval mode); the head turns them into what is stitched."""
+    head. ``network`` returns logits (eval mode); the head turns them into what is stitched. ``mask``
+    ``(X, Y, Z)``: the body / non-zero region; windows cover its box and skip where it is empty."""
     head = head or head_for(card)
     axis = options.order[0] if options.order else card.slice_axis
     net = window_network(network, spatial_dims=card.spatial_dims, slice_axis=axis)
@@ -67,7 +69,7 @@ def segment(network: Network, card: ModelCard, x: torch.Tensor, options: EngineO
             return head.window_output(inner(batch))
 
     return sliding_window_labels(x, net, channels=card.out_channels, activation=head, options=options,
-                                 progress=progress)
+                                 progress=progress, mask=mask)
 
 
 def on_grid(image: torch.Tensor, spatial_dims: int) -> torch.Tensor:

@@ -10,15 +10,22 @@ Regression models (SAUNA soft labels, ``activation = "regression"``) get windows
 signed map y in [-1, 1] (the predictor wraps the network); the cells average y with the same Gaussian
 weights and keep the soft map as ``p = (y + 1) / 2`` in float16, thresholded by :func:`threshold_labels`.
 A sigmoid threshold other than 0.5 compares the weighted logit sums with ``logit(t) x weight sum``.
+
+Windows the engine skips (outside the body mask) add nothing: a cell no window reached is background
+(labels 0; probabilities: background 1 for softmax models, 0 elsewhere).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from medseg.inference.windows import WindowGrid
 from medseg.models.heads import OutputHead, as_head, threshold_labels
+
+if TYPE_CHECKING:
+    from medseg.inference.crop import CropBox
 
 __all__ = ["CellStitcher", "StitchResult", "label_dtype", "threshold_labels"]
 
@@ -31,6 +38,10 @@ class StitchResult:
     probabilities: torch.Tensor | None = None  # (C, *size) float16 in [0, 1]; regression: the soft map p
     accumulate: str = "float32"                # dtype the cell sums were kept in
     peak_stitch_bytes: int = 0                 # most bytes held by live cells at once
+    crop: CropBox | None = None                # where windows were placed (engine run with a mask)
+    windows_run: int = 0
+    windows_skipped: int = 0                   # windows holding no mask voxel, never run
+    background_channel: int | None = None      # probability channel that is 1 where nothing ran (softmax: 0)
 
 
 def label_dtype(activation: str, channels: int) -> torch.dtype:
@@ -106,8 +117,12 @@ class CellStitcher:
             self._next_final += 1
 
     def _finalize(self, cell: tuple[int, ...]) -> None:
-        sums = self._cells.pop(cell)
+        sums = self._cells.pop(cell, None)
         region = self.grid.cell_slices(cell)
+        if sums is None:  # every window over this cell was skipped: background (labels are already 0)
+            if self.probabilities is not None and self.head.kind == "softmax":
+                self.probabilities[0][region] = 1
+            return
         weight = self._weights.pop(cell) if self.keep_weights else None
         labels, probs = self.head.finalize(sums, weight, self.threshold, self.probabilities is not None)
         self.labels[region] = labels.to("cpu", self.labels.dtype)
@@ -119,7 +134,7 @@ class CellStitcher:
         if self._cells:
             raise RuntimeError(f"{len(self._cells)} cells were never finalised")
         return StitchResult(self.labels, self.probabilities, str(self.accum_dtype).removeprefix("torch."),
-                            self.peak_live_bytes)
+                            self.peak_live_bytes, background_channel=0 if self.head.kind == "softmax" else None)
 
 
 def _cells_in(ranges: tuple[tuple[int, int], ...]):

@@ -34,7 +34,8 @@ def predict_command(model: str, inputs: Sequence[Path], output: Path | None, *, 
                     checkpoint_name: str | None, exact: bool, tta: bool | None, threads: int | None,
                     stats: bool = False, resume: bool = False, shard: str | None = None, backend: str = "auto",
                     precision: str = "auto", output_type: str = "multilabel", postprocess: bool = True,
-                    unsupported: dict[str, object] | None = None, previous_stage: Path | None = None) -> int:
+                    unsupported: dict[str, object] | None = None, previous_stage: Path | None = None,
+                    crop: str | None = None) -> int:
     """``medseg predict --model FOLDER`` through the batch path; returns the exit code (a single failed case
     raises its one-line error: exit 2). ``unsupported``: options given that folders do not honour (refused)."""
     from medseg.cli._predict_view import PredictProgress, print_summary
@@ -50,9 +51,9 @@ def predict_command(model: str, inputs: Sequence[Path], output: Path | None, *, 
     with PredictProgress() as view:
         summary, predictor = predict_folder_model(
             model, inputs, output, folds=parse_folds(folds), checkpoint_name=checkpoint_name, exact=exact,
-            tta=True if tta is None else tta, threads=threads, stats=stats, resume=resume, shard=shard,
+            tta=tta, threads=threads, stats=stats, resume=resume, shard=shard,
             backend=backend, precision=precision, postprocess=postprocess, progress=view.update,
-            previous_stage=previous_stage)
+            previous_stage=previous_stage, crop=crop)
     single = summary.single_failure()
     if single is not None:
         raise single

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
+from medseg.inference.crop import nnunet_body_mask
+from medseg.inference.preflight import default_tta, time_notice
 from medseg.nnunet.checkpoint import Fold, load_fold, strict_load
 from medseg.nnunet.export import (
     labels_to_sitk,
@@ -40,7 +42,7 @@ from medseg.nnunet.network import NnUNetNetwork, build_network
 from medseg.nnunet.postprocessing import apply_steps, find_file, read_steps
 from medseg.nnunet.preprocessing import Case, check_plans, preprocess
 from medseg.nnunet.resampling import resample
-from medseg.nnunet.sliding import predict_logits
+from medseg.nnunet.sliding import predict_logits, window_count
 
 logger = get_logger(__name__)
 
@@ -80,6 +82,8 @@ class NnUNetModel:
     postprocessing_file: Path | None = None
     previous: NnUNetModel | None = None     # a cascade's previous stage (3d_lowres), run first
     runners: list[Callable] | None = None   # the default path's CPU runtime per fold (None: the torch networks)
+    last_tta: dict = field(default_factory=dict)   # the TTA choice of the last case, and why
+    crop: str = "body"                               # "none": no body mask (nnU-Net's crop to non-zero stays)
 
     @property
     def in_channels(self) -> int:
@@ -152,18 +156,21 @@ class NnUNetModel:
                 hint="name the files CASE_0000.nii.gz, CASE_0001.nii.gz, ... in one folder, "
                      "or pass every channel of one case to --channels")
 
-    def predict(self, files: Sequence[Path], *, exact: bool = False, tta: bool = True, batch_size: int | None = None,
+    def predict(self, files: Sequence[Path], *, exact: bool = False, tta: bool | None = True,
+                batch_size: int | None = None,
                 progress: Callable[[int, int], None] | None = None, postprocess: bool = True):
         """The label map of one case (a SimpleITK image on the first file's grid); ``postprocess``: apply the
-        folder's ``postprocessing.json`` when it has one."""
+        folder's ``postprocessing.json`` when it has one; ``tta=None``: medseg's default
+        (:func:`~medseg.inference.preflight.default_tta`), recorded in ``last_tta``."""
         files = [Path(f) for f in files]
         self.check_channels(files)
         seg, case = self.segment(files, exact=exact, tta=tta, batch_size=batch_size, progress=progress,
                                  postprocess=postprocess)
         return labels_to_sitk(seg, case)
 
-    def segment(self, files: Sequence[Path], *, exact: bool = False, tta: bool = True, batch_size: int | None = None,
-                progress: Callable[[int, int], None] | None = None, postprocess: bool = True) -> tuple[np.ndarray, Case]:
+    def segment(self, files: Sequence[Path], *, exact: bool = False, tta: bool | None = True,
+                batch_size: int | None = None, progress: Callable[[int, int], None] | None = None,
+                postprocess: bool = True) -> tuple[np.ndarray, Case]:
         """The label array of one case on the file's grid (SimpleITK axis order) and the case read. A cascade
         runs its previous stage first (same arithmetic, no postprocessing, as ``nnUNetv2_predict`` would) and
         feeds its labels to this stage as one-hot channels."""
@@ -172,6 +179,13 @@ class NnUNetModel:
             previous, _ = self.previous.segment(files, exact=exact, tta=tta, batch_size=batch_size,
                                                 progress=progress, postprocess=False)
         case = preprocess(files, self.folder.plans, self.config, previous, self.labels.foreground_labels)
+        if tta is None:  # medseg's policy (CPU: off for large scans); --exact keeps nnU-Net's default (on)
+            tta, reason = (True, "--exact: nnU-Net's default") if exact else default_tta(
+                None, None, windows=window_count(case.data.shape[1:], self.patch), roi=self.patch)
+        else:
+            reason = "--tta" if tta else "--no-tta or --fast"
+        self.last_tta = {"tta": bool(tta), "tta_reason": reason,
+                         "mirror_axes": list(self.mirror_axes or ()) if tta else []}
         axes = self.mirror_axes if tta else None
         if exact:
             cropped = self._exact(case, axes)
@@ -254,8 +268,14 @@ class NnUNetModel:
                                 accumulate="float16" if heads > MANY_CLASSES else "auto")
         logger.debug("engine: %d heads, batch %d, accumulate %s, probabilities %s", heads, batch,
                      options.accumulate, keep)
+        mask = (nnunet_body_mask(case.data, self.config, self.folder.plans)   # CT: windows over the body only
+                if self.crop != "none" else None)
+        passes = 2 ** len(mirror) if mirror else 1
         result = sliding_window_labels(torch.from_numpy(case.data), net, channels=heads,
-                                       activation=activation, options=options, progress=progress)
+                                       activation=activation, options=options, mask=mask,
+                                       progress=time_notice(progress, None, passes=passes))
+        self.last_tta.update(windows={"run": result.windows_run, "skipped": result.windows_skipped},
+                             body_box_model_grid=result.crop.to_dict() if result.crop is not None else None)
         if keep:  # back to logits (up to a per-voxel constant), resampled with nnU-Net's order-1 rule, decided
             prob = result.probabilities.float().clamp_(1e-7, 1.0)
             logits = torch.log(prob) if not self.labels.has_regions else torch.log(prob / (1 - prob).clamp_(1e-7))

@@ -142,11 +142,12 @@ def check_headers(cases: dict[str, list[Path]]) -> None:
 
 def predict_folder_model(model_ref: str, inputs: Sequence[Path], output: Path | None, *,
                          folds: Sequence[str] | None = None, checkpoint_name: str | None = None,
-                         exact: bool = False, tta: bool = True, threads: int | None = None,
+                         exact: bool = False, tta: bool | None = True, threads: int | None = None,
                          stats: bool = False, resume: bool = False, shard: str | tuple[int, int] | None = None,
                          backend: str = "auto", precision: str = "auto", postprocess: bool = True,
                          progress: Callable[[BatchEvent], None] | None = None,
-                         previous_stage: str | Path | None = None) -> tuple[BatchSummary, NnUNetPredictor]:
+                         previous_stage: str | Path | None = None,
+                         crop: str | None = None) -> tuple[BatchSummary, NnUNetPredictor]:
     """Predict every case with an nnU-Net v2 folder (a path, or a name from ``models import-folder``) through
     medseg's batch path: sidecars with the fold sha256s, ``--stats``, ``--resume`` and ``--shard``."""
     from medseg.inference.batch import OutputOptions, run_batch
@@ -154,7 +155,7 @@ def predict_folder_model(model_ref: str, inputs: Sequence[Path], output: Path | 
 
     predictor = build_folder_predictor(model_ref, folds=folds, checkpoint_name=checkpoint_name, exact=exact, tta=tta,
                                        threads=threads, backend=backend, precision=precision,
-                                       postprocess=postprocess, previous_stage=previous_stage)
+                                       postprocess=postprocess, previous_stage=previous_stage, crop=crop)
     grouped = group_cases(list(inputs), predictor.model.folder.channel_names)
     targets = output_paths(grouped, output)
     check_headers(grouped)

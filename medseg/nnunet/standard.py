@@ -65,7 +65,7 @@ class NnUNetPredictor:
         channels: first channel file -> every channel file of its case (from :func:`.run.group_cases`).
     """
 
-    def __init__(self, model: NnUNetModel, *, name: str, exact: bool = False, tta: bool = True,
+    def __init__(self, model: NnUNetModel, *, name: str, exact: bool = False, tta: bool | None = True,
                  pins: dict[str, str] | None = None, channels: dict[Path, list[Path]] | None = None,
                  postprocess: bool = True) -> None:
         self.model, self.exact, self.tta = model, exact, tta
@@ -135,7 +135,7 @@ class NnUNetPredictor:
                          meta={"labels": list(self.label_names), "model": self.info.full_name,
                                "filename_or_obj": str(path)})
         seconds = time.perf_counter() - start
-        settings = self.settings()
+        settings = {**self.settings(), **self.model.last_tta}   # the TTA this case got (tta=None: per case)
         others = self.files_for(path)[1:]
         if others:  # the sidecar's input is channel _0000; the other channels are pinned here
             settings["other_channels"] = {str(f): sha256_file(f) for f in others}
@@ -146,8 +146,9 @@ def build_folder_predictor(model_ref: str, *, folds: Sequence[str] | None = None
                            exact: bool = False, tta: bool | None = None, threads: int | None = None,
                            backend: str = "auto", precision: str = "auto",
                            channels: dict[Path, list[Path]] | None = None, postprocess: bool = True,
-                           previous_stage: str | Path | None = None) -> NnUNetPredictor:
+                           previous_stage: str | Path | None = None, crop: str | None = None) -> NnUNetPredictor:
     """The predictor of :func:`medseg.api.build_predictor` for a folder path or an imported name."""
+    from medseg.inference.crop import check_crop_mode
     from medseg.nnunet.run import load_folder_model
 
     check_runtime(backend, precision, exact)
@@ -155,7 +156,9 @@ def build_folder_predictor(model_ref: str, *, folds: Sequence[str] | None = None
         torch.set_num_threads(threads)
     model, name, pins = load_folder_model(model_ref, folds=folds, checkpoint_name=checkpoint_name,
                                           previous_stage=previous_stage)
-    predictor = NnUNetPredictor(model, name=name, exact=exact, tta=True if tta is None else tta, pins=pins,
+    check_crop_mode(crop)
+    model.crop = crop or "body"   # CT folders: windows over the body ("none": the whole grid)
+    predictor = NnUNetPredictor(model, name=name, exact=exact, tta=tta, pins=pins,
                                 channels=channels, postprocess=postprocess)
     if not exact:  # default path: OpenVINO fp32 when installed, guarded per fold network (see use_runtime)
         predictor.cpu_network = model.use_runtime(backend, precision)

@@ -172,15 +172,28 @@ def test_max_voxels_refuses_with_the_numbers(tmp_path):
 
 
 def test_long_jobs_get_one_time_notice(monkeypatch):
-    clock = iter([0.0, 10.0, 20.0])
+    clock = iter([0.0, 5.0, 15.0, 25.0])    # created; engine start (0 windows); after 2 windows; after 4
     monkeypatch.setattr(preflight.time, "perf_counter", lambda: next(clock))
     notices, seen = [], []
     monkeypatch.setattr(preflight.logger, "warning", lambda message, *args: notices.append(message % args))
-    update = preflight.time_notice(lambda done, total: seen.append(done), "big.nii.gz", passes=8)
+    update = preflight.time_notice(lambda done, total: seen.append(done), "big.nii.gz", passes=8, fast_windows=48)
+    update(0, 100)
     update(2, 100)
     update(4, 100)
-    assert notices == ["big.nii.gz: ~100 windows x 8 passes, ~8 min on this machine (from the first 2 windows' time)"]
-    assert seen == [2, 4]
+    assert notices == ["big.nii.gz: 100 windows x 8 passes, ~8 min on this machine (0.6 s per window pass); "
+                       "--no-tta ~62 s, --fast ~30 s"]
+    assert seen == [0, 2, 4]
+
+
+def test_short_jobs_get_no_time_notice(monkeypatch):
+    clock = iter([0.0, 0.0, 1.0, 2.0])
+    monkeypatch.setattr(preflight.time, "perf_counter", lambda: next(clock))
+    notices = []
+    monkeypatch.setattr(preflight.logger, "warning", lambda message, *args: notices.append(message % args))
+    update = preflight.time_notice(None, "small.nii.gz", passes=8)
+    for done in (0, 2, 4):
+        update(done, 10)
+    assert notices == []
 
 
 @pytest.mark.parametrize("name", ["example_ct.nii.gz", "example_mr_sm.nii.gz"])
