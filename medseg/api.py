@@ -68,7 +68,8 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
                     checkpoint: str | PathLike | None = None, threads: int | None = None,
                     amp: bool = True, backend: str = "auto", precision: str = "auto",
                     threshold: float | None = None, save_soft: bool | None = None,
-                    max_voxels: int | None = None, force: bool = False) -> Predictor:
+                    max_voxels: int | None = None, force: bool = False, quality: bool = True,
+                    flag_below: float = 0.8) -> Predictor:
     """The one predictor factory (the CLI's ``medseg predict`` calls it with the same defaults): a model name,
     ``name.tag``, nn.Module with ``.card``, or the default becomes a :class:`Predictor`; ``cascade.<recipe>``
     (or a cascade recipe ``.toml``) a two-stage cascade (:mod:`medseg.cascade`; its ``checkpoint`` is a folder
@@ -83,7 +84,8 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
     ``save_soft``: keep a SAUNA model's soft map (``Prediction.soft``, written as ``CASE_soft.nii.gz``;
     default: the card's). ``max_voxels``: refuse scans whose grid at the model's spacing is larger
     (default: what free memory holds); ``force``: run scans the preflight refuses (size, field of view, modality;
-    :mod:`medseg.inference.preflight`)."""
+    :mod:`medseg.inference.preflight`). ``quality``: per-structure quality estimates (``Prediction.quality``,
+    the sidecar's ``quality``; :mod:`medseg.quality`), flagged below ``flag_below`` predicted Dice."""
     if fast and precision == "auto":
         precision = "bf16"   # what --fast costs: see benchmarks/README.md, "Fast CPU inference"
     if isinstance(model, str) and (model.startswith("cascade.") or model.endswith(".toml")):  # two stages, one name
@@ -116,7 +118,8 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
     options = PredictOptions(
         overlap=overlap, tta=tta, fast=fast, batch_size=batch_size, device=_device_for_rank(device), amp=amp,
         probabilities=probabilities, postprocess=_postprocess_spec(card.postprocess, postprocess), threads=threads,
-        threshold=threshold, save_soft=save_soft, max_voxels=max_voxels, force=force,
+        threshold=threshold, save_soft=save_soft, max_voxels=max_voxels, force=force, quality=quality,
+        flag_below=flag_below,
     )
     predictor = Predictor(net, card, options, info)
     if predictor.device.type == "cpu" and card.spatial_dims == 3:

@@ -15,7 +15,7 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -44,6 +44,9 @@ from medseg.inference.stitcher import StitchResult
 from medseg.models.heads import OutputHead, head_for, threshold_labels
 from medseg.transforms import build_preprocessing
 
+if TYPE_CHECKING:
+    from medseg.quality.probe import QualityProbe
+
 logger = get_logger(__name__)
 
 MAX_PROBABILITY_CLASSES = 16
@@ -69,6 +72,8 @@ class PredictOptions:
     save_soft: bool | None = None    # regression (SAUNA) models: keep the soft map; None: the card's
     max_voxels: int | None = None    # refuse scans whose resampled grid is larger; None: from free memory
     force: bool = False              # run scans the preflight would refuse (size, field of view, modality)
+    quality: bool = True             # per-structure quality estimates (medseg.quality) in Prediction.quality
+    flag_below: float = 0.8          # flag structures whose predicted Dice is below this
 
 
 @dataclass
@@ -82,6 +87,7 @@ class Prediction:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     soft: torch.Tensor | None = None         # regression models, save_soft: (K, *input spatial) float32 p in [0, 1]
+    quality: dict[str, Any] | None = None    # {label name: {"predicted_dice", "flag", "signals"}} (medseg.quality)
 
 
 class Predictor:
@@ -126,6 +132,7 @@ class Predictor:
         self.model = model.eval()
         self._model_device: torch.device | None = None
         self._batch_size = self.options.batch_size
+        self._probe: QualityProbe | None = None
         self._to_device(self.device)
         self.postprocess = (self.options.postprocess if self.options.postprocess is not None
                             else PostprocessSpec.from_mapping(self.card.postprocess))
@@ -184,6 +191,11 @@ class Predictor:
                                        max_voxels=self.options.max_voxels, force=self.options.force)
         for message in warnings:
             logger.warning(message)
+        domain: list[str] = []
+        if self.options.quality:
+            from medseg.quality.estimate import domain_problems
+
+            domain = domain_problems(source, self.card)
         progress = time_notice(progress, path, passes=2 ** len(self.card.mirror_axes) if self.tta else 1)
         pre = build_preprocessing(self.card, spatial_dims=spatial)({"image": source})["image"]
         model_affine = np.asarray(pre.affine, dtype=np.float64)
@@ -197,6 +209,11 @@ class Predictor:
         result, placement = run_with_fallback(attempt, placements_for(self.device), warnings.append)
         del attempt
         timings["inference_s"] = time.perf_counter() - t1
+        quality = None
+        if self.options.quality:
+            tq = time.perf_counter()
+            quality = self._quality(result, model_affine, spatial, domain)
+            timings["quality_s"] = time.perf_counter() - tq
 
         t2 = time.perf_counter()
         input_affine = np.asarray(image.affine, dtype=np.float64)
@@ -217,7 +234,18 @@ class Predictor:
         settings = {**self.settings(), "placement": str(placement), "batch_size": self._batch_size,
                     "accumulate": result.accumulate, "peak_stitch_mib": round(result.peak_stitch_bytes / 2**20, 1)}
         timings["total_s"] = time.perf_counter() - t0
-        return Prediction(out, self.label_names, probs, settings, timings, warnings, soft=soft)
+        return Prediction(out, self.label_names, probs, settings, timings, warnings, soft=soft, quality=quality)
+
+    def _quality(self, result: StitchResult, model_affine, spatial: int, domain: list[str]) -> dict[str, Any]:
+        """Per-structure quality on the model grid (before mapping back: the frame the card's reference
+        statistics were taken in)."""
+        labels = result.labels.numpy() if spatial == 3 else result.labels[..., 0].numpy()
+        spacing = np.linalg.norm(np.asarray(model_affine, dtype=np.float64)[:spatial, :spatial], axis=0)
+        from medseg.quality.estimate import assess
+
+        probe = self._probe.signals() if self._probe is not None else None
+        return assess(labels, spacing, self.card, self.label_names, probe=probe, domain=domain,
+                      flag_below=self.options.flag_below)
 
     def _empty(self, image: MetaTensor, path: str | None, warnings: list[str], t0: float) -> Prediction:
         """An all-background label map on the input grid (blank images: all zero, constant, all NaN)."""
@@ -240,7 +268,12 @@ class Predictor:
         options = self._engine_options(placement, tuple(x.shape[1:]))
         self._batch_size = options.batch_size
         runner = self.cpu_network if self.cpu_network is not None and placement.compute.type == "cpu" else self.model
-        return segment(runner, self.card, x, options, head=self.head, progress=progress)
+        self._probe = None
+        if self.options.quality and self.head.kind == "softmax":
+            from medseg.quality.probe import QualityProbe
+
+            self._probe = QualityProbe(self.card.out_channels, options.roi)
+        return segment(runner, self.card, x, options, head=self.head, progress=progress, probe=self._probe)
 
     def _restore(self, result: StitchResult, model_affine, shape, input_affine, spatial):
         if spatial == 2:  # 2D images are not resampled: the model grid is the input grid

@@ -1,0 +1,139 @@
+"""Map quality signals to a predicted Dice: a ridge-regression score, then isotonic regression on it.
+
+The score is a linear combination of standardised signals (:data:`FEATURES`; a missing signal counts as
+its training mean); the isotonic step (pool-adjacent-violators) turns the score into Dice, monotone by
+construction, stored as knots and applied with linear interpolation (clamped at both ends). Both steps
+are fitted on validation cases of the training run (:mod:`medseg.quality.fit`); the result is a small
+JSON-ready dict kept in ``card.quality["calibration"]``.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: signals the calibration reads, in order (absolute z-scores: too large and too small are both bad)
+FEATURES = ("tta_dice", "confidence", "boundary_confidence", "entropy", "abs_volume_z", "abs_intensity_z",
+            "extra_components", "touches_border")
+RIDGE = 1.0
+
+
+def feature_vector(signals: Mapping[str, Any]) -> list[float | None]:
+    """The calibration's inputs from one structure's signals (None where a signal is missing)."""
+    def get(name: str) -> float | None:
+        if name.startswith("abs_"):
+            value = signals.get(name[4:])
+            return None if value is None else abs(float(value))
+        value = signals.get(name)
+        return None if value is None else float(value)
+    return [get(name) for name in FEATURES]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A fitted mapping from :data:`FEATURES` to predicted Dice."""
+
+    center: tuple[float, ...]
+    scale: tuple[float, ...]
+    weights: tuple[float, ...]
+    intercept: float
+    knots_score: tuple[float, ...]
+    knots_dice: tuple[float, ...]
+    features: tuple[str, ...] = FEATURES
+
+    def score(self, rows: Sequence[Sequence[float | None]]) -> np.ndarray:
+        """Linear score of rows of feature values (missing = the training mean)."""
+        x = _standardise(rows, np.asarray(self.center), np.asarray(self.scale))
+        return x @ np.asarray(self.weights) + self.intercept
+
+    def predict(self, rows: Sequence[Sequence[float | None]]) -> np.ndarray:
+        """Predicted Dice in [0, 1] per row."""
+        return np.clip(np.interp(self.score(rows), self.knots_score, self.knots_dice), 0.0, 1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": "ridge score + isotonic regression", "features": list(self.features),
+                "center": _r(self.center), "scale": _r(self.scale), "weights": _r(self.weights),
+                "intercept": round(self.intercept, 6),
+                "knots": {"score": _r(self.knots_score), "dice": _r(self.knots_dice)}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
+        features = tuple(data.get("features", FEATURES))
+        if features != FEATURES:
+            raise ValueError(f"calibration features {features} differ from this version's {FEATURES}")
+        knots = data["knots"]
+        return cls(tuple(data["center"]), tuple(data["scale"]), tuple(data["weights"]), float(data["intercept"]),
+                   tuple(knots["score"]), tuple(knots["dice"]), features)
+
+
+def fit(rows: Sequence[Sequence[float | None]], dice: Sequence[float], *, ridge: float = RIDGE) -> Calibration:
+    """Fit the ridge score (standardised features) and the isotonic map from score to Dice."""
+    raw = np.array([[np.nan if v is None else float(v) for v in row] for row in rows], dtype=np.float64)
+    with warnings.catch_warnings():   # a signal missing everywhere (e.g. no TTA): mean 0, scale 1
+        warnings.simplefilter("ignore", RuntimeWarning)
+        center = np.nanmean(raw, axis=0)
+        scale = np.nanstd(raw, axis=0)
+    center = np.where(np.isfinite(center), center, 0.0)
+    scale = np.where(np.isfinite(scale) & (scale > 1e-9), scale, 1.0)
+    x = _standardise(rows, center, scale)
+    y = np.clip(np.asarray(dice, dtype=np.float64), 0.0, 1.0)
+    intercept = float(y.mean())
+    a = x.T @ x + ridge * np.eye(x.shape[1])
+    weights = np.linalg.solve(a, x.T @ (y - intercept))
+    score = x @ weights + intercept
+    knots_score, knots_dice = isotonic_knots(score, y)
+    return Calibration(tuple(center), tuple(scale), tuple(weights), intercept, knots_score, knots_dice)
+
+
+def isotonic_knots(x: np.ndarray, y: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Pool-adjacent-violators: the non-decreasing least-squares fit of ``y`` on ``x``, as knots
+    (block mean of x, block value) for interpolation."""
+    order = np.argsort(x, kind="stable")
+    xs, ys = np.asarray(x, float)[order], np.asarray(y, float)[order]
+    blocks: list[list[float]] = []   # [sum y, count, sum x]
+    for xv, yv in zip(xs, ys):
+        blocks.append([yv, 1.0, xv])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
+            s, n, sx = blocks.pop()
+            blocks[-1][0] += s
+            blocks[-1][1] += n
+            blocks[-1][2] += sx
+    kx = tuple(float(b[2] / b[1]) for b in blocks)
+    ky = tuple(float(b[0] / b[1]) for b in blocks)
+    return kx, ky
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman rank correlation (average ranks for ties); nan for fewer than 3 pairs or a constant side."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.size < 3:
+        return float("nan")
+    ra, rb = _ranks(a), _ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _ranks(v: np.ndarray) -> np.ndarray:
+    order = np.argsort(v, kind="stable")
+    ranks = np.empty(v.size, dtype=float)
+    ranks[order] = np.arange(v.size, dtype=float)
+    for value in np.unique(v):  # ties share their mean rank
+        tied = v == value
+        if tied.sum() > 1:
+            ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def _standardise(rows, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    raw = np.array([[np.nan if v is None else float(v) for v in row] for row in rows], dtype=np.float64)
+    raw = raw.reshape(-1, len(center))
+    raw = np.where(np.isfinite(raw), raw, center)
+    return (raw - center) / scale
+
+
+def _r(values) -> list[float]:
+    return [round(float(v), 6) for v in values]
