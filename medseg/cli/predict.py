@@ -26,7 +26,8 @@ def predict(
     output_format: str | None = typer.Option(
         None, "--output-format", help="image (the format of -o or the input), dicom-seg or rtstruct (one .dcm "
         "object per DICOM series input, referencing it). Default: dicom-seg for -o NAME.dcm, else image."),
-    stats: bool = typer.Option(False, "--stats", help="Write per-structure volume (mL), voxels, mean intensity."),
+    stats: bool = typer.Option(False, "--stats", help="Write per-structure volume (mL), voxels, mean intensity, "
+                               "and the quality estimate (predicted Dice, flag)."),
     probabilities: bool = typer.Option(False, "--probabilities", help="Also write probability maps (<= 16 classes)."),
     threshold: float | None = typer.Option(
         None, "--threshold", help="Foreground probability for sigmoid and SAUNA (regression) models, in (0, 1). "
