@@ -7,10 +7,7 @@ with the training distribution stored in the model card (``card.quality["referen
 calibration (``card.quality["calibration"]``, :mod:`medseg.quality.calibration`) maps them to a predicted
 Dice; scans outside the model's domain (modality, field of view, intensity) are always flagged
 (:mod:`medseg.quality.estimate`). ``python -m medseg.quality.fit`` reproduces the shipped calibration.
+
+Import the submodules you need (``medseg.quality.estimate``, ``.calibration``, ...): this package imports
+nothing itself, so ``medseg evaluate`` can read sidecar estimates without loading the inference stack.
 """
-from __future__ import annotations
-
-from medseg.quality.estimate import DEFAULT_FLAG_BELOW, assess, flagged_structures
-from medseg.quality.probe import QualityProbe
-
-__all__ = ["DEFAULT_FLAG_BELOW", "QualityProbe", "assess", "flagged_structures"]

@@ -14,7 +14,8 @@ import numpy as np
 
 from medseg.core.log import get_logger
 from medseg.quality.calibration import spearman
-from medseg.quality.estimate import DEFAULT_FLAG_BELOW
+
+DEFAULT_FLAG_BELOW = 0.8   # the same default as medseg.quality.estimate (which loads the inference stack)
 
 logger = get_logger(__name__)
 
