@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -28,8 +29,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from medseg.core.log import get_logger
 from medseg.quality.calibration import FEATURES, Calibration, feature_vector, fit, spearman
 from medseg.quality.degrade import DEGRADATIONS
+
+logger = get_logger(__name__)
 
 MODEL = "stunet_t.hippocampus"
 RECIPE = "pipelines/hippocampus/stunet_t.toml"
@@ -65,14 +69,18 @@ def reference(train: list[dict], card) -> dict[str, Any]:
     return reference_statistics((load_case(c, card) for c in train), spacing, card.labels)
 
 
-def collect(predictor, cases: list[dict], names: tuple[str, ...]) -> list[dict[str, Any]]:
-    """One row per (case, degradation, structure): signals and actual Dice."""
+def collect(predictor, cases: list[dict], names: tuple[str, ...], cache: Path | None = None) -> list[dict[str, Any]]:
+    """One row per (case, degradation, structure): signals and actual Dice (kept in ``cache`` after each case,
+    and cases already there are not predicted again)."""
     from monai.data import MetaTensor
 
     from medseg.io import read_image
 
-    rows = []
+    rows = json.loads(cache.read_text(encoding="utf-8")) if cache is not None and cache.is_file() else []
+    done = {r["case"] for r in rows}
     for i, case in enumerate(cases):
+        if case["case"] in done:
+            continue
         image = read_image(case["image"])
         ref = np.asarray(read_image(case["label"]).as_tensor()[0]).round().astype(np.int64)
         base = image.as_tensor()[0].numpy().astype(np.float64)
@@ -86,6 +94,9 @@ def collect(predictor, cases: list[dict], names: tuple[str, ...]) -> list[dict[s
                 entry = prediction.quality[names[value]]
                 rows.append({"case": case["case"], "degradation": name, "structure": names[value],
                              "dice": _dice(labels, ref, value), "signals": entry["signals"]})
+        if cache is not None:
+            cache.write_text(json.dumps(rows), encoding="utf-8")
+        logger.info("%s: %d/%d cases", case["case"], i + 1, len(cases))
     return rows
 
 
@@ -167,31 +178,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="use only the first N validation cases (a quick try)")
     parser.add_argument("--cache", type=Path, help="keep the per-structure rows in this JSON and reuse them "
                         "when it exists (refit without predicting again)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (1 avoids thread spinning on a "
+                        "shared machine)")
     parser.add_argument("--no-write", action="store_true", help="print the figures, write nothing")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("medseg.inference").setLevel(logging.ERROR)   # forced out-of-domain scans warn by design
 
     from medseg import api
 
     t0 = time.perf_counter()
-    predictor = api.build_predictor(MODEL, device="cpu", force=True)
+    predictor = api.build_predictor(MODEL, device="cpu", force=True, threads=args.threads)
     card = predictor.card.replace(quality={})   # signals only while fitting
     train, val = split(args.data)
     ref = reference(train, card)
     predictor.card = card.replace(quality={"reference": ref})
     if args.limit:
         val = val[: args.limit]
-    if args.cache is not None and args.cache.is_file():
-        rows = json.loads(args.cache.read_text(encoding="utf-8"))
-    else:
-        rows = collect(predictor, val, predictor.label_names)
-        if args.cache is not None:
-            args.cache.write_text(json.dumps(rows), encoding="utf-8")
+    rows = collect(predictor, val, predictor.label_names, args.cache)
     fit_cases = {c["case"] for c in val[0::2]}
     fit_rows = [r for r in rows if r["case"] in fit_cases]
     held_rows = [r for r in rows if r["case"] not in fit_cases]
     calibration = fit([feature_vector(r["signals"]) for r in fit_rows], [r["dice"] for r in fit_rows])
     predictor.card = card.replace(quality={"reference": ref, "calibration": calibration.to_dict()})
-    fast = api.build_predictor(MODEL, device="cpu", force=True, tta=False, overlap=0.25)
+    fast = api.build_predictor(MODEL, device="cpu", force=True, tta=False, overlap=0.25, threads=args.threads)
     fast.card = predictor.card
     held = evaluate_rows(calibration, held_rows)
     held_clean = evaluate_rows(calibration, [r for r in held_rows if r["degradation"] == "clean"])

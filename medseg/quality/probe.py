@@ -73,24 +73,29 @@ class QualityProbe:
         k = self.channels
         probs = torch.softmax(logits.float(), 1)
         conf, labels = probs.max(1)
-        entropy = -(probs * probs.clamp_min(1e-8).log()).sum(1) / math.log(max(k, 2))
+        entropy = (probs * probs.clamp_min(1e-8).log()).sum(1).mul_(-1.0 / math.log(max(k, 2)))
         del probs
-        w = self._gauss.expand_as(conf)
-        boundary = _boundary(labels).float()
-        intensity = x[:, 0].float().to(logits.device)
+        w = self._gauss.expand_as(conf).reshape(-1)
+        boundary = _boundary(labels).reshape(-1).float()
+        intensity = x[:, 0].float().to(logits.device).reshape(-1)
+        conf, entropy = conf.reshape(-1), entropy.reshape(-1)
         flat = labels.reshape(-1)
-        rows = {
-            "weight": w, "confidence": w * conf, "entropy": w * entropy, "boundary": w * boundary,
-            "boundary_confidence": w * boundary * conf, "intensity": w * intensity,
-            "intensity_sq": w * intensity * intensity,
-        }
-        for name, values in rows.items():
-            self.sums[_ROW[name]] += _bincount(flat, values, k)
-        for other in pass_labels:
-            other = other.to(labels.device).long()
-            same = (other == labels).reshape(-1)
-            self.sums[_ROW["agree_inter"]] += _bincount(flat[same], w.reshape(-1)[same], k)
-            self.sums[_ROW["agree_size"]] += _bincount(other.reshape(-1), w, k) + _bincount(flat, w, k)
+        wc, wb = w * conf, w * boundary
+        wi = w * intensity
+        columns = torch.stack([w, wc, w * entropy, wb, wb * conf, wi, wi * intensity], 1)  # order of SUMS[:7]
+        per_class = torch.zeros((k, columns.shape[1]), dtype=torch.float32, device=logits.device)
+        per_class.index_add_(0, flat, columns)
+        self.sums[:7] += per_class.T.double().cpu()
+        if pass_labels:
+            others = torch.stack([p.reshape(-1) for p in pass_labels]).to(flat.device).long()   # (P, N)
+            same = (others == flat).float()
+            inter = torch.zeros(k, dtype=torch.float32, device=flat.device)
+            inter.index_add_(0, flat.repeat(len(pass_labels)), (same * w).reshape(-1))
+            size = torch.zeros(k, dtype=torch.float32, device=flat.device)
+            size.index_add_(0, others.reshape(-1), w.repeat(len(pass_labels)))
+            size += per_class[:, 0] * len(pass_labels)
+            self.sums[_ROW["agree_inter"]] += inter.double().cpu()
+            self.sums[_ROW["agree_size"]] += size.double().cpu()
 
     def signals(self) -> dict[int, dict[str, float | None]]:
         """Per label value (>= 1): ``tta_dice``, ``confidence``, ``boundary_confidence``, ``entropy``,
@@ -116,10 +121,6 @@ class QualityProbe:
                 "intensity_std": math.sqrt(var),
             }
         return out
-
-
-def _bincount(index: torch.Tensor, weights: torch.Tensor, k: int) -> torch.Tensor:
-    return torch.bincount(index, weights=weights.reshape(-1).double(), minlength=k)[:k].cpu()
 
 
 def _boundary(labels: torch.Tensor) -> torch.Tensor:

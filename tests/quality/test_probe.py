@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from monai.data import MetaTensor
 
@@ -39,7 +40,7 @@ def test_quality_signals_leave_the_labels_unchanged_and_agree_for_a_mirror_symme
         assert set(entry) == {"predicted_dice", "flag", "signals"}
         assert entry["predicted_dice"] is None   # the test card has no calibration
         s = entry["signals"]
-        assert s["tta_dice"] == 1.0            # a 1x1x1 convolution is mirror-equivariant
+        assert s["tta_dice"] == pytest.approx(1.0, abs=1e-3)   # a 1x1x1 convolution is mirror-equivariant
         assert 0.5 < s["confidence"] <= 1.0 and 0.0 < s["entropy"] < 1.0
         assert s["volume_ml"] > 0 and s["components"] >= 1
 
