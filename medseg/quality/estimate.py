@@ -71,18 +71,26 @@ def assess(labels: np.ndarray, spacing: Sequence[float], card: ModelCard, names:
             ood.append("intensity")
         signals["out_of_domain"] = ood
         missing = signals["volume_ml"] <= 0 and bool(ref) and ref.get("present_fraction", 0) >= EXPECTED_PRESENT
-        predicted: float | None = None
-        if calibration is not None:
-            if signals["volume_ml"] <= 0:
-                predicted = 0.0 if missing else None
-            else:
-                predicted = float(calibration.predict([feature_vector(signals)])[0])
-            if predicted is not None and ood:
-                predicted = min(predicted, OOD_CAP)
-        flag = (predicted < flag_below) if predicted is not None else (bool(ood) or missing)
-        out[name] = {"predicted_dice": None if predicted is None else round(predicted, 4), "flag": bool(flag),
+        predicted, flag = decide(signals, calibration, missing=missing, flag_below=flag_below)
+        out[name] = {"predicted_dice": None if predicted is None else round(predicted, 4), "flag": flag,
                      "signals": {k: _round(v) for k, v in signals.items()}}
     return out
+
+
+def decide(signals: Mapping[str, Any], calibration: Calibration | None, *, missing: bool = False,
+           flag_below: float = DEFAULT_FLAG_BELOW) -> tuple[float | None, bool]:
+    """(predicted Dice, flag) of one structure from its signals (``out_of_domain`` among them)."""
+    ood = bool(signals.get("out_of_domain"))
+    predicted: float | None = None
+    if calibration is not None:
+        if (signals.get("volume_ml") or 0) <= 0:
+            predicted = 0.0 if missing else None
+        else:
+            predicted = float(calibration.predict([feature_vector(signals)])[0])
+        if predicted is not None and ood:
+            predicted = min(predicted, OOD_CAP)
+    flag = (predicted < flag_below) if predicted is not None else (ood or missing)
+    return predicted, bool(flag)
 
 
 def flagged_structures(quality: Mapping[str, Mapping[str, Any]] | None) -> list[str]:
