@@ -197,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                         "when it exists (refit without predicting again)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (1 avoids thread spinning on a "
                         "shared machine)")
+    parser.add_argument("--reference-cache", type=Path, help="keep the training reference in this JSON")
     parser.add_argument("--ood-cache", type=Path, help="keep the out-of-domain scans' signals in this JSON")
     parser.add_argument("--ood-only", action="store_true", help="only predict the out-of-domain scans (cached)")
     parser.add_argument("--reverse", action="store_true", help="predict the validation cases last to first")
@@ -212,7 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     predictor = api.build_predictor(MODEL, device="cpu", force=True, threads=args.threads)
     card = predictor.card.replace(quality={})   # signals only while fitting
     train, val = split(args.data)
-    ref = reference(train, card)
+    if args.reference_cache is not None and args.reference_cache.is_file():
+        ref = json.loads(args.reference_cache.read_text(encoding="utf-8"))
+    else:
+        ref = reference(train, card)
+        if args.reference_cache is not None:
+            args.reference_cache.write_text(json.dumps(ref), encoding="utf-8")
     predictor.card = card.replace(quality={"reference": ref})
     if args.limit:
         val = val[: args.limit]

@@ -43,7 +43,7 @@ def test_a_degraded_scan_gets_a_lower_predicted_dice_than_the_clean_one(predicto
 
 
 @pytest.mark.parametrize("scan, box, reason", [
-    ("example_ct_sm.nii.gz", (slice(50, 70), slice(40, 60), slice(8, 22)), "modality"),      # CT, 60 mm
+    ("example_ct_sm.nii.gz", (slice(0, 20), slice(40, 60), slice(8, 22)), "modality"),       # CT + air, 60 mm
     ("example_mr_sm.nii.gz", (slice(50, 60), slice(40, 50), slice(8, 13)), "field_of_view"),  # MR, 30 mm
 ])
 def test_out_of_domain_scans_are_flagged_in_sidecar_stats_and_table(shared_data, tmp_path, scan, box, reason):
