@@ -3,7 +3,8 @@
 - ``signals``: the raw signals (:mod:`medseg.quality.probe`, :mod:`medseg.quality.signals`), their
   comparison with the card's training reference, and ``out_of_domain`` (why the scan is outside what the
   model was made for: ``modality``, ``field_of_view`` from the preflight checks, ``intensity`` when the mean
-  normalised intensity inside the structure is more than :data:`INTENSITY_OOD_Z` training SDs away).
+  normalised intensity inside the structure is more than :data:`INTENSITY_OOD_Z` training SDs away,
+  ``volume`` when its log volume is more than :data:`VOLUME_OOD_Z` SDs away).
 - ``predicted_dice``: the card's calibration applied to the signals (None without a calibration); an
   expected structure that is missing predicts 0; out of domain caps it at :data:`OOD_CAP` whatever the
   network output.
@@ -25,6 +26,7 @@ from medseg.quality.signals import compare_to_reference, shape_signals
 DEFAULT_FLAG_BELOW = 0.8
 OOD_CAP = 0.2
 INTENSITY_OOD_Z = 6.0
+VOLUME_OOD_Z = 8.0       # log volume this many training SDs away (about 5x the typical hippocampus): absurd
 EXPECTED_PRESENT = 0.5   # a structure present in at least this fraction of training cases is expected
 
 
@@ -69,6 +71,9 @@ def assess(labels: np.ndarray, spacing: Sequence[float], card: ModelCard, names:
         z = signals.get("intensity_z")
         if z is not None and abs(z) > INTENSITY_OOD_Z:
             ood.append("intensity")
+        vz = signals.get("volume_z")
+        if vz is not None and abs(vz) > VOLUME_OOD_Z:
+            ood.append("volume")
         signals["out_of_domain"] = ood
         missing = signals["volume_ml"] <= 0 and bool(ref) and ref.get("present_fraction", 0) >= EXPECTED_PRESENT
         predicted, flag = decide(signals, calibration, missing=missing, flag_below=flag_below)
