@@ -67,19 +67,24 @@ def assess(labels: np.ndarray, spacing: Sequence[float], card: ModelCard, names:
         signals: dict[str, Any] = {**shapes[value], **dict((probe or {}).get(value, {}))}
         ref = reference.get(name)
         signals.update(compare_to_reference(signals, ref))
-        ood = list(domain)
-        z = signals.get("intensity_z")
-        if z is not None and abs(z) > INTENSITY_OOD_Z:
-            ood.append("intensity")
-        vz = signals.get("volume_z")
-        if vz is not None and abs(vz) > VOLUME_OOD_Z:
-            ood.append("volume")
-        signals["out_of_domain"] = ood
+        signals["out_of_domain"] = list(domain) + structure_domain(signals)
         missing = signals["volume_ml"] <= 0 and bool(ref) and ref.get("present_fraction", 0) >= EXPECTED_PRESENT
         predicted, flag = decide(signals, calibration, missing=missing, flag_below=flag_below)
         out[name] = {"predicted_dice": None if predicted is None else round(predicted, 4), "flag": flag,
                      "signals": {k: _round(v) for k, v in signals.items()}}
     return out
+
+
+def structure_domain(signals: Mapping[str, Any]) -> list[str]:
+    """Out-of-domain reasons of one structure: ``intensity`` / ``volume`` far from the training reference."""
+    reasons = []
+    z = signals.get("intensity_z")
+    if z is not None and abs(z) > INTENSITY_OOD_Z:
+        reasons.append("intensity")
+    vz = signals.get("volume_z")
+    if vz is not None and abs(vz) > VOLUME_OOD_Z:
+        reasons.append("volume")
+    return reasons
 
 
 def decide(signals: Mapping[str, Any], calibration: Calibration | None, *, missing: bool = False,

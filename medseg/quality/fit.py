@@ -102,9 +102,16 @@ def collect(predictor, cases: list[dict], names: tuple[str, ...], cache: Path | 
 
 def evaluate_rows(calibration: Calibration, rows: list[dict]) -> dict[str, Any]:
     """Spearman and flag catch rates of ``calibration`` on ``rows``."""
+    from medseg.quality.estimate import decide, structure_domain
+
     if not rows:
         return {}
-    predicted = calibration.predict([feature_vector(r["signals"]) for r in rows])
+    predicted = []   # what users get: the calibration, with the out-of-domain cap of the current rules
+    for r in rows:
+        s = r["signals"]
+        reasons = sorted(set(s.get("out_of_domain") or []) | set(structure_domain(s)))
+        predicted.append(decide({**s, "out_of_domain": reasons}, calibration)[0])
+    predicted = np.array([0.0 if p is None else p for p in predicted])
     for r, p in zip(rows, predicted):
         r["predicted"] = float(p)
     actual = np.array([r["dice"] for r in rows])
