@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,7 @@ import numpy as np
 #: too small are both bad); the rest as the signal
 FEATURES = ("log1m_tta_dice", "log1m_confidence", "log1m_boundary_confidence", "entropy", "abs_volume_z",
             "abs_intensity_z", "extra_components", "touches_border")
-RIDGE = 1.0
+RIDGE = 10.0
 _LOG_FLOOR = 1e-3
 
 
@@ -50,20 +50,26 @@ class Calibration:
     knots_score: tuple[float, ...]
     knots_dice: tuple[float, ...]
     features: tuple[str, ...] = FEATURES
+    offsets: Mapping[str, float] = field(default_factory=dict)   # per structure: its mean residual
 
-    def score(self, rows: Sequence[Sequence[float | None]]) -> np.ndarray:
-        """Linear score of rows of feature values (missing = the training mean)."""
+    def score(self, rows: Sequence[Sequence[float | None]], structures: Sequence[str] | None = None) -> np.ndarray:
+        """Linear score of rows of feature values (missing = the training mean), plus each row's structure
+        offset (structures differ in how hard they are; unknown ones: 0)."""
         x = _standardise(rows, np.asarray(self.center), np.asarray(self.scale))
-        return x @ np.asarray(self.weights) + self.intercept
+        score = x @ np.asarray(self.weights) + self.intercept
+        if structures is not None:
+            score = score + np.array([self.offsets.get(str(s), 0.0) for s in structures])
+        return score
 
-    def predict(self, rows: Sequence[Sequence[float | None]]) -> np.ndarray:
-        """Predicted Dice in [0, 1] per row."""
-        return np.clip(np.interp(self.score(rows), self.knots_score, self.knots_dice), 0.0, 1.0)
+    def predict(self, rows: Sequence[Sequence[float | None]], structures: Sequence[str] | None = None
+                ) -> np.ndarray:
+        """Predicted Dice in [0, 1] per row (``structures``: the row's label name, for its offset)."""
+        return np.clip(np.interp(self.score(rows, structures), self.knots_score, self.knots_dice), 0.0, 1.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": "ridge score + isotonic regression", "features": list(self.features),
                 "center": _r(self.center), "scale": _r(self.scale), "weights": _r(self.weights),
-                "intercept": round(self.intercept, 6),
+                "intercept": round(self.intercept, 6), "offsets": {k: round(float(v), 6) for k, v in self.offsets.items()},
                 "knots": {"score": _r(self.knots_score), "dice": _r(self.knots_dice)}}
 
     @classmethod
@@ -73,11 +79,13 @@ class Calibration:
             raise ValueError(f"calibration features {features} differ from this version's {FEATURES}")
         knots = data["knots"]
         return cls(tuple(data["center"]), tuple(data["scale"]), tuple(data["weights"]), float(data["intercept"]),
-                   tuple(knots["score"]), tuple(knots["dice"]), features)
+                   tuple(knots["score"]), tuple(knots["dice"]), features, dict(data.get("offsets") or {}))
 
 
-def fit(rows: Sequence[Sequence[float | None]], dice: Sequence[float], *, ridge: float = RIDGE) -> Calibration:
-    """Fit the ridge score (standardised features) and the isotonic map from score to Dice."""
+def fit(rows: Sequence[Sequence[float | None]], dice: Sequence[float], *, ridge: float = RIDGE,
+        structures: Sequence[str] | None = None) -> Calibration:
+    """Fit the ridge score (standardised features), a per-structure offset (``structures``: each row's label
+    name; the mean residual of its rows) and the isotonic map from score to Dice."""
     raw = np.array([[np.nan if v is None else float(v) for v in row] for row in rows], dtype=np.float64)
     with warnings.catch_warnings():   # a signal missing everywhere (e.g. no TTA): mean 0, scale 1
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -91,8 +99,14 @@ def fit(rows: Sequence[Sequence[float | None]], dice: Sequence[float], *, ridge:
     a = x.T @ x + ridge * np.eye(x.shape[1])
     weights = np.linalg.solve(a, x.T @ (y - intercept))
     score = x @ weights + intercept
+    offsets: dict[str, float] = {}
+    if structures is not None:
+        names = np.asarray([str(s) for s in structures])
+        offsets = {name: float((y - score)[names == name].mean()) for name in sorted(set(names))}
+        score = score + np.array([offsets[n] for n in names])
     knots_score, knots_dice = isotonic_knots(score, y)
-    return Calibration(tuple(center), tuple(scale), tuple(weights), intercept, knots_score, knots_dice)
+    return Calibration(tuple(center), tuple(scale), tuple(weights), intercept, knots_score, knots_dice,
+                       offsets=offsets)
 
 
 def isotonic_knots(x: np.ndarray, y: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -69,7 +69,7 @@ def assess(labels: np.ndarray, spacing: Sequence[float], card: ModelCard, names:
         signals.update(compare_to_reference(signals, ref))
         signals["out_of_domain"] = list(domain) + structure_domain(signals)
         missing = signals["volume_ml"] <= 0 and bool(ref) and ref.get("present_fraction", 0) >= EXPECTED_PRESENT
-        predicted, flag = decide(signals, calibration, missing=missing, flag_below=flag_below)
+        predicted, flag = decide(signals, calibration, missing=missing, flag_below=flag_below, structure=name)
         out[name] = {"predicted_dice": None if predicted is None else round(predicted, 4), "flag": flag,
                      "signals": {k: _round(v) for k, v in signals.items()}}
     return out
@@ -88,7 +88,7 @@ def structure_domain(signals: Mapping[str, Any]) -> list[str]:
 
 
 def decide(signals: Mapping[str, Any], calibration: Calibration | None, *, missing: bool = False,
-           flag_below: float = DEFAULT_FLAG_BELOW) -> tuple[float | None, bool]:
+           flag_below: float = DEFAULT_FLAG_BELOW, structure: str | None = None) -> tuple[float | None, bool]:
     """(predicted Dice, flag) of one structure from its signals (``out_of_domain`` among them)."""
     ood = bool(signals.get("out_of_domain"))
     predicted: float | None = None
@@ -96,7 +96,8 @@ def decide(signals: Mapping[str, Any], calibration: Calibration | None, *, missi
         if (signals.get("volume_ml") or 0) <= 0:
             predicted = 0.0 if missing else None
         else:
-            predicted = float(calibration.predict([feature_vector(signals)])[0])
+            names = None if structure is None else [structure]
+            predicted = float(calibration.predict([feature_vector(signals)], names)[0])
         if predicted is not None and ood:
             predicted = min(predicted, OOD_CAP)
     flag = (predicted < flag_below) if predicted is not None else (ood or missing)

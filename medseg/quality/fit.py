@@ -110,7 +110,7 @@ def evaluate_rows(calibration: Calibration, rows: list[dict]) -> dict[str, Any]:
     for r in rows:
         s = r["signals"]
         reasons = sorted(set(s.get("out_of_domain") or []) | set(structure_domain(s)))
-        predicted.append(decide({**s, "out_of_domain": reasons}, calibration)[0])
+        predicted.append(decide({**s, "out_of_domain": reasons}, calibration, structure=r["structure"])[0])
     predicted = np.array([0.0 if p is None else p for p in predicted])
     for r, p in zip(rows, predicted):
         r["predicted"] = float(p)
@@ -133,9 +133,11 @@ def cross_validate(rows: list[dict], folds: int = 5) -> dict[str, Any]:
     for k in range(folds):
         held = set(cases[k::folds])
         train = [r for r in rows if r["case"] not in held]
-        cal = fit([feature_vector(r["signals"]) for r in train], [r["dice"] for r in train])
+        cal = fit([feature_vector(r["signals"]) for r in train], [r["dice"] for r in train],
+                  structures=[r["structure"] for r in train])
         idx = [i for i, r in enumerate(rows) if r["case"] in held]
-        predicted[idx] = cal.predict([feature_vector(rows[i]["signals"]) for i in idx])
+        predicted[idx] = cal.predict([feature_vector(rows[i]["signals"]) for i in idx],
+                                     [rows[i]["structure"] for i in idx])
     actual = np.array([r["dice"] for r in rows])
     return {"folds": folds, "spearman": round(spearman(predicted, actual), 4),
             "mae": round(float(np.abs(predicted - actual).mean()), 4)}
@@ -166,7 +168,7 @@ def score_out_of_domain(signals: dict[str, Any], calibration: Calibration) -> di
     for scan, structures in signals.items():
         out[scan] = {}
         for name, s in structures.items():
-            predicted, flag = decide(s, calibration)
+            predicted, flag = decide(s, calibration, structure=name)
             out[scan][name] = {"predicted_dice": None if predicted is None else round(predicted, 4), "flag": flag,
                                "out_of_domain": s["out_of_domain"]}
     return out
@@ -243,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     fit_cases = {c["case"] for c in val[0::2]}
     fit_rows = [r for r in rows if r["case"] in fit_cases]
     held_rows = [r for r in rows if r["case"] not in fit_cases]
-    calibration = fit([feature_vector(r["signals"]) for r in fit_rows], [r["dice"] for r in fit_rows])
+    calibration = fit([feature_vector(r["signals"]) for r in fit_rows], [r["dice"] for r in fit_rows],
+                      structures=[r["structure"] for r in fit_rows])
     predictor.card = card.replace(quality={"reference": ref, "calibration": calibration.to_dict()})
     fast = api.build_predictor(MODEL, device="cpu", force=True, tta=False, overlap=0.25, threads=args.threads)
     fast.card = predictor.card
@@ -277,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         writer.writerow(["case", "degradation", "structure", "split", "dice", "predicted", *keys])
         for r in rows:
             part = "fit" if r["case"] in fit_cases else "held_out"
-            predicted = r.get("predicted", float(calibration.predict([feature_vector(r["signals"])])[0]))
+            predicted = r.get("predicted", float(calibration.predict([feature_vector(r["signals"])],
+                                                                     [r["structure"]])[0]))
             writer.writerow([r["case"], r["degradation"], r["structure"], part, round(r["dice"], 4),
                              round(predicted, 4), *[r["signals"].get(k) for k in keys]])
     plot(held_rows, calibration, Path(f"{OUT_PREFIX}.png"))
