@@ -51,3 +51,13 @@ def test_isotonic_knots_pool_violators_and_spearman_matches_scipy(rng):
     a, b = rng.normal(size=50), rng.normal(size=50)
     b[:5] = b[0]  # ties
     assert spearman(a, b) == pytest.approx(spearmanr(a, b).statistic)
+
+
+def test_a_structure_that_is_harder_gets_a_lower_offset(rng):
+    agreement = rng.uniform(0.6, 1.0, 200)
+    names = np.array(["easy", "hard"] * 100)
+    dice = agreement - np.where(names == "hard", 0.15, 0.0)
+    cal = fit([feature_vector({"tta_dice": a}) for a in agreement], dice, structures=list(names))
+    easy, hard = cal.predict([feature_vector({"tta_dice": 0.9})] * 2, ["easy", "hard"])
+    assert hard < easy - 0.05
+    assert cal.offsets["hard"] < cal.offsets["easy"]
