@@ -20,7 +20,7 @@ from tests.conftest import SAMPLE
 def predictor():
     from medseg import api
 
-    return api.build_predictor(device="cpu", backend="torch", force=True)
+    return api.build_predictor(device="cpu", backend="torch", force=True, threads=1)
 
 
 def test_the_shipped_card_carries_a_monotone_calibration_and_the_training_reference():
@@ -53,13 +53,14 @@ def test_out_of_domain_scans_are_flagged_in_sidecar_stats_and_table(shared_data,
     affine[:3, 3] = affine[:3, :3] @ np.array([b.start for b in box]) + affine[:3, 3]
     write_image(crop[None], tmp_path / "scan.nii.gz", affine=affine)
     result = CliRunner().invoke(app, ["predict", str(tmp_path / "scan.nii.gz"), "-o", str(tmp_path / "out"),
-                                      "--force", "--stats", "--backend", "torch", "--device", "cpu"])
+                                      "--force", "--stats", "--backend", "torch", "--device", "cpu", "--no-tta",
+                                      "--threads", "1"])
     assert result.exit_code == 0, result.output
-    quality = json.loads((tmp_path / "out" / "scan_seg.json").read_text())["quality"]
+    quality = json.loads((tmp_path / "out" / "scan.json").read_text())["quality"]
     assert set(quality) == {"anterior", "posterior"}
     for entry in quality.values():
         assert entry["flag"] and reason in entry["signals"]["out_of_domain"]
         assert entry["predicted_dice"] is not None and entry["predicted_dice"] <= 0.2
-    header = (tmp_path / "out" / "scan_seg_stats.csv").read_text().splitlines()[0]
+    header = (tmp_path / "out" / "scan_stats.csv").read_text().splitlines()[0]
     assert "predicted_dice" in header and "quality_flag" in header
     assert "flagged" in result.output
