@@ -127,12 +127,12 @@ def isotonic_knots(x: np.ndarray, y: np.ndarray) -> tuple[tuple[float, ...], tup
     return kx, ky
 
 
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+def spearman(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
     """Spearman rank correlation (average ranks for ties); nan for fewer than 3 pairs or a constant side."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if a.size < 3:
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    if x.size < 3:
         return float("nan")
-    ra, rb = _ranks(a), _ranks(b)
+    ra, rb = _ranks(x), _ranks(y)
     if ra.std() == 0 or rb.std() == 0:
         return float("nan")
     return float(np.corrcoef(ra, rb)[0, 1])

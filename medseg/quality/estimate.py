@@ -68,7 +68,7 @@ def assess(labels: np.ndarray, spacing: Sequence[float], card: ModelCard, names:
         ref = reference.get(name)
         signals.update(compare_to_reference(signals, ref))
         signals["out_of_domain"] = list(domain) + structure_domain(signals)
-        missing = signals["volume_ml"] <= 0 and bool(ref) and ref.get("present_fraction", 0) >= EXPECTED_PRESENT
+        missing = signals["volume_ml"] <= 0 and ref is not None and ref.get("present_fraction", 0) >= EXPECTED_PRESENT
         predicted, flag = decide(signals, calibration, missing=missing, flag_below=flag_below, structure=name)
         out[name] = {"predicted_dice": None if predicted is None else round(predicted, 4), "flag": flag,
                      "signals": {k: _round(v) for k, v in signals.items()}}

@@ -85,7 +85,7 @@ def collect(predictor, cases: list[dict], names: tuple[str, ...], cache: Path | 
         ref = np.asarray(read_image(case["label"]).as_tensor()[0]).round().astype(np.int64)
         base = image.as_tensor()[0].numpy().astype(np.float64)
         for name, degrade in DEGRADATIONS.items():
-            data = base if degrade is None else degrade(base, seed=1000 * i + len(name))
+            data = base if degrade is None else degrade(base, 1000 * i + len(name))
             scan = MetaTensor(torch.from_numpy(data.astype(np.float32))[None], affine=image.affine,
                               meta=dict(image.meta))
             prediction = predictor.predict(scan, path=f"{case['case']}:{name}")
@@ -106,12 +106,13 @@ def evaluate_rows(calibration: Calibration, rows: list[dict]) -> dict[str, Any]:
 
     if not rows:
         return {}
-    predicted = []   # what users get: the calibration, with the out-of-domain cap of the current rules
+    values = []   # what users get: the calibration, with the out-of-domain cap of the current rules
     for r in rows:
         s = r["signals"]
         reasons = sorted(set(s.get("out_of_domain") or []) | set(structure_domain(s)))
-        predicted.append(decide({**s, "out_of_domain": reasons}, calibration, structure=r["structure"])[0])
-    predicted = np.array([0.0 if p is None else p for p in predicted])
+        p = decide({**s, "out_of_domain": reasons}, calibration, structure=r["structure"])[0]
+        values.append(0.0 if p is None else p)
+    predicted = np.array(values)
     for r, p in zip(rows, predicted):
         r["predicted"] = float(p)
     actual = np.array([r["dice"] for r in rows])
@@ -164,7 +165,7 @@ def out_of_domain(predictor, data: Path, cache: Path | None = None) -> dict[str,
 def score_out_of_domain(signals: dict[str, Any], calibration: Calibration) -> dict[str, Any]:
     from medseg.quality.estimate import decide
 
-    out = {}
+    out: dict[str, Any] = {}
     for scan, structures in signals.items():
         out[scan] = {}
         for name, s in structures.items():
