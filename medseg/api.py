@@ -69,7 +69,8 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
                     amp: bool = True, backend: str = "auto", precision: str = "auto",
                     threshold: float | None = None, save_soft: bool | None = None,
                     max_voxels: int | None = None, force: bool = False,
-                    calibration: str | PathLike | None = None, crop: str | None = None) -> Predictor:
+                    calibration: str | PathLike | None = None, crop: str | None = None, quality: bool = True,
+                    flag_below: float = 0.8) -> Predictor:
     """The one predictor factory (the CLI's ``medseg predict`` calls it with the same defaults): a model name,
     ``name.tag``, nn.Module with ``.card``, or the default becomes a :class:`Predictor`; ``cascade.<recipe>``
     (or a cascade recipe ``.toml``) a two-stage cascade (:mod:`medseg.cascade`; its ``checkpoint`` is a folder
@@ -87,7 +88,9 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
     :mod:`medseg.inference.preflight`). ``calibration``: scans for ``precision="int8"`` (default: the model's
     training cases when its recipe's dataset is on this machine; :mod:`medseg.backends.calibration`).
     ``crop``: ``body``, ``nonzero`` or ``none`` (where windows go on whole scans, :mod:`medseg.inference.crop`;
-    default: the card's, else body for CT models, nonzero for the rest)."""
+    default: the card's, else body for CT models, nonzero for the rest).
+    ``quality``: per-structure quality estimates (``Prediction.quality``, the sidecar's ``quality``;
+    :mod:`medseg.quality`), flagged below ``flag_below`` predicted Dice."""
     if fast and precision == "auto":
         precision = "bf16"   # what --fast costs: see benchmarks/README.md, "Fast CPU inference"
     if isinstance(model, str) and (model.startswith("cascade.") or model.endswith(".toml")):  # two stages, one name
@@ -120,7 +123,8 @@ def build_predictor(model: ModelArg = None, *, device: str = "auto", overlap: fl
     options = PredictOptions(
         overlap=overlap, tta=tta, fast=fast, batch_size=batch_size, device=_device_for_rank(device), amp=amp,
         probabilities=probabilities, postprocess=_postprocess_spec(card.postprocess, postprocess), threads=threads,
-        threshold=threshold, save_soft=save_soft, max_voxels=max_voxels, force=force, crop=crop,
+        threshold=threshold, save_soft=save_soft, max_voxels=max_voxels, force=force, crop=crop, quality=quality,
+        flag_below=flag_below,
     )
     predictor = Predictor(net, card, options, info)
     if predictor.device.type == "cpu" and card.spatial_dims == 3:

@@ -68,12 +68,18 @@ def print_summary(summary, predictor) -> None:
     """One row per case, then a one-line total; failures are listed with their reason."""
     console = Console(stderr=True)
     table = Table(title=f"medseg predict ({predictor.info.full_name}, {predictor.settings()['device']})")
-    for column in ("case", "status", "seconds", "output / reason"):
+    flags = any(getattr(r, "flagged", None) for r in summary.results)   # quality estimates (medseg.quality)
+    for column in ("case", "status", "seconds", "output / reason") + (("flagged",) if flags else ()):
         table.add_column(column)
     for result in summary.results:
         style = _STYLE.get(result.status, "")
         where = result.message or str(result.case.output)
-        table.add_row(result.case.name, f"[{style}]{result.status}[/]", f"{result.seconds:.1f}", where)
+        row = [result.case.name, f"[{style}]{result.status}[/]", f"{result.seconds:.1f}", where]
+        if flags:
+            row.append(f"[yellow]{', '.join(result.flagged)}[/]" if result.flagged else "")
+        table.add_row(*row)
     console.print(table)
+    flagged = sum(bool(getattr(r, "flagged", None)) for r in summary.results)
     console.print(f"{summary.count('done')} done, {summary.count('skipped')} skipped, "
-                  f"{summary.count('failed')} failed")
+                  f"{summary.count('failed')} failed" + (f"; {flagged} with structures flagged by the quality "
+                                                         "estimate (see the sidecars)" if flagged else ""))

@@ -48,6 +48,7 @@ def evaluate(
       medseg evaluate seg.nii.gz gt.nii.gz --labels 1,2 --tolerance 2 --json metrics.json
       medseg evaluate preds/ labels/ --model stunet_t --convention surface-distance -j 8
       medseg evaluate probs/ labels/ --threshold 0.5 --resample-to-reference
+      medseg evaluate preds/ labels/ --json m.json    # + how well the predictions' quality estimates matched
       medseg evaluate xray_preds/ xray_masks/ --spacing 0.14,0.14     # PNG masks: distances in mm, not pixels
     """
     from rich.console import Console
@@ -93,12 +94,17 @@ def evaluate(
         result = run_evaluation(pred, ref, labels=labels, label_names=names, tolerance=tolerance,
                                 convention=convention.value, resample_to_reference=resample, threshold=threshold, spacing=voxel,
                                 workers=workers, progress=progress)
+    from medseg.quality.report import attach_quality, describe
+
+    quality = attach_quality(result)   # predictions whose sidecars carry quality estimates (medseg predict)
     if json_file is not None and str(json_file) == "-":
         import json
 
         typer.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
         return
     _print_summary(result, Console())
+    if quality is not None:
+        Console().print(describe(quality), highlight=False)
     if json_file is not None:
         err.print(f"wrote {result.write_json(json_file)}")
     if report is not None:

@@ -28,7 +28,8 @@ def predict(
     output_format: str | None = typer.Option(
         None, "--output-format", help="image (the format of -o or the input), dicom-seg or rtstruct (one .dcm "
         "object per DICOM series input, referencing it). Default: dicom-seg for -o NAME.dcm, else image."),
-    stats: bool = typer.Option(False, "--stats", help="Write per-structure volume (mL), voxels, mean intensity."),
+    stats: bool = typer.Option(False, "--stats", help="Write per-structure volume (mL), voxels, mean intensity, "
+                               "and the quality estimate (predicted Dice, flag)."),
     probabilities: bool = typer.Option(False, "--probabilities", help="Also write probability maps (<= 16 classes)."),
     threshold: float | None = typer.Option(
         None, "--threshold", help="Foreground probability for sigmoid and SAUNA (regression) models, in (0, 1). "
@@ -59,6 +60,10 @@ def predict(
                                           "the model's spacing (default: what free memory holds)."),
     force: bool = typer.Option(False, "--force", help="Run scans the checks refuse: too large after resampling, "
                                "far outside the model's field of view, or another modality (CT to an MR model)."),
+    flag_below: float = typer.Option(0.8, "--flag-below", min=0.0, max=1.0, help="Flag structures whose "
+                                     "predicted Dice (quality estimate in the sidecar) is below this."),
+    quality: bool = typer.Option(True, "--quality/--no-quality", help="Per-structure quality estimates in the "
+                                 "sidecar (predicted Dice, flag, signals)."),
     folds: str | None = typer.Option(None, "--folds", help="nnU-Net folders: folds to ensemble, e.g. 0,1 "
                                      "(default: every fold present)."),
     checkpoint_name: str | None = typer.Option(None, "--checkpoint-name", help="nnU-Net folders: the fold file "
@@ -84,6 +89,7 @@ def predict(
       medseg predict scan.nii.gz -o seg.nii.gz
       medseg predict scans/ -o segs/ --model stunet_t.hippocampus --device cuda --stats
       medseg predict scans/ -o segs/ --fast --resume --shard 0/2
+      medseg predict scans/ -o segs/ --stats --flag-below 0.85          # quality estimate per structure
       medseg predict ct.nrrd -o masks/ --output-type per-class --remove-islands 200
       medseg predict scans/ -o segs/ --backend torch --precision fp32     # plain PyTorch on the CPU
       medseg predict scan.nii.gz --model stunet_t --checkpoint runs/sauna/best.pt --threshold 0.6 --save-soft
@@ -145,7 +151,8 @@ def predict(
         model, device=device, overlap=overlap, tta=tta, fast=fast, batch_size=batch_size, postprocess=postprocess,
         probabilities=probabilities, weights_dir=weights_dir, checkpoint=checkpoint, threads=threads,
         backend=backend, precision=precision, threshold=threshold, save_soft=save_soft,
-        max_voxels=max_voxels, force=force, calibration=calibration, crop=crop,
+        max_voxels=max_voxels, force=force, calibration=calibration, crop=crop, quality=quality,
+        flag_below=flag_below,
     )
     with PredictProgress() as view:
         summary = api.predict_files(inputs, output, predictor=predictor, output_type=output_type,

@@ -215,6 +215,9 @@ class ModelCard:
     description: str = ""
     pretrained: tuple[Pretrained, ...] = ()
     reference: str = ""                    # the paper / code the model follows
+    # per-structure quality estimates (medseg.quality): "reference" = training distribution per label name
+    # (volume, components, intensity), "calibration" = the fitted signals -> predicted Dice mapping (optional)
+    quality: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if self.spatial_dims not in (2, 3):
@@ -247,6 +250,8 @@ class ModelCard:
             raise CardError(f"{self.name}: crop must be body, nonzero or none, got {self.crop!r}")
         if self.tta not in (None, "on", "off"):
             raise CardError(f"{self.name}: tta must be on or off (or left out), got {self.tta!r}")
+        if not isinstance(self.quality, Mapping) or set(self.quality) - {"reference", "calibration"}:
+            raise CardError(f"{self.name}: quality must be a mapping with 'reference' and/or 'calibration'")
         if self.intensity.nonzero and self.intensity.kind != "zscore":
             raise CardError(f"{self.name}: intensity nonzero applies to zscore normalisation only")
 
@@ -268,6 +273,21 @@ class ModelCard:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description (used by ``medseg models show`` and provenance sidecars)."""
         return _jsonable(dataclasses.asdict(self))
+
+
+def shipped_quality(weights_file: str) -> dict[str, Any]:
+    """The ``card.quality`` block (training reference and calibration, :mod:`medseg.quality`) stored in the
+    export JSON of shipped weights, ``medseg/data/pretrained/<weights_file>.json``; {} when it has none."""
+    import json
+
+    from medseg.core.resources import pretrained_dir
+
+    try:
+        state = json.loads((pretrained_dir() / f"{weights_file}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    quality = state.get("card", {}).get("quality") if isinstance(state, dict) else None
+    return dict(quality) if isinstance(quality, Mapping) else {}
 
 
 def _jsonable(value: Any) -> Any:

@@ -34,8 +34,9 @@ from medseg.inference.provenance import (
     run_record,
     write_sidecar,
 )
-from medseg.inference.stats import label_statistics, write_statistics
+from medseg.inference.stats import label_statistics, with_quality_columns, write_statistics
 from medseg.io import read_image
+from medseg.quality.estimate import flagged_structures
 
 logger = get_logger(__name__)
 
@@ -62,6 +63,7 @@ class CaseResult:
     seconds: float = 0.0
     message: str = ""
     outputs: dict[str, Any] = field(default_factory=dict)
+    flagged: list[str] = field(default_factory=list)   # structures the quality estimate flags (medseg.quality)
 
 
 @dataclass
@@ -133,6 +135,7 @@ def write_case(case: Case, prediction: Prediction, image, *, predictor: Predicto
     if options.stats:
         spacing = np.linalg.norm(affine[:3, :3], axis=0)
         rows = label_statistics(labels, image[0].as_tensor().numpy(), spacing, names)
+        rows = with_quality_columns(rows, prediction.quality)
         write_statistics(rows, files.stats_csv, files.stats_json,
                          extra={"case": case.name, "spacing_mm": spacing.tolist(), "model": model_name})
         for key, path in (("stats_csv", files.stats_csv), ("stats_json", files.stats_json)):
@@ -148,6 +151,8 @@ def write_case(case: Case, prediction: Prediction, image, *, predictor: Predicto
         started=started, seconds=seconds, timings=prediction.timings, warnings=prediction.warnings,
         run=run_record(predictor, prediction.settings),
     )
+    if prediction.quality is not None:
+        record["quality"] = prediction.quality
     write_sidecar(files.sidecar, record)
     return outputs
 
@@ -200,7 +205,8 @@ def run_batch(predictor: Predictor, cases: Sequence[Case], options: OutputOption
                 prediction = predictor.predict(image, path=str(case.input), progress=on_windows)
                 outputs = write_case(case, prediction, image, predictor=predictor, options=options,
                                      input_sha256=digest, started=started, seconds=time.perf_counter() - start)
-                results[case] = CaseResult(case, "done", time.perf_counter() - start, outputs=outputs)
+                results[case] = CaseResult(case, "done", time.perf_counter() - start, outputs=outputs,
+                                           flagged=flagged_structures(prediction.quality))
             except OutputError:  # a full disk or read-only folder fails every case: stop the run
                 raise
             except MedsegError as exc:

@@ -16,7 +16,7 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -54,6 +54,9 @@ from medseg.inference.stitcher import StitchResult
 from medseg.models.heads import OutputHead, head_for, threshold_labels
 from medseg.transforms import build_preprocessing
 
+if TYPE_CHECKING:
+    from medseg.quality.probe import QualityProbe
+
 logger = get_logger(__name__)
 
 MAX_PROBABILITY_CLASSES = 16
@@ -83,6 +86,8 @@ class PredictOptions:
     max_voxels: int | None = None    # refuse scans whose resampled grid is larger; None: from free memory
     force: bool = False              # run scans the preflight would refuse (size, field of view, modality)
     crop: str | None = None          # "body", "nonzero" or "none" (medseg.inference.crop); None: the card's
+    quality: bool = True             # per-structure quality estimates (medseg.quality) in Prediction.quality
+    flag_below: float = 0.8          # flag structures whose predicted Dice is below this
 
 
 @dataclass
@@ -96,6 +101,7 @@ class Prediction:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     soft: torch.Tensor | None = None         # regression models, save_soft: (K, *input spatial) float32 p in [0, 1]
+    quality: dict[str, Any] | None = None    # {label name: {"predicted_dice", "flag", "signals"}} (medseg.quality)
 
 
 class Predictor:
@@ -142,6 +148,7 @@ class Predictor:
         self.model = model.eval()
         self._model_device: torch.device | None = None
         self._batch_size = self.options.batch_size
+        self._probe: QualityProbe | None = None
         self._to_device(self.device)
         self.postprocess = (self.options.postprocess if self.options.postprocess is not None
                             else PostprocessSpec.from_mapping(self.card.postprocess))
@@ -210,6 +217,11 @@ class Predictor:
                                        max_voxels=self.options.max_voxels, force=self.options.force)
         for message in warnings:
             logger.warning(message)
+        domain: list[str] = []
+        if self.options.quality:
+            from medseg.quality.estimate import domain_problems
+
+            domain = domain_problems(source, self.card)
         mask, box = self._scan_mask(source) if spatial == 3 else (None, None)
         data = {"image": source} if mask is None else {"image": source, "mask": mask}
         pre = build_preprocessing(self.card, spatial_dims=spatial, label_key=None if mask is None else "mask")(data)
@@ -227,6 +239,11 @@ class Predictor:
         result, placement = run_with_fallback(attempt, placements_for(self.device), warnings.append)
         del attempt
         timings["inference_s"] = time.perf_counter() - t1
+        quality = None
+        if self.options.quality:
+            tq = time.perf_counter()
+            quality = self._quality(result, model_affine, spatial, domain)
+            timings["quality_s"] = time.perf_counter() - tq
 
         t2 = time.perf_counter()
         input_affine = np.asarray(image.affine, dtype=np.float64)
@@ -253,7 +270,18 @@ class Predictor:
                     "windows": {"run": result.windows_run, "skipped": result.windows_skipped},
                     "tta": tta, "tta_reason": tta_reason, "mirror_axes": list(self.card.mirror_axes) if tta else []}
         timings["total_s"] = time.perf_counter() - t0
-        return Prediction(out, self.label_names, probs, settings, timings, warnings, soft=soft)
+        return Prediction(out, self.label_names, probs, settings, timings, warnings, soft=soft, quality=quality)
+
+    def _quality(self, result: StitchResult, model_affine, spatial: int, domain: list[str]) -> dict[str, Any]:
+        """Per-structure quality on the model grid (before mapping back: the frame the card's reference
+        statistics were taken in)."""
+        labels = result.labels.numpy() if spatial == 3 else result.labels[..., 0].numpy()
+        spacing = np.linalg.norm(np.asarray(model_affine, dtype=np.float64)[:spatial, :spatial], axis=0)
+        from medseg.quality.estimate import assess
+
+        probe = self._probe.signals() if self._probe is not None else None
+        return assess(labels, spacing, self.card, self.label_names, probe=probe, domain=domain,
+                      flag_below=self.options.flag_below)
 
     def _empty(self, image: MetaTensor, path: str | None, warnings: list[str], t0: float) -> Prediction:
         """An all-background label map on the input grid (blank images: all zero, constant, all NaN)."""
@@ -321,9 +349,15 @@ class Predictor:
         self._batch_size = options.batch_size
         compiled = self._compiled_on(placement)
         runner = self.cpu_network if compiled else self.model
+        self._probe = None
+        if self.options.quality and self.head.kind == "softmax":
+            from medseg.quality.probe import QualityProbe
+
+            self._probe = QualityProbe(self.card.out_channels, options.roi)
         # a compiled runtime has its own threads: torch's glue (flips, blending, argmax) keeps to one
         with torch_threads(GLUE_THREADS) if compiled else contextlib.nullcontext():
-            return segment(runner, self.card, x, options, head=self.head, progress=progress, mask=mask)
+            return segment(runner, self.card, x, options, head=self.head, progress=progress, mask=mask,
+                           probe=self._probe)
 
     def _restore(self, result: StitchResult, model_affine, shape, input_affine, spatial):
         if spatial == 2:  # 2D images are not resampled: the model grid is the input grid

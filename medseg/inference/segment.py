@@ -8,6 +8,7 @@ blend, mirror and decode labels the same way. 2D models run slice by slice throu
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -21,6 +22,9 @@ from medseg.inference.sliding_window import (
 )
 from medseg.inference.stitcher import StitchResult
 from medseg.models.heads import OutputHead, head_for
+
+if TYPE_CHECKING:
+    from medseg.quality.probe import QualityProbe
 
 Network = nn.Module | Callable[[torch.Tensor], torch.Tensor]
 
@@ -55,10 +59,11 @@ def engine_options(card: ModelCard, shape: tuple[int, ...], *, overlap: float = 
 
 def segment(network: Network, card: ModelCard, x: torch.Tensor, options: EngineOptions, *,
             head: OutputHead | None = None, progress: Callable[[int, int], None] | None = None,
-            mask: torch.Tensor | None = None) -> StitchResult:
+            mask: torch.Tensor | None = None, probe: QualityProbe | None = None) -> StitchResult:
     """Labels (and probabilities / soft map) of ``network`` on ``x`` ``(C, X, Y, Z)``, decoded by the card's
     head. ``network`` returns logits (eval mode); the head turns them into what is stitched. ``mask``
-    ``(X, Y, Z)``: the body / non-zero region; windows cover its box and skip where it is empty."""
+    ``(X, Y, Z)``: the body / non-zero region; windows cover its box and skip where it is empty. ``probe``
+    (softmax models) runs the mirroring TTA itself and gathers quality signals (:mod:`medseg.quality`)."""
     head = head or head_for(card)
     axis = options.order[0] if options.order else card.slice_axis
     net = window_network(network, spatial_dims=card.spatial_dims, slice_axis=axis)
@@ -68,6 +73,8 @@ def segment(network: Network, card: ModelCard, x: torch.Tensor, options: EngineO
         def net(batch: torch.Tensor) -> torch.Tensor:
             return head.window_output(inner(batch))
 
+    if probe is not None:
+        net, options = probe.wrap(net, options)
     return sliding_window_labels(x, net, channels=card.out_channels, activation=head, options=options,
                                  progress=progress, mask=mask)
 

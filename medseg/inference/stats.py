@@ -18,6 +18,7 @@ from medseg.core.atomic import atomic_write_text
 
 SLAB_VOXELS = 1 << 23
 FIELDS = ("label", "name", "voxels", "volume_ml", "mean_intensity", "touches_border")
+QUALITY_FIELDS = ("predicted_dice", "quality_flag", "tta_dice", "confidence", "out_of_domain")
 
 
 def border_labels(labels: np.ndarray) -> set[int]:
@@ -70,12 +71,26 @@ def label_statistics(labels: np.ndarray, image: np.ndarray | None, spacing: Sequ
     return rows
 
 
+def with_quality_columns(rows: list[dict[str, Any]], quality: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The rows with the quality estimate of each structure (:mod:`medseg.quality`) as extra columns."""
+    if not quality:
+        return rows
+    for row in rows:
+        entry = quality.get(row["name"]) or {}
+        signals = entry.get("signals") or {}
+        row.update({"predicted_dice": entry.get("predicted_dice"), "quality_flag": entry.get("flag"),
+                    "tta_dice": signals.get("tta_dice"), "confidence": signals.get("confidence"),
+                    "out_of_domain": ";".join(signals.get("out_of_domain") or []) or None})
+    return rows
+
+
 def write_statistics(rows: list[dict[str, Any]], csv_path, json_path, *, extra: dict[str, Any] | None = None) -> None:
     """Write the rows as CSV and as JSON (``{"structures": rows, **extra}``), atomically."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
+    fields = FIELDS + tuple(k for k in QUALITY_FIELDS if rows and k in rows[0])
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if row[k] is None else row[k]) for k in FIELDS})
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in fields})
     atomic_write_text(csv_path, buffer.getvalue())
     atomic_write_text(json_path, json.dumps({**(extra or {}), "structures": rows}, indent=1))

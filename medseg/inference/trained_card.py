@@ -20,7 +20,7 @@ from medseg.core.errors import MedsegError
 from medseg.models._checkpoint import load_checkpoint
 
 CARD_FIELDS = ("in_channels", "channel_names", "out_channels", "labels", "roi_size", "spacing", "intensity",
-               "activation", "postprocess")
+               "activation", "postprocess", "quality")
 _TUPLES = ("channel_names", "labels", "roi_size", "spacing")
 
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medseg.core.card import Intensity, ModelCard, Pretrained
+from medseg.core.card import Intensity, ModelCard, Pretrained, shipped_quality
 from medseg.models._labels import TOTALSEG_V1_SORTED
 from medseg.models._registry import register_model
 
@@ -254,8 +254,11 @@ HIPPOCAMPUS_CARD = ModelCard(
             # what these weights were made for: MSD hippocampus crops, largest extent 40-59 mm (all 200
             # training cases); z-score after a 0.5-99.5 percentile clip, so one outlier voxel cannot
             # flatten the image (medseg.inference.preflight, benchmarks/intensity_outliers.py)
+            # quality: training reference + calibration of the per-structure quality estimate, stored in
+            # the weights' export JSON (python -m medseg.quality.fit; pretrained/stunet_t_hippocampus.md)
             card={"field_of_view_mm": (40.0, 60.0),
-                  "intensity": Intensity("zscore", low=0.5, high=99.5)},
+                  "intensity": Intensity("zscore", low=0.5, high=99.5),
+                  "quality": shipped_quality("stunet_t_hippocampus.safetensors")},
         ),
     ),
     reference=_REFERENCE,

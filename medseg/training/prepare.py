@@ -124,8 +124,24 @@ def prepare_data(recipe: Recipe) -> TrainingData:
     train = [load(n) for n in train_names]
     val = [load(n) for n in val_names]
     logger.info("%d training and %d validation cases", len(train), len(val))
+    card = with_quality_reference(card, train)
     return TrainingData(train=train, val=val, card=card, dataset=dataset,
                         split={"train": train_names, "val": val_names}, plan={"fingerprint": fp, "plan": plan})
+
+
+def with_quality_reference(card: ModelCard, cases: list[dict]) -> ModelCard:
+    """The card with the training distribution of every structure (volume, components, intensity) in
+    ``card.quality["reference"]``, what the quality estimate compares predictions with (:mod:`medseg.quality`).
+    Exclusive-label models only (softmax, sigmoid); the card's spacing is the model grid's."""
+    from medseg.models.heads import head_for
+    from medseg.quality.signals import reference_statistics
+
+    head = head_for(card)
+    if head.kind not in ("softmax", "sigmoid") or not cases:
+        return card
+    spacing = tuple(card.spacing) if card.spacing else (1.0,) * 3
+    reference = reference_statistics(cases, spacing, head.label_names)
+    return card.replace(quality={**dict(card.quality), "reference": reference})
 
 
 def build_model_for(recipe: Recipe, data: TrainingData) -> nn.Module:
