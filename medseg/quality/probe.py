@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from medseg.inference.tta import flip_sets
+from medseg.inference.tta import flip_sets, mirrored
 from medseg.inference.windows import gaussian_weights
 
 Network = Callable[[torch.Tensor], torch.Tensor]
@@ -49,17 +49,9 @@ class QualityProbe:
         self.passes = len(sets)
 
         def run(x: torch.Tensor) -> torch.Tensor:
-            total: torch.Tensor | None = None
             labels: list[torch.Tensor] = []
-            for axes in sets:
-                dims = tuple(2 + a for a in axes)
-                out = net(torch.flip(x, dims) if dims else x).float()
-                out = torch.flip(out, dims) if dims else out
-                if len(sets) > 1:
-                    labels.append(out.argmax(1).to(torch.uint8))
-                total = out if total is None else total.add_(out)
-            assert total is not None
-            mean = total.div_(len(sets)) if len(sets) > 1 else total
+            keep = (lambda out: labels.append(out.argmax(1).to(torch.uint8))) if len(sets) > 1 else None
+            mean = mirrored(net, x, options.mirror_axes or (), on_pass=keep)
             self.observe(x, mean, labels)
             return mean
 

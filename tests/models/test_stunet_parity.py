@@ -37,7 +37,8 @@ def tiny_stunet(folder: Path = REFERENCE, orientation: str | None = None):
 
 
 def agreement(model, folder: Path, case: str, *, tta: bool) -> float:
-    ours = predict(folder / f"{case}_0000.nii.gz", model, tta=tta, device="cpu", postprocess=False)
+    # nnU-Net v1 crops to the non-zero region; medseg's default for CT cards (the body) places windows elsewhere
+    ours = predict(folder / f"{case}_0000.nii.gz", model, tta=tta, device="cpu", postprocess=False, crop="nonzero")
     v1 = np.asarray(nib.load(folder / f"{case}_v1_{'tta' if tta else 'no_tta'}.nii.gz").dataobj)
     ours = ours[0].numpy()
     assert ours.shape == v1.shape
