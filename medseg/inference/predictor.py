@@ -348,7 +348,7 @@ class Predictor:
         options = self._engine_options(placement, tuple(x.shape[1:]), tta)
         self._batch_size = options.batch_size
         compiled = self._compiled_on(placement)
-        runner = self.cpu_network if compiled else self.model
+        runner = self.cpu_network if compiled and self.cpu_network is not None else self.model
         self._probe = None
         if self.options.quality and self.head.kind == "softmax":
             from medseg.quality.probe import QualityProbe

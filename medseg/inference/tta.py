@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
@@ -26,6 +26,7 @@ def mirrored(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
     (flipped back, float32) before it is summed (quality signals: agreement between the passes).
     """
     sets = flip_sets(spatial_axes)
+    parts: Iterable[torch.Tensor]
     if len(sets) > 1 and x.numel() * len(sets) <= BATCH_PASSES_ELEMENTS:
         outs = net(torch.cat([_flip(x, axes) for axes in sets])).float()
         parts = [_flip(part, axes) for part, axes in zip(outs.split(x.shape[0]), sets)]
