@@ -7,7 +7,7 @@ resized in-plane first, then that coarse axis is resampled with ``order_z`` (0: 
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy.ndimage import map_coordinates
@@ -62,21 +62,33 @@ def resample(data: np.ndarray, shape: Sequence[int], current: Sequence[float], t
         if axis is None:
             out[c] = resize(work[c], shape, order, **kwargs)
             continue
-        plane = [s for a, s in enumerate(shape) if a != axis]
-        tmp_shape = shape.copy()
-        tmp_shape[axis] = old[axis]
-        tmp = np.zeros(tmp_shape)
-        for k in range(old[axis]):
-            index = [slice(None)] * 3
-            index[axis] = k
-            tmp[tuple(index)] = resize(work[c][tuple(index)], plane, order, **kwargs)
+        tmp = _per_slice(work[c], shape, axis, lambda sl, plane: resize(sl, plane, order, **kwargs))
         if old[axis] == shape[axis]:
             out[c] = tmp
             continue
-        grids = np.mgrid[:shape[0], :shape[1], :shape[2]].astype(float)
-        coords = [float(o) / n * (g + 0.5) - 0.5 for o, n, g in zip(tmp.shape, shape, grids)]
-        out[c] = map_coordinates(tmp, np.array(coords), order=order_z, mode="nearest")
+        out[c] = map_coordinates(tmp, _axis_coords(tmp.shape, shape), order=order_z, mode="nearest")
     return out
+
+
+def _per_slice(volume: np.ndarray, shape: Sequence[int], axis: int,
+               resize_2d: Callable[[np.ndarray, list[int]], np.ndarray]) -> np.ndarray:
+    """Each slice across ``axis`` resized in-plane to ``shape`` (``axis`` keeps its length), float64."""
+    plane = [int(s) for a, s in enumerate(shape) if a != axis]
+    tmp_shape = [int(s) for s in shape]
+    tmp_shape[axis] = volume.shape[axis]
+    tmp = np.zeros(tmp_shape)
+    for k in range(volume.shape[axis]):
+        index: list[slice | int] = [slice(None)] * 3
+        index[axis] = k
+        tmp[tuple(index)] = resize_2d(volume[tuple(index)], plane)
+    return tmp
+
+
+def _axis_coords(old_shape: Sequence[int], shape: Sequence[int]) -> np.ndarray:
+    """Sample coordinates of ``shape``'s voxels in an array of ``old_shape`` (centres aligned), for the
+    separate axis's own interpolation."""
+    grids = np.mgrid[:shape[0], :shape[1], :shape[2]].astype(float)
+    return np.array([float(o) / n * (g + 0.5) - 0.5 for o, n, g in zip(old_shape, shape, grids)])
 
 
 def _resize_labels(seg: np.ndarray, shape: Sequence[int], order: int) -> np.ndarray:
@@ -121,19 +133,11 @@ def resample_seg(seg: np.ndarray, shape: Sequence[int], current: Sequence[float]
         if axis is None:
             out[c] = _resize_labels(work[c], shape, order)
             continue
-        plane = [s for a, s in enumerate(shape) if a != axis]
-        tmp_shape = shape.copy()
-        tmp_shape[axis] = old[axis]
-        tmp = np.zeros(tmp_shape)
-        for k in range(old[axis]):
-            index = [slice(None)] * 3
-            index[axis] = k
-            tmp[tuple(index)] = _resize_labels(work[c][tuple(index)], plane, order)
+        tmp = _per_slice(work[c], shape, axis, lambda sl, plane: _resize_labels(sl, plane, order))
         if old[axis] == shape[axis]:
             out[c] = tmp
             continue
-        grids = np.mgrid[:shape[0], :shape[1], :shape[2]].astype(float)
-        coords = np.array([float(o) / n * (g + 0.5) - 0.5 for o, n, g in zip(tmp.shape, shape, grids)])
+        coords = _axis_coords(tmp.shape, shape)
         if order_z == 0:
             out[c] = map_coordinates(tmp, coords, order=0, mode="nearest")
         else:
