@@ -34,3 +34,15 @@ def random_oblique_affine(rng: np.random.Generator, spacing=(0.7, 1.3, 2.5)) -> 
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _medseg_logger_restored():
+    """CLI tests route medseg's logger through rich (``propagate=False``); put it back so later tests' caplog
+    sees records whatever order the tests run in."""
+    import logging
+
+    logger = logging.getLogger("medseg")
+    state = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = state
