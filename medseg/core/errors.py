@@ -10,14 +10,14 @@ from os import PathLike
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\s*[\n\t]+\s*")
-# torch's advice to load untrusted pickles (weights_only=False, allowlisting globals) is never passed on
+# torch's advice to load untrusted pickles (turning weights_only off, allowlisting globals) is never passed on
 _UNSAFE_ADVICE = re.compile(r"weights_only|safe_globals|can still be loaded|trust the source|trusted source|"
                             r"two options|arbitrary code", re.IGNORECASE)
 
 
 def scrub_message(text: str) -> str:
     """``text`` without terminal colour codes, and without any sentence advising to load a checkpoint
-    unsafely (torch's "re-run with weights_only=False" text; such text is joined into one line)."""
+    unsafely (torch's "re-run with weights_only set to False" text; such text is joined into one line)."""
     text = _ANSI.sub("", text)
     if not _UNSAFE_ADVICE.search(text):
         return text

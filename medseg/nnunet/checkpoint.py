@@ -2,7 +2,7 @@
 
 The ``.pth`` files are ``torch.save`` pickles (weights, optimizer state, logging with numpy scalars,
 ``init_args``, ``trainer_name``, ``inference_allowed_mirroring_axes``). nnU-Net loads them with
-``weights_only=False``; medseg uses ``weights_only=True`` and its data-only allowlist
+full unpickling; medseg uses ``weights_only=True`` and its data-only allowlist
 (:func:`medseg.models._checkpoint.load_checkpoint`), so a fold file cannot run code. Every fold file's
 sha256 can be pinned and verified before it is loaded.
 """
