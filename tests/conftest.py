@@ -46,3 +46,15 @@ def _medseg_logger_restored():
     state = (logger.handlers[:], logger.level, logger.propagate)
     yield
     logger.handlers[:], logger.level, logger.propagate = state
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread while a test runs: tiny networks spend most of a multi-threaded forward waiting on the
+    other threads of a busy machine (4 ms with one thread, over a second with two under load)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

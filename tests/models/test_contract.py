@@ -34,12 +34,7 @@ EINOPS = importlib.util.find_spec("einops") is not None
 NEEDS_EINOPS = {"swin_unetr", "swin_unetr_2d", "swin_unetr_brats", "unetr"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_zoo_has_the_promised_models():

@@ -1,14 +1,9 @@
-"""One torch thread for these tests: tiny networks spend most of a multi-threaded forward waiting on the
-other threads of a busy machine (4 ms with one thread, over a second with two under load)."""
+"""Every test here runs with one torch thread (tiny networks; see ``one_torch_thread`` in tests/conftest.py)."""
 from __future__ import annotations
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(before)
