@@ -17,8 +17,7 @@ Heavy modules are imported lazily so ``import medseg`` stays fast.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from medseg._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -32,11 +31,7 @@ _LAZY = {
     "get_card": "medseg.models",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'medseg' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = ["__version__", *_LAZY]

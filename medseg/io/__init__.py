@@ -5,8 +5,9 @@ readers work without importing torch and MONAI (``medseg info`` stays fast).
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from medseg._lazy import lazy_getattr
 
 if TYPE_CHECKING:  # the same names, typed, for mypy and editors
     from medseg.io.dicom import list_dicom_series
@@ -27,11 +28,7 @@ _LAZY = {
     "write_image": "medseg.io.writers",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'medseg.io' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = ["case_name", "detect_format", "list_dicom_series", "read_array", "read_dicom_object", "read_image",

@@ -14,8 +14,7 @@ Colours are fixed per label value (:func:`label_color`), so label 2 looks the sa
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from medseg._lazy import lazy_getattr
 
 _LAZY = {
     "orthogonal_slices": "medseg.viz.slices",
@@ -30,11 +29,7 @@ _LAZY = {
     "WRONG_LABEL": "medseg.viz.colors",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'medseg.viz' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = list(_LAZY)
