@@ -117,17 +117,26 @@ def _series_number(source) -> int:
         return 1000
 
 
-def write_dicom_seg(labels: np.ndarray, affine: np.ndarray, series: SourceSeries, path: str | Path,
-                    names, algorithm: Algorithm | None = None) -> Path:
-    """Write a (x, y[, z]) label map predicted on ``series`` as a DICOM-SEG file at ``path`` (atomically)."""
+def save_dicom_object(build, labels: np.ndarray, affine: np.ndarray, series: SourceSeries, path: str | Path,
+                      names, algorithm: Algorithm | None = None) -> Path:
+    """Check ``labels`` against ``series``' grid, build the dataset with ``build`` and save it atomically.
+
+    One write path for DICOM-SEG and RTSTRUCT: same grid check, same temp-file-then-rename.
+    """
     from medseg.core.atomic import atomic_path
 
     path = Path(path)
     grid = check_grid(series, np.asarray(labels), affine, path)
-    seg = build_dicom_seg(grid, series, list(names), algorithm or Algorithm(), path)
+    dataset = build(grid, series, list(names), algorithm or Algorithm(), path)
     with atomic_path(path) as temp:
-        seg.save_as(temp, enforce_file_format=True)
+        dataset.save_as(temp, enforce_file_format=True)
     return path
+
+
+def write_dicom_seg(labels: np.ndarray, affine: np.ndarray, series: SourceSeries, path: str | Path,
+                    names, algorithm: Algorithm | None = None) -> Path:
+    """Write a (x, y[, z]) label map predicted on ``series`` as a DICOM-SEG file at ``path`` (atomically)."""
+    return save_dicom_object(build_dicom_seg, labels, affine, series, path, names, algorithm)
 
 
 def read_dicom_seg(path: Path, series: SourceSeries | None) -> tuple[np.ndarray, np.ndarray, dict]:

@@ -23,8 +23,8 @@ import medseg
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
 from medseg.io.dicom_codes import segment_code
-from medseg.io.dicom_seg import Algorithm
-from medseg.io.dicom_source import SourceSeries, check_grid
+from medseg.io.dicom_seg import Algorithm, save_dicom_object
+from medseg.io.dicom_source import SourceSeries
 
 logger = get_logger(__name__)
 
@@ -179,14 +179,7 @@ def _contours(mask: np.ndarray, series: SourceSeries, images: list) -> list:
 def write_rtstruct(labels: np.ndarray, affine: np.ndarray, series: SourceSeries, path: str | Path,
                    names, algorithm: Algorithm | None = None) -> Path:
     """Write a (x, y[, z]) label map predicted on ``series`` as an RTSTRUCT file at ``path`` (atomically)."""
-    from medseg.core.atomic import atomic_path
-
-    path = Path(path)
-    grid = check_grid(series, np.asarray(labels), affine, path)
-    ds = build_rtstruct(grid, series, list(names), algorithm or Algorithm(), path)
-    with atomic_path(path) as temp:
-        ds.save_as(temp, enforce_file_format=True)
-    return path
+    return save_dicom_object(build_rtstruct, labels, affine, series, path, names, algorithm)
 
 
 def read_rtstruct(path: Path, series: SourceSeries) -> tuple[np.ndarray, np.ndarray, dict]:
