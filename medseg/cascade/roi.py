@@ -12,25 +12,16 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
+from medseg.core.box import Box, mask_extent
+
 
 @dataclass(frozen=True)
-class Roi:
+class Roi(Box):
     """A box ``[start, stop)`` per spatial axis, in voxels of the full scan."""
-
-    start: tuple[int, ...]
-    stop: tuple[int, ...]
-
-    @property
-    def slices(self) -> tuple[slice, ...]:
-        return tuple(slice(a, b) for a, b in zip(self.start, self.stop))
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(b - a for a, b in zip(self.start, self.stop))
-
-    @property
-    def voxels(self) -> int:
-        return int(np.prod(self.shape))
+        return self.size
 
 
 def _np(x) -> np.ndarray:
@@ -47,17 +38,10 @@ def roi_from_mask(mask: np.ndarray | torch.Tensor, spacing: Sequence[float], mar
                   ) -> Roi | None:
     """Bounding box of ``mask`` (spatial, non-zero = organ) grown by ``margin_mm`` on each side and clipped
     at the scan border; ``None`` when the mask is empty (stage 1 found nothing)."""
-    m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
-    m = m != 0
-    if not m.any():
+    extent = mask_extent(_np(mask))
+    if extent is None:
         return None
-    start, stop = [], []
-    for axis in range(m.ndim):
-        other = tuple(i for i in range(m.ndim) if i != axis)
-        idx = np.flatnonzero(m.any(axis=other))
-        start.append(int(idx[0]))
-        stop.append(int(idx[-1]) + 1)
-    return expand_roi(Roi(tuple(start), tuple(stop)), m.shape, spacing, margin_mm)
+    return expand_roi(Roi(extent.start, extent.stop), np.shape(_np(mask)), spacing, margin_mm)
 
 
 def expand_roi(roi: Roi, shape: Sequence[int], spacing: Sequence[float], margin_mm: float | Sequence[float]) -> Roi:

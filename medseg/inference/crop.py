@@ -27,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from medseg.core.box import Box, mask_extent
 from medseg.core.card import ModelCard
 
 CropMode = Literal["body", "nonzero", "none"]
@@ -38,21 +39,11 @@ MASK_VOXELS = 4_000_000          # body masks of larger scans are computed on a 
 
 
 @dataclass(frozen=True)
-class CropBox:
+class CropBox(Box):
     """A box ``[start, stop)`` per axis of a grid of ``shape``, and the mask mode that made it."""
 
-    start: tuple[int, ...]
-    stop: tuple[int, ...]
     shape: tuple[int, ...]
     mode: str
-
-    @property
-    def slices(self) -> tuple[slice, ...]:
-        return tuple(slice(a, b) for a, b in zip(self.start, self.stop))
-
-    @property
-    def size(self) -> tuple[int, ...]:
-        return tuple(b - a for a, b in zip(self.start, self.stop))
 
     @property
     def fraction(self) -> float:
@@ -159,14 +150,12 @@ def bounding_box(mask: np.ndarray | torch.Tensor, mode: str, margin: int = BOX_M
     """The box around ``mask``'s voxels plus ``margin`` voxels (clipped to the grid); None for an empty mask."""
     data = mask.numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
     shape = tuple(int(s) for s in data.shape)
-    start, stop = [], []
-    for axis in range(data.ndim):
-        hit = np.flatnonzero(data.any(axis=tuple(a for a in range(data.ndim) if a != axis)))
-        if hit.size == 0:
-            return None
-        start.append(max(0, int(hit[0]) - margin))
-        stop.append(min(shape[axis], int(hit[-1]) + 1 + margin))
-    return CropBox(tuple(start), tuple(stop), shape, mode)
+    extent = mask_extent(data)
+    if extent is None:
+        return None
+    start = tuple(max(0, a - margin) for a in extent.start)
+    stop = tuple(min(n, b + margin) for b, n in zip(extent.stop, shape))
+    return CropBox(start, stop, shape, mode)
 
 
 def grow_to(box: CropBox, minimum: Sequence[int]) -> CropBox:
