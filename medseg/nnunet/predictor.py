@@ -289,14 +289,15 @@ class NnUNetModel:
         notice = time_notice(progress, None, passes=passes * len(self.networks))
         data = torch.from_numpy(case.data)
         total, stats = None, {}
-        for runner in (self.runners or self.networks):
+        nets = self.runners or self.networks
+        for runner in nets:
             def forward(x: torch.Tensor, runner=runner) -> torch.Tensor:
                 return runner(x).float()
             logits = predict_logits(forward, data, self.patch, heads, axes, batch_size=batch, mask=mask,
                                     stats=stats, softmax=not self.labels.has_regions, progress=notice)
             total = logits if total is None else total.add_(logits)
-        if len(self.networks) > 1:
-            total /= len(self.networks)
+        if len(nets) > 1:
+            total /= len(nets)
         self.last_tta.update(windows={"run": stats.get("windows"), "skipped": stats.get("skipped")},
                              body_box_model_grid=None, stitching="nnunet")
         logger.debug("default path, nnU-Net's stitching: %d heads, batch %d, %s windows", heads, batch, stats)
@@ -395,13 +396,13 @@ class RuntimeSummary:
         guarded = [r for r in runners if hasattr(r, "trusted")]
         if guarded and any(not r.trusted for r in guarded):
             return (f"auto: {guarded[0].backend} {guarded[0].precision} failed the accuracy guard against PyTorch "
-                    f"fp32 (min Dice {min(r.min_dice for r in guarded):.4f}), PyTorch fp32 used")
+                    f"fp32 (guard Dice {min(r.min_dice for r in guarded):.4f}), PyTorch fp32 used")
         inner = self._compiled()
         if inner is None:
             return "PyTorch on the CPU"
         text = str(getattr(inner, "reason", ""))
         if guarded:
-            text += f" [guarded: min Dice {min(r.min_dice for r in guarded):.4f} vs PyTorch fp32 on the first windows]"
+            text += f" [guarded: guard Dice {min(r.min_dice for r in guarded):.4f} vs PyTorch fp32 on the first windows]"
         return text
 
     def describe(self) -> str:
