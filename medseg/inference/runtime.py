@@ -7,9 +7,10 @@ window batch, decodes both with the model's output head and keeps the compiled r
 structure's guard Dice (:meth:`medseg.backends.guard.LabelAgreement.passes_guard`: the Dice, with labels
 under ``GUARD_MIN_VOXELS`` voxels judged by their changed voxels) is at least
 :data:`medseg.backends.guard.GUARD_DICE`; otherwise it warns once and runs PyTorch for the rest. The
-cost is bounded: only the first batch is run twice (the next ones too only while PyTorch finds no
-foreground in them, at most ``GUARD_BATCHES``), and a refused runtime's batch returns the PyTorch result
-already computed, so no window ever runs three times and a refusal costs one compiled batch. An explicitly requested backend (``--backend openvino``) is used as asked, except
+cost is bounded: only the first window of the first batch runs in both (the next windows too only while
+PyTorch finds no foreground in them, at most ``GUARD_WINDOWS``), the rest of the batch then runs in the
+runtime chosen, and a refused window returns the PyTorch result already computed: an accepted runtime
+costs one PyTorch window per fold network and case, a refused one one compiled window. An explicitly requested backend (``--backend openvino``) is used as asked, except
 ``--precision int8``: it is calibrated on training scans, refused at build time when its labels differ from
 fp32 on them (:mod:`medseg.backends.int8`), and guarded here on every case's first windows like ``auto``.
 """
@@ -27,7 +28,7 @@ from medseg.models.heads import OutputHead, head_for
 
 logger = get_logger(__name__)
 
-GUARD_BATCHES = 4   # window batches run twice at most: the first, and the next only while PyTorch finds no foreground
+GUARD_WINDOWS = 4   # windows run twice at most: the first, and the next only while PyTorch finds no foreground in them
 
 
 class GuardedRuntime:
@@ -59,12 +60,15 @@ class GuardedRuntime:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if not self.trusted:
             return self._torch(x)
-        if self.checked >= GUARD_BATCHES:
+        if self.checked >= GUARD_WINDOWS:
             return self.runtime(x)
-        reference = self._torch(x)   # PyTorch first: a refused batch returns it, never runs again
-        out = self.runtime(x)
+        # the first window of the batch in both runtimes (PyTorch's result is kept, never run again), then the
+        # rest of the batch in whichever runtime the verdict chose
+        reference = self._torch(x[:1])
+        out = torch.as_tensor(self.runtime(x[:1])).float()
         self._check(out, reference)
-        return out if self.trusted else reference
+        first = out if self.trusted else reference
+        return first if x.shape[0] == 1 else torch.cat([first, torch.as_tensor(self(x[1:])).float()])
 
     def _torch(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -77,7 +81,7 @@ class GuardedRuntime:
         mine, ref = self.head.decode(torch.as_tensor(out).float()), self.head.decode(reference)
         agreement = compare_label_maps(mine.numpy(), ref.numpy())
         self.min_dice = min(self.min_dice, agreement.min_guard_dice())
-        self.checked = GUARD_BATCHES if bool((ref > 0).any()) else self.checked + 1
+        self.checked = GUARD_WINDOWS if bool((ref > 0).any()) else self.checked + 1
         if not agreement.passes_guard(GUARD_DICE):
             logger.warning("%s %s disagrees with PyTorch fp32 on %s (guard Dice %.4f < %.3f; labels under %d voxels "
                            "judged by changed voxels; plain min Dice %.4f): running PyTorch instead", self.backend,

@@ -395,7 +395,9 @@ class RuntimeSummary:
         runners = self._runners()
         guarded = [r for r in runners if hasattr(r, "trusted")]
         if guarded and any(not r.trusted for r in guarded):
-            return (f"auto: {guarded[0].backend} {guarded[0].precision} failed the accuracy guard against PyTorch "
+            inner = getattr(guarded[0], "runtime", None)
+            return (f"auto: {getattr(inner, 'backend', 'compiled')} {getattr(inner, 'precision', 'fp32')} failed "
+                    "the accuracy guard against PyTorch "
                     f"fp32 (guard Dice {min(r.min_dice for r in guarded):.4f}), PyTorch fp32 used")
         inner = self._compiled()
         if inner is None:
