@@ -10,7 +10,7 @@ runtime for rounding noise on structures that barely appear in the checked windo
 (``mismatched = |A| + |B| - 2 |A and B|``), which is the Dice for labels of ``GUARD_MIN_VOXELS`` voxels or
 more, and for smaller ones allows the same absolute number of changed voxels as a label of that size:
 with the defaults, one voxel (a 1000-voxel label at Dice 0.999). A runtime that is really wrong changes far
-more than that (``tests/nnunet/test_runtime.py`` perturbs a network's weights and checks the refusal).
+more than that (``tests/nnunet/test_guard_policy.py`` perturbs a network's weights and checks the refusal).
 """
 from __future__ import annotations
 

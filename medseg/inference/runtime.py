@@ -3,14 +3,15 @@
 The ``auto`` default (OpenVINO fp32 when ``medseg[cpu]`` is installed) was chosen from STU-Net hippocampus
 measurements (``benchmarks/README.md``, "Fast CPU inference"). Other model families export differently, so
 an ``auto`` choice is not trusted blindly: :class:`GuardedRuntime` also runs PyTorch fp32 on the first
-window batch, decodes both with the model's output head and keeps the compiled runtime only if every
+window it is given, decodes both with the model's output head and keeps the compiled runtime only if every
 structure's guard Dice (:meth:`medseg.backends.guard.LabelAgreement.passes_guard`: the Dice, with labels
 under ``GUARD_MIN_VOXELS`` voxels judged by their changed voxels) is at least
 :data:`medseg.backends.guard.GUARD_DICE`; otherwise it warns once and runs PyTorch for the rest. The
 cost is bounded: only the first window of the first batch runs in both (the next windows too only while
 PyTorch finds no foreground in them, at most ``GUARD_WINDOWS``), the rest of the batch then runs in the
 runtime chosen, and a refused window returns the PyTorch result already computed: an accepted runtime
-costs one PyTorch window per fold network and case, a refused one one compiled window. An explicitly requested backend (``--backend openvino``) is used as asked, except
+costs one PyTorch window per guarded network, a refused one one compiled window. An explicitly requested
+backend (``--backend openvino``) is used as asked, except
 ``--precision int8``: it is calibrated on training scans, refused at build time when its labels differ from
 fp32 on them (:mod:`medseg.backends.int8`), and guarded here on every case's first windows like ``auto``.
 """
