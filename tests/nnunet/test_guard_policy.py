@@ -1,4 +1,4 @@
-"""The run-time accuracy guard on folder networks: it checks the first window batch only, returns the PyTorch
+"""The run-time accuracy guard on folder networks: it checks the first window only, returns the PyTorch
 result it computed for a refused batch (no window runs twice more), and still refuses a runtime whose
 network is genuinely wrong (weights perturbed), while the same network with its own weights is kept."""
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _guarded(model: NnUNetModel, runtime_net: torch.nn.Module) -> tuple[GuardedR
     return guarded, compiled, reference
 
 
-def test_a_wrong_runtime_is_refused_after_one_batch_and_costs_no_window_twice():
+def test_a_wrong_runtime_is_refused_on_its_first_window_and_costs_no_window_twice():
     model = NnUNetModel.load(FIXTURES / "hippo_3d" / "model", folds=["0"])
     expected = sitk.GetArrayFromImage(model.predict(inputs("hippo_3d", CASE), tta=False, batch_size=1))
     windows = model.last_tta["windows"]["run"]
@@ -57,12 +57,12 @@ def test_a_wrong_runtime_is_refused_after_one_batch_and_costs_no_window_twice():
     guarded, compiled, reference = _guarded(model, _perturbed(model.networks[0], 0.5))
     got = sitk.GetArrayFromImage(model.predict(inputs("hippo_3d", CASE), tta=False, batch_size=1))
     assert not guarded.trusted and guarded.min_dice < 0.999
-    assert compiled.windows == 1                     # the compiled network ran the first batch only
+    assert compiled.windows == 1                     # the compiled network ran the first window only
     assert reference.windows == windows              # every window once in PyTorch, the first one reused
     np.testing.assert_array_equal(got, expected)     # and the labels are PyTorch's
 
 
-def test_a_runtime_that_agrees_is_checked_on_the_first_batch_only():
+def test_a_runtime_that_agrees_is_checked_on_the_first_window_only():
     model = NnUNetModel.load(FIXTURES / "hippo_3d" / "model", folds=["0"])
     guarded, compiled, reference = _guarded(model, model.networks[0])
     model.predict(inputs("hippo_3d", CASE), tta=False, batch_size=1)
