@@ -54,6 +54,7 @@ EXAMPLE_CT = DATA / "totalsegmentator_example" / "aorta_ct_1p5mm" / "ct_cropped.
 ARMS = ("nnunet", "medseg_torch_fp32", "medseg_compile", "medseg_default")
 OPTIONAL_ARMS = ("medseg_exact",)  # --arms ...,medseg_exact: nnU-Net's own arithmetic inside medseg
 NO_DICE = ("medseg_compile",)
+sys.path.insert(0, str(ROOT))
 
 
 # ---- result folders (run inside the peer python: needs torch + dynamic_network_architectures) -----------
@@ -97,8 +98,9 @@ def _plans(name: str, features: list[int], classes: int, spacing: float, patch: 
 
 
 def make_result_folder(folder: Path, *, features: list[int], classes: int, spacing: float = 1.5,
-                       patch: tuple[int, ...] = (128, 128, 128), seed: int = 0) -> None:
-    """An nnU-Net v2 trained-model folder (dataset.json, plans.json, fold_0/checkpoint_final.pth), random weights."""
+                       patch: tuple[int, ...] = (128, 128, 128), seed: int = 0, sharpen: float = 0.0) -> None:
+    """An nnU-Net v2 trained-model folder (dataset.json, plans.json, fold_0/checkpoint_final.pth), seeded random
+    weights; ``sharpen`` > 0: the heads scaled by it (trained-like margins, ``tests/_standins.py``)."""
     import torch
     from dynamic_network_architectures.architectures.unet import PlainConvUNet
 
@@ -111,6 +113,10 @@ def make_result_folder(folder: Path, *, features: list[int], classes: int, spaci
                         [2] * stages, classes, [2] * (stages - 1), conv_bias=True, norm_op=torch.nn.InstanceNorm3d,
                         norm_op_kwargs={"eps": 1e-5, "affine": True}, nonlin=torch.nn.LeakyReLU,
                         nonlin_kwargs={"inplace": True}, deep_supervision=False)
+    if sharpen:
+        from tests._standins import sharpen_heads
+
+        sharpen_heads(net.state_dict(), sharpen)
     (folder / "fold_0").mkdir(parents=True, exist_ok=True)
     (folder / "plans.json").write_text(json.dumps(plans, indent=1))
     (folder / "dataset.json").write_text(json.dumps(dataset, indent=1))
@@ -285,17 +291,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tta", action="store_true", help="mirroring in every arm (default off)")
     parser.add_argument("--max-gb", type=float, default=14.0, help="address-space limit of the nnU-Net arm (GB)")
     parser.add_argument("--work", type=Path, default=None, help="keep folders and outputs here")
+    parser.add_argument("--heads", default="sharpened", choices=["sharpened", "random"],
+                        help="case i's weights: seeded random with sharpened heads (trained-like margins, default) "
+                             "or plain random (near-tied logits)")
     parser.add_argument("--make-folder", nargs=3, metavar=("FOLDER", "FEATURES", "CLASSES"), help=argparse.SUPPRESS)
+    parser.add_argument("--sharpen", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.make_folder:  # the peer python builds the folders
         folder, features, classes = args.make_folder
-        make_result_folder(Path(folder), features=[int(f) for f in features.split(",")], classes=int(classes))
+        make_result_folder(Path(folder), features=[int(f) for f in features.split(",")], classes=int(classes),
+                           sharpen=args.sharpen)
         return
     args.arms = [a for a in args.arms.split(",") if a]
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_nnunet_"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"work folder: {work}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
-    specs = {"i": ("Dataset901_CT3dFullres", "32,64,128,256,320,320", 6),
+    from tests._standins import HEAD_SHARPENING
+
+    sharpen = HEAD_SHARPENING if args.heads == "sharpened" else 0.0
+    specs = {"i": ("Dataset901_CT3dFullres" + ("_sharp" if sharpen else ""), "32,64,128,256,320,320", 6),
              "ii": (f"Dataset902_CT105_f{args.ii_features.replace(',', '_')}", args.ii_features, 105)}
     saved = work / "results.json"  # arms measured by an earlier run in the same work folder are kept
     all_results = json.loads(saved.read_text()) if saved.is_file() else {}
@@ -303,8 +317,8 @@ def main(argv: list[str] | None = None) -> None:
         name, features, classes = specs[case]
         folder = work / name / "nnUNetTrainer__nnUNetPlans__3d_fullres"
         if not (folder / "fold_0" / "checkpoint_final.pth").is_file():
-            subprocess.run([args.peer_python, __file__, "--make-folder", str(folder), features, str(classes)],
-                           check=True)
+            subprocess.run([args.peer_python, __file__, "--make-folder", str(folder), features, str(classes),
+                            "--sharpen", str(sharpen if case == "i" else 0.0)], check=True)
         if case == "i":
             if not EXAMPLE_CT.is_file():
                 print(f"case i skipped: {EXAMPLE_CT} not found")

@@ -3,9 +3,15 @@
 The ``auto`` default (OpenVINO fp32 when ``medseg[cpu]`` is installed) was chosen from STU-Net hippocampus
 measurements (``benchmarks/README.md``, "Fast CPU inference"). Other model families export differently, so
 an ``auto`` choice is not trusted blindly: :class:`GuardedRuntime` also runs PyTorch fp32 on the first
-windows, decodes both with the model's output head and keeps the compiled runtime only if every
-structure's Dice is at least :data:`medseg.backends.guard.GUARD_DICE`; otherwise it warns once and runs
-PyTorch for the rest. An explicitly requested backend (``--backend openvino``) is used as asked, except
+window it is given, decodes both with the model's output head and keeps the compiled runtime only if every
+structure's guard Dice (:meth:`medseg.backends.guard.LabelAgreement.passes_guard`: the Dice, with labels
+under ``GUARD_MIN_VOXELS`` voxels judged by their changed voxels) is at least
+:data:`medseg.backends.guard.GUARD_DICE`; otherwise it warns once and runs PyTorch for the rest. The
+cost is bounded: only the first window of the first batch runs in both (the next windows too only while
+PyTorch finds no foreground in them, at most ``GUARD_WINDOWS``), the rest of the batch then runs in the
+runtime chosen, and a refused window returns the PyTorch result already computed: an accepted runtime
+costs one PyTorch window per guarded network, a refused one one compiled window. An explicitly requested
+backend (``--backend openvino``) is used as asked, except
 ``--precision int8``: it is calibrated on training scans, refused at build time when its labels differ from
 fp32 on them (:mod:`medseg.backends.int8`), and guarded here on every case's first windows like ``auto``.
 """
@@ -23,7 +29,7 @@ from medseg.models.heads import OutputHead, head_for
 
 logger = get_logger(__name__)
 
-GUARD_BATCHES = 4   # at most this many window batches are run twice; stops early once foreground agreed
+GUARD_WINDOWS = 4   # windows run twice at most: the first, and the next only while PyTorch finds no foreground in them
 
 
 class GuardedRuntime:
@@ -45,7 +51,7 @@ class GuardedRuntime:
     @property
     def reason(self) -> str:
         inner = str(getattr(self.runtime, "reason", ""))
-        return inner if self.trusted else f"{inner}; failed the run-time guard (min Dice {self.min_dice:.4f})"
+        return inner if self.trusted else f"{inner}; failed the run-time guard (guard Dice {self.min_dice:.4f})"
 
     def __getattr__(self, name: str):  # threads, mode, calibration... of the compiled runtime
         if name in ("threads", "mode", "calibration", "guard", "cache_path", "_fallback") and self.trusted:
@@ -55,33 +61,39 @@ class GuardedRuntime:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if not self.trusted:
             return self._torch(x)
-        out = self.runtime(x)
-        if self.checked < GUARD_BATCHES:
-            self._check(x, out)
-        return out if self.trusted else self._torch(x)
+        if self.checked >= GUARD_WINDOWS:
+            return self.runtime(x)
+        # the first window of the batch in both runtimes (PyTorch's result is kept, never run again), then the
+        # rest of the batch in whichever runtime the verdict chose
+        reference = self._torch(x[:1])
+        out = torch.as_tensor(self.runtime(x[:1])).float()
+        self._check(out, reference)
+        first = out if self.trusted else reference
+        return first if x.shape[0] == 1 else torch.cat([first, torch.as_tensor(self(x[1:])).float()])
 
     def _torch(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             out = self.model(x.as_tensor() if hasattr(x, "as_tensor") else x)
         return (out[0] if isinstance(out, (tuple, list)) else out).float()
 
-    def _check(self, x: torch.Tensor, out: torch.Tensor) -> None:
-        from medseg.backends.guard import GUARD_DICE, compare_label_maps
+    def _check(self, out: torch.Tensor, reference: torch.Tensor) -> None:
+        from medseg.backends.guard import GUARD_DICE, GUARD_MIN_VOXELS, compare_label_maps
 
-        reference = self._torch(x)
-        mine, ref = self.head.decode(out.float()), self.head.decode(reference)
+        mine, ref = self.head.decode(torch.as_tensor(out).float()), self.head.decode(reference)
         agreement = compare_label_maps(mine.numpy(), ref.numpy())
-        self.min_dice = min(self.min_dice, agreement.min_dice)
-        self.checked = GUARD_BATCHES if bool((ref > 0).any()) and agreement.passes() else self.checked + 1
-        if not agreement.passes(GUARD_DICE):
-            logger.warning("%s %s disagrees with PyTorch fp32 on %s (Dice %.4f < %.3f): running PyTorch instead",
-                           self.backend, self.precision, self.head.card.name, agreement.min_dice, GUARD_DICE)
+        self.min_dice = min(self.min_dice, agreement.min_guard_dice())
+        self.checked = GUARD_WINDOWS if bool((ref > 0).any()) else self.checked + 1
+        if not agreement.passes_guard(GUARD_DICE):
+            logger.warning("%s %s disagrees with PyTorch fp32 on %s (guard Dice %.4f < %.3f; labels under %d voxels "
+                           "judged by changed voxels; plain min Dice %.4f): running PyTorch instead", self.backend,
+                           self.precision, self.head.card.name, agreement.min_guard_dice(), GUARD_DICE,
+                           GUARD_MIN_VOXELS, agreement.min_dice)
             self.trusted = False
 
     def describe(self) -> str:
         state = "guarded" if self.trusted else "failed the guard, PyTorch fp32 used"
         inner = self.runtime.describe() if hasattr(self.runtime, "describe") else self.backend
-        return f"{inner} [{state}, min Dice {self.min_dice:.4f} on the first windows]"
+        return f"{inner} [{state}, guard Dice {self.min_dice:.4f} on the first windows]"
 
 
 def cpu_runtime(model: nn.Module, card: ModelCard, *, backend: str, precision: str, batch_size: int = 1,

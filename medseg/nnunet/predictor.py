@@ -52,6 +52,12 @@ logger = get_logger(__name__)
 PROBABILITY_BUDGET = 2 << 30
 # heads above which the default path accumulates window sums in float16 and keeps no probabilities
 MANY_CLASSES = 16
+# bytes per voxel and head of nnU-Net's own stitching and export (float16 logits on the model grid, their
+# float64 working copy while resampled back, the float16 result) and of a second fold's float16 logits
+NNUNET_BYTES = 14
+NNUNET_FOLD_BYTES = 2
+# fraction of the memory still available that nnU-Net's full-volume logits may take on the default path
+NNUNET_MEMORY_FRACTION = 4
 # bytes of one window's float32 logits held at once by a TTA batch: the sum, one pass and its flipped copy
 TTA_COPIES = 3
 
@@ -69,6 +75,21 @@ def window_batch(heads: int, roi: Sequence[int], available: int | None = None) -
     return max(1, min(auto_batch_size(heads, roi, "cpu"), free // 4 // max(per_window, 1)))
 
 
+def nnunet_arithmetic_bytes(heads: int, voxels: int, folds: int = 1) -> int:
+    """Memory nnU-Net's full-volume stitching and export take for ``heads`` x ``voxels`` (the larger of the model
+    grid and the cropped scan grid) with ``folds`` fold networks."""
+    return heads * voxels * (NNUNET_BYTES + (NNUNET_FOLD_BYTES if folds > 1 else 0))
+
+
+def nnunet_arithmetic_fits(heads: int, voxels: int, folds: int = 1, available: int | None = None) -> bool:
+    """Whether the default path uses nnU-Net's stitching/export arithmetic (True) or medseg's memory-bounded
+    engine (False): nnU-Net's full-volume logits must take at most a quarter of the memory still available."""
+    from medseg.core.memory import available_memory
+
+    free = available_memory() if available is None else available
+    return nnunet_arithmetic_bytes(heads, voxels, folds) <= free // NNUNET_MEMORY_FRACTION
+
+
 @dataclass
 class NnUNetModel:
     """A loaded result folder: configuration, labels, one network per fold (strictly loaded)."""
@@ -83,6 +104,7 @@ class NnUNetModel:
     previous: NnUNetModel | None = None     # a cascade's previous stage (3d_lowres), run first
     runners: list[Callable] | None = None   # the default path's CPU runtime per fold (None: the torch networks)
     last_tta: dict = field(default_factory=dict)   # the TTA choice of the last case, and why
+    stitching: str = "auto"   # default path: "auto" (nnU-Net's when it fits), "nnunet", "engine"
     crop: str = "body"                               # "none": no body mask (nnU-Net's crop to non-zero stays)
 
     @property
@@ -246,7 +268,44 @@ class NnUNetModel:
                          roi_size=tuple(self.patch), spacing=tuple(float(s) for s in self.config["spacing"]),
                          mirror_axes=tuple(self.mirror_axes or ()), orientation=None)
 
+    def uses_nnunet_arithmetic(self, case: Case) -> bool:
+        """The default path's choice for this case (see :func:`nnunet_arithmetic_fits`)."""
+        if self.stitching != "auto":
+            return self.stitching == "nnunet"
+        voxels = max(case.data[0].size, int(np.prod(case.shape_after_cropping)))
+        return nnunet_arithmetic_fits(self.labels.num_heads, voxels, len(self.networks))
+
+    @torch.inference_mode()
+    def _nnunet_default(self, case: Case, axes, batch_size: int | None, progress) -> np.ndarray:
+        """nnU-Net's stitching and export (float16 logits one window at a time in its order, folds averaged in
+        float16, logits resampled back) with the default path's windows: batched, run by the CPU runtime, and
+        skipping windows outside a CT's body (voxels inside the body get nnU-Net's logits exactly)."""
+        heads = self.labels.num_heads
+        roi = (1, *self.patch) if len(self.patch) == 2 else tuple(self.patch)
+        batch = batch_size or window_batch(heads, roi)
+        mask = (nnunet_body_mask(case.data, self.config, self.folder.plans)
+                if self.crop != "none" else None)
+        passes = 2 ** len(axes) if axes else 1
+        notice = time_notice(progress, None, passes=passes * len(self.networks))
+        data = torch.from_numpy(case.data)
+        total, stats = None, {}
+        nets = self.runners or self.networks
+        for runner in nets:
+            def forward(x: torch.Tensor, runner=runner) -> torch.Tensor:
+                return runner(x).float()
+            logits = predict_logits(forward, data, self.patch, heads, axes, batch_size=batch, mask=mask,
+                                    stats=stats, softmax=not self.labels.has_regions, progress=notice)
+            total = logits if total is None else total.add_(logits)
+        if len(nets) > 1:
+            total /= len(nets)
+        self.last_tta.update(windows={"run": stats.get("windows"), "skipped": stats.get("skipped")},
+                             body_box_model_grid=None, stitching="nnunet")
+        logger.debug("default path, nnU-Net's stitching: %d heads, batch %d, %s windows", heads, batch, stats)
+        return logits_to_cropped_labels(total, case, self.config, self.labels)
+
     def _engine(self, case: Case, axes, batch_size: int | None, progress) -> np.ndarray:
+        if self.uses_nnunet_arithmetic(case):
+            return self._nnunet_default(case, axes, batch_size, progress)
         from medseg.inference.sliding_window import (
             EngineOptions,
             sliding_window_labels,
@@ -275,7 +334,8 @@ class NnUNetModel:
                                        activation=activation, options=options, mask=mask,
                                        progress=time_notice(progress, None, passes=passes))
         self.last_tta.update(windows={"run": result.windows_run, "skipped": result.windows_skipped},
-                             body_box_model_grid=result.crop.to_dict() if result.crop is not None else None)
+                             body_box_model_grid=result.crop.to_dict() if result.crop is not None else None,
+                             stitching="engine")
         if keep:  # back to logits (up to a per-voxel constant), resampled with nnU-Net's order-1 rule, decided
             prob = result.probabilities.float().clamp_(1e-7, 1.0)
             logits = torch.log(prob) if not self.labels.has_regions else torch.log(prob / (1 - prob).clamp_(1e-7))
@@ -335,14 +395,16 @@ class RuntimeSummary:
         runners = self._runners()
         guarded = [r for r in runners if hasattr(r, "trusted")]
         if guarded and any(not r.trusted for r in guarded):
-            return (f"auto: {guarded[0].backend} {guarded[0].precision} failed the accuracy guard against PyTorch "
-                    f"fp32 (min Dice {min(r.min_dice for r in guarded):.4f}), PyTorch fp32 used")
+            inner = getattr(guarded[0], "runtime", None)
+            return (f"auto: {getattr(inner, 'backend', 'compiled')} {getattr(inner, 'precision', 'fp32')} failed "
+                    "the accuracy guard against PyTorch "
+                    f"fp32 (guard Dice {min(r.min_dice for r in guarded):.4f}), PyTorch fp32 used")
         inner = self._compiled()
         if inner is None:
             return "PyTorch on the CPU"
         text = str(getattr(inner, "reason", ""))
         if guarded:
-            text += f" [guarded: min Dice {min(r.min_dice for r in guarded):.4f} vs PyTorch fp32 on the first windows]"
+            text += f" [guarded: guard Dice {min(r.min_dice for r in guarded):.4f} vs PyTorch fp32 on the first windows]"
         return text
 
     def describe(self) -> str:

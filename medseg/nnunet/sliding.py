@@ -90,10 +90,19 @@ def mirrored_logits(network: Callable[[torch.Tensor], torch.Tensor], x: torch.Te
 
 
 @torch.inference_mode()
-def predict_logits(network: nn.Module, data: torch.Tensor, patch: Sequence[int], num_heads: int,
-                   mirror_axes: Sequence[int] | None, step: float = 0.5,
-                   progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-    """Float16 logits ``(num_heads, *spatial)`` of one network over ``data`` ``(C, *spatial)`` (CPU)."""
+def predict_logits(network: Callable[[torch.Tensor], torch.Tensor], data: torch.Tensor, patch: Sequence[int],
+                   num_heads: int, mirror_axes: Sequence[int] | None, step: float = 0.5,
+                   progress: Callable[[int, int], None] | None = None, *, batch_size: int = 1,
+                   mask: np.ndarray | torch.Tensor | None = None, stats: dict | None = None,
+                   softmax: bool = True) -> torch.Tensor:
+    """Float16 logits ``(num_heads, *spatial)`` of one network over ``data`` ``(C, *spatial)`` (CPU).
+
+    ``batch_size`` windows go through ``network`` at once (each window's mirrored passes summed in nnU-Net's
+    order), then are stitched one at a time in nnU-Net's order: the same float16 arithmetic as batch 1.
+    ``mask`` (``spatial``, bool): windows holding none of it are skipped; voxels no window covers get
+    background logits. Voxels inside the mask get exactly the logits of the whole grid (a skipped window
+    holds none of them). ``stats`` receives ``windows`` run and ``skipped``; ``softmax=False`` (sigmoid
+    regions): uncovered voxels get every head negative."""
     patch = [int(p) for p in patch]
     padded, back = pad_to(data, patch)
     spatial = padded.shape[1:]
@@ -101,14 +110,29 @@ def predict_logits(network: nn.Module, data: torch.Tensor, patch: Sequence[int],
     counts = torch.zeros(spatial, dtype=torch.half)
     gauss = gaussian_map(tuple(patch))
     windows = slicers(spatial, patch, step)
-    for i, sl in enumerate(windows):
-        x = torch.clone(padded[sl][None], memory_format=torch.contiguous_format)
-        prediction = mirrored_logits(network, x, mirror_axes)[0]
-        prediction *= gauss
-        logits[sl] += prediction
-        counts[sl[1:]] += gauss
+    total = len(windows)
+    if mask is not None:
+        padded_mask = pad_to(torch.as_tensor(np.asarray(mask), dtype=torch.bool)[None], patch)[0][0]
+        windows = [sl for sl in windows if bool(padded_mask[sl[1:]].any())]
+    if stats is not None:
+        stats.update(windows=len(windows), skipped=total - len(windows))
+    for first in range(0, len(windows), max(1, batch_size)):
+        batch = windows[first:first + max(1, batch_size)]
+        x = torch.stack([padded[sl] for sl in batch]) if len(batch) > 1 else torch.clone(
+            padded[batch[0]][None], memory_format=torch.contiguous_format)
+        predictions = mirrored_logits(network, x, mirror_axes)
+        for sl, prediction in zip(batch, predictions):
+            prediction *= gauss
+            logits[sl] += prediction
+            counts[sl[1:]] += gauss
         if progress is not None:
-            progress(i + 1, len(windows))
+            progress(first + len(batch), len(windows))
+    if len(windows) < total:   # voxels no window covered: background
+        empty = counts == 0
+        counts[empty] = 1
+        logits[:, empty] = -VALUE_SCALING
+        if softmax:
+            logits[0, empty] = VALUE_SCALING
     torch.div(logits, counts, out=logits)
     if torch.isinf(logits).any():
         raise RuntimeError("float16 overflow in the stitched logits")

@@ -72,3 +72,19 @@ def test_cpu_default_and_fp32_backends_keep_real_labels_within_the_guard(shared_
         got = sliding_window_inference(image, roi, 1, predictor, overlap=0.5, mode="gaussian").argmax(1)
         agreement = compare_label_maps(got, ref, labels=(1, 2))
         assert agreement.passes(GUARD_DICE), f"{predictor.describe()}: {agreement}"
+
+
+def test_guard_judges_tiny_labels_by_changed_voxels_not_their_dice():
+    a = np.zeros((40, 40, 40), dtype=np.int16)
+    a[:20] = 1                      # 32000 voxels
+    a[30, 30, 30:33] = 2            # a 3-voxel label
+    b = a.copy()
+    b[30, 30, 32] = 0               # one voxel of it flipped: Dice 0.8
+    result = compare_label_maps(a, b)
+    assert result.dice[2] == 0.8 and not result.passes(GUARD_DICE)
+    assert result.passes_guard(GUARD_DICE)   # one voxel, as for a label of GUARD_MIN_VOXELS voxels at Dice 0.999
+    b[30, 30, 30:33] = 0            # the whole tiny label lost: refused
+    assert not compare_label_maps(a, b).passes_guard(GUARD_DICE)
+    big = a.copy()
+    big[:1] = 0                     # a large label keeps its plain Dice (1600 of 32000 voxels lost)
+    assert compare_label_maps(a, big).min_guard_dice() == compare_label_maps(a, big).dice[1] < GUARD_DICE

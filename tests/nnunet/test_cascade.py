@@ -60,9 +60,9 @@ def test_exact_is_nnunetv2_predict_and_default_path_close(case):
     np.testing.assert_array_equal(lowres, read(ROOT / "expected_lowres" / f"{case}.nii.gz"))
     expected = read(ROOT / "expected" / f"{case}.nii.gz")
     np.testing.assert_array_equal(sitk.GetArrayFromImage(model.predict([_scan(case)], exact=True)), expected)
-    default = sitk.GetArrayFromImage(model.predict([_scan(case)]))
-    assert (default == expected).mean() > 0.998
-    assert all(d > 0.9 for d in dice_per_class(default, expected).values())
+    default = sitk.GetArrayFromImage(model.predict([_scan(case)]))   # nnU-Net's stitching: both stages fit
+    assert (default == expected).mean() > 0.999
+    assert all(d >= 0.995 for d in dice_per_class(default, expected).values())
 
 
 def test_missing_previous_stage_is_refused_naming_where_it_was_looked_for(tmp_path):

@@ -1,11 +1,13 @@
 """medseg vs nnUNetv2_predict on tiny nnU-Net v2 models trained with nnunetv2 itself (committed fixtures).
 
 ``--exact`` must give nnU-Net's labels (>= 99.99 % of voxels; measured: identical on every case). The
-default engine path (float32 stitching instead of nnU-Net's float16) must agree on >= 99 % of voxels with
-per-class Dice >= 0.98 (classes of 500+ voxels): the fixtures' near-initial weights give label maps full of near-ties, where
-nnU-Net's float16 rounding alone flips voxels (docs/nnunet.md has the measured figures). Two cases run in the
-default suite (the held-out case whose spacing differs from the model's, so resampling both ways is
-exercised); every fixture and case runs in the slow suite.
+default path uses nnU-Net's float16 stitching and logits export whenever its full-volume logits fit (they do
+for every fixture), with batched windows: per-class Dice >= 0.995 against nnU-Net on every class, however
+small (the issue's goal; measured: identical on almost every case, docs/nnunet.md). The memory-bounded engine
+(float32 cells, what large many-class volumes get) is held to its own looser bound on the same case, so
+both default-path arithmetics stay checked. Two cases run in the default suite (the held-out case whose
+spacing differs from the model's, so resampling both ways is exercised); every fixture and case runs in the
+slow suite.
 """
 from __future__ import annotations
 
@@ -50,9 +52,40 @@ def test_exact_matches_nnunet_and_default_is_close(name, case):
     agreement = float((exact == expected).mean())
     assert agreement >= 0.9999, f"{name}/{case}: --exact agrees on {agreement:.6f} of voxels"
     default = sitk.GetArrayFromImage(model.predict(inputs(name, case), exact=False))
-    dice = {c: d for c, d in dice_per_class(default, expected).items() if (expected == c).sum() >= 500}
-    assert float((default == expected).mean()) >= 0.99
-    assert min(dice.values(), default=1.0) >= 0.98, f"{name}/{case}: default path Dice {dice}"
+    assert model.last_tta["stitching"] == "nnunet"
+    dice = dice_per_class(default, expected)
+    assert float((default == expected).mean()) >= 0.999
+    assert min(dice.values(), default=1.0) >= 0.995, f"{name}/{case}: default path Dice {dice}"
+    model.stitching = "engine"   # the memory-bounded engine: float32 cells, near-tied logits flip
+    try:
+        engine = sitk.GetArrayFromImage(model.predict(inputs(name, case), exact=False))
+    finally:
+        model.stitching = "auto"
+    dice = {c: d for c, d in dice_per_class(engine, expected).items() if (expected == c).sum() >= 500}
+    assert float((engine == expected).mean()) >= 0.99
+    assert min(dice.values(), default=1.0) >= 0.98, f"{name}/{case}: engine Dice {dice}"
+
+
+def test_default_path_keeps_the_memory_bounded_engine_when_nnunets_logits_do_not_fit():
+    from medseg.nnunet.predictor import nnunet_arithmetic_bytes, nnunet_arithmetic_fits
+
+    # the 1.5 mm CT of bench_nnunet case (i): 6 heads x 120x126x164 voxels, 208 MB
+    assert nnunet_arithmetic_fits(6, 120 * 126 * 164, available=8 << 30)
+    # 105 classes on 512x512x400 (bench case ii): 154 GB of nnU-Net's stitching and export
+    assert nnunet_arithmetic_bytes(105, 512 * 512 * 400) > 150e9
+    assert not nnunet_arithmetic_fits(105, 512 * 512 * 400, available=64 << 30)
+    assert nnunet_arithmetic_bytes(6, 10**6, folds=2) > nnunet_arithmetic_bytes(6, 10**6)
+
+
+@pytest.mark.skipif("hippo_3d" not in fixture_names(), reason="nnU-Net fixtures not built")
+def test_default_path_chooses_the_engine_under_memory_pressure(monkeypatch):
+    import medseg.core.memory as memory
+
+    model = _model("hippo_3d")
+    monkeypatch.setattr(memory, "available_memory", lambda: 1 << 20)   # 1 MB free: nnU-Net's logits do not fit
+    labels = sitk.GetArrayFromImage(model.predict(inputs("hippo_3d", "hippocampus_033"), tta=False))
+    assert model.last_tta["stitching"] == "engine"
+    assert labels.shape == read(FIXTURES / "hippo_3d" / "expected" / "hippocampus_033.nii.gz").shape
 
 
 @pytest.mark.skipif(not (FIXTURES / "hippo_3d" / "expected_f01").is_dir(), reason="2-fold fixture not built")

@@ -100,6 +100,7 @@ def test_many_heads_map_labels_back_without_probabilities(tmp_path, monkeypatch)
     sitk.WriteImage(image, str(scan))
     model = NnUNetModel.load(folder)
     exact = sitk.GetArrayFromImage(model.predict([scan], exact=True, tta=False))
+    model.stitching = "engine"   # the memory-bounded engine (what volumes too large for nnU-Net's logits get)
     monkeypatch.setattr(nnpred, "MANY_CLASSES", 2)   # 3 heads count as many: float16 sums, labels mapped back
     seen = {}
     from medseg.inference import sliding_window
