@@ -151,6 +151,7 @@ def sliding_window_labels(
         padded_mask = pad_to_roi(mask[None].to(torch.uint8), options.roi)[0][0].bool()
         run = [i for i, st in enumerate(grid.windows)
                if bool(padded_mask[tuple(slice(s, s + r) for s, r in zip(st, options.roi))].any())]
+        del padded_mask, mask   # two box-sized copies, not needed while the windows run
     compute, stitch = torch.device(options.compute_device), torch.device(options.stitch_device)
     accum = choose_accumulation(options, grid, channels)
     stitcher = CellStitcher(grid, channels, activation, accum_dtype=accum, device=stitch,
