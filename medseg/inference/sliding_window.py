@@ -34,6 +34,7 @@ logger = get_logger(__name__)
 
 FLOAT32_STITCH_LIMIT = 1 << 30   # bytes of live float32 cells above which float16 is used
 WINDOW_BATCH_BUDGET = 512 << 20  # bytes of float32 window logits per batch when choosing a batch size
+TRIM_LIVE_BYTES = 8 << 20        # live cells above which freed heap pages are returned after each batch
 
 ProgressFn = Callable[[int, int], None]
 
@@ -182,7 +183,7 @@ def sliding_window_labels(
                 stitcher.add(index, logits[offset], gauss)
             del logits, x
             stitcher.finalize_through(batch[-1])
-            if stitch.type == "cpu":
+            if stitch.type == "cpu" and stitcher.live_bytes >= TRIM_LIVE_BYTES:
                 release_freed_memory()
             if progress is not None:
                 progress(min(first + len(batch), total), total)
@@ -201,8 +202,10 @@ def release_freed_memory() -> None:
 
     After a window's large logits are freed, glibc raises its mmap threshold (up to 32 MB), so cells and
     temporaries below it come from the heap, whose freed pages stay resident: a fragmented heap grew the
-    peak 10x past the live cells with 105 heads (``tests/inference/test_stitcher_memory.py``). Trimming
-    once per batch costs milliseconds; elsewhere than glibc it does nothing."""
+    peak 10x past the live cells with 105 heads (``tests/inference/test_stitcher_memory.py``). The engine
+    trims once per batch while the live cells exceed ``TRIM_LIVE_BYTES`` (a trim and the page faults after
+    it cost ~15 ms: nothing next to a many-class window, too much for small fast models, which do not
+    fragment); elsewhere than glibc it does nothing."""
     trim = _malloc_trim()
     if trim is not None:
         trim(0)

@@ -81,6 +81,7 @@ class CellStitcher:
         self._scratch: torch.Tensor | None = None
         self._next_final = 0
         self.peak_live_bytes = 0
+        self.live_bytes = 0                 # bytes held by live cells after the last add
 
     def add(self, index: int, weighted: torch.Tensor, weights: torch.Tensor | None = None) -> None:
         """Add window ``index``'s Gaussian-weighted logits ``(C, *roi)`` (float32, on ``device``)."""
@@ -102,8 +103,8 @@ class CellStitcher:
                     self._weights[cell] = wpiece.clone()
                 else:
                     wtarget.add_(wpiece)
-        live = sum(t.numel() * t.element_size() for t in self._cells.values())
-        self.peak_live_bytes = max(self.peak_live_bytes, live)
+        self.live_bytes = sum(t.numel() * t.element_size() for t in self._cells.values())
+        self.peak_live_bytes = max(self.peak_live_bytes, self.live_bytes)
 
     def _converted(self, piece: torch.Tensor) -> torch.Tensor:
         """``piece`` in the accumulation dtype, converted into a scratch buffer of one cell (not of a whole
