@@ -18,11 +18,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
+
+from medseg.core.resources import package_data
 
 # beyond this fraction of surface points per crop voxel a distance transform beats the KD-tree
 _DENSE_FRACTION = 0.25
@@ -135,7 +136,7 @@ def surfel_area_table(spacing: tuple[float, ...]) -> np.ndarray:
     return np.linalg.norm(scaled, axis=-1).sum(axis=-1)
 
 
-NORMALS_FILE = Path(__file__).resolve().parents[1] / "data" / "surfel_normals_x8.npy"
+NORMALS_FILE = "surfel_normals_x8.npy"  # in medseg/data (package data)
 
 
 @lru_cache(maxsize=1)
@@ -146,4 +147,4 @@ def _normals_table() -> np.ndarray:
     _get_neighbour_code_to_normals_table``), stored times 8 as int8 so the surface-distance convention needs
     no MONAI (``tests/metrics/test_surface_distance_convention.py`` checks it against MONAI's).
     """
-    return np.load(NORMALS_FILE, allow_pickle=False).astype(np.float64) / 8.0
+    return np.load(package_data(NORMALS_FILE), allow_pickle=False).astype(np.float64) / 8.0
