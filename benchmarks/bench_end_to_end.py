@@ -47,7 +47,8 @@ def load_section(key: str) -> ModuleType | None:
 
 
 def parser(modules: dict[str, ModuleType | None]) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    # "resolve": a section may declare a shared option again (whole_scan.py's --peer-python)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], conflict_handler="resolve",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sections", default=None,
                    help="comma-separated: a,b,c (default on cpu) or gpu (default with --device cuda)")

@@ -29,6 +29,8 @@ GOAL_S = 1.0
 
 def add_arguments(parser) -> None:
     parser.add_argument("--c-repeats", type=int, default=3, help="section c: runs per command (median)")
+    parser.add_argument("--c-predict-repeats", type=int, default=None,
+                        help="section c: runs of each first-prediction command (default: --c-repeats)")
     parser.add_argument("--totalseg-bin", default="/work/venv-totalseg/bin/TotalSegmentator",
                         help="section c: the TotalSegmentator script of a venv that has it")
 
@@ -83,7 +85,10 @@ def run(args) -> dict:
                 (work / "out.nrrd").unlink(missing_ok=True)
             _wall(command, env)   # warm the file cache (and, for predict, the compiled-model cache)
             walls, cpus, codes = [], [], set()
-            for _ in range(max(1, args.c_repeats)):
+            repeats = args.c_repeats
+            if "predict (first" in name and args.c_predict_repeats is not None:
+                repeats = args.c_predict_repeats
+            for _ in range(max(1, repeats)):
                 if "predict (first" in name:
                     (work / "seg.nii.gz").unlink(missing_ok=True)
                     (work / "seg.json").unlink(missing_ok=True)

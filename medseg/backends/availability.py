@@ -1,13 +1,17 @@
 """Which optional inference runtimes are installed, their versions, and what this CPU can do.
 
-Nothing here imports OpenVINO or ONNX Runtime at medseg import time; each check imports lazily and
-answers ``None`` when the package is missing, so ``medseg`` works without the ``cpu`` extra.
+Nothing here imports OpenVINO or ONNX Runtime at medseg import time, so ``medseg`` works without the ``cpu``
+extra. :func:`is_available` only looks the packages up (``importlib.util.find_spec``): importing ``onnx``
+costs about 0.9 CPU-s and is needed only when a model is exported, not on a compiled-cache hit (a package
+that is present but broken fails at export or compile time, and that failure falls back to PyTorch).
 """
 from __future__ import annotations
 
 import functools
 import hashlib
 import importlib
+import importlib.metadata
+import importlib.util
 import os
 import platform
 from types import ModuleType
@@ -20,13 +24,15 @@ _MODULES = {"openvino": "openvino", "onnxruntime": "onnxruntime"}
 
 
 def import_backend(backend: str) -> ModuleType | None:
-    """The backend's Python module, or None when it or ``onnx`` is not installed (or fails to import)."""
+    """The backend's Python module, or None when it or ``onnx`` is not installed (or fails to import).
+    ``onnx`` (the exporter needs it for every compiled backend) is looked up, not imported."""
     if backend == "torch":
         import torch
 
         return torch
+    if not _installed("onnx"):
+        return None
     try:
-        importlib.import_module("onnx")  # the ONNX exporter needs it for every compiled backend
         return importlib.import_module(_MODULES[backend])
     except ImportError:
         return None
@@ -40,9 +46,16 @@ def import_backend_dependency(name: str) -> ModuleType | None:
         return None
 
 
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def is_available(backend: str) -> bool:
-    """True when ``backend`` can be used in this environment."""
-    return import_backend(backend) is not None
+    """True when ``backend`` and ``onnx`` are installed (looked up, not imported; torch: always)."""
+    return backend == "torch" or (backend in _MODULES and _installed("onnx") and _installed(_MODULES[backend]))
 
 
 def available_backends() -> list[str]:
@@ -58,8 +71,16 @@ def library_versions(backend: str) -> dict[str, str]:
     module = import_backend(backend) if backend != "torch" else None
     if module is not None:
         versions[backend] = str(getattr(module, "__version__", "unknown"))
-        versions["onnx"] = str(getattr(import_backend_dependency("onnx"), "__version__", "unknown"))
+        versions["onnx"] = _distribution_version("onnx")
     return versions
+
+
+def _distribution_version(name: str) -> str:
+    """An installed package's version from its metadata: ``onnx.__version__`` without importing onnx."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return str(getattr(import_backend_dependency(name), "__version__", "unknown"))
 
 
 def available_cores() -> int:

@@ -1,8 +1,9 @@
 """From surface distances to Hausdorff, HD95, ASSD, mean surface distances and NSD, per convention.
 
 ``monai`` reproduces MONAI 1.6.1 bit for bit: distances are rounded to float32 as MONAI stores them, the
-95th percentile is ``torch.quantile`` (linear interpolation between order statistics, float32), means are
-float32 torch means and the NSD tolerance is compared in float32.
+95th percentile is ``torch.quantile``'s (linear interpolation between order statistics, float32), means
+are torch's float32 means (both repeated in numpy, :mod:`medseg.metrics.float32`) and the NSD tolerance
+is compared in float32.
 
 ``surface-distance`` follows DeepMind's surface-distance in float64: every surfel is weighted by its
 area, the robust Hausdorff takes, per direction, the smallest distance whose cumulative area fraction
@@ -12,43 +13,29 @@ from __future__ import annotations
 
 import numpy as np
 
+from medseg.metrics.float32 import mean32, quantile32
 from medseg.metrics.surface import SurfaceDistances
-
-# torch.quantile refuses larger inputs; beyond it the same interpolation runs in numpy
-_TORCH_QUANTILE_MAX = 1 << 24
 
 
 def monai_reduce(d: SurfaceDistances, tolerance: float, percentile: float = 95.0) -> dict[str, float]:
-    """hd, hd95, assd, msd_pred_to_ref, msd_ref_to_pred and nsd exactly as MONAI computes them."""
-    import torch
+    """hd, hd95, assd, msd_pred_to_ref, msd_ref_to_pred and nsd exactly as MONAI computes them.
 
-    a = torch.from_numpy(d.pred_to_ref.astype(np.float32))
-    b = torch.from_numpy(d.ref_to_pred.astype(np.float32))
+    MONAI's float32 torch reductions are repeated in numpy (:mod:`medseg.metrics.float32`), so scoring
+    needs neither torch nor MONAI. Means use torch's single-thread summation order (evaluation workers
+    run torch with one thread); with several threads torch's own order differs above 32768 points.
+    """
+    a = d.pred_to_ref.astype(np.float32)
+    b = d.ref_to_pred.astype(np.float32)
     tol = np.float32(tolerance)
-    correct = int(np.count_nonzero(d.pred_to_ref.astype(np.float32) <= tol))
-    correct += int(np.count_nonzero(d.ref_to_pred.astype(np.float32) <= tol))
+    correct = int(np.count_nonzero(a <= tol)) + int(np.count_nonzero(b <= tol))
     return {
-        "hd": float(torch.maximum(a.max(), b.max())),
-        "hd95": max(_quantile32(a, percentile), _quantile32(b, percentile)),
-        "assd": float(torch.cat((a, b)).mean()),
-        "msd_pred_to_ref": float(a.mean()),
-        "msd_ref_to_pred": float(b.mean()),
+        "hd": float(max(a.max(), b.max())),
+        "hd95": max(quantile32(a, percentile / 100), quantile32(b, percentile / 100)),
+        "assd": mean32(np.concatenate((a, b))),
+        "msd_pred_to_ref": mean32(a),
+        "msd_ref_to_pred": mean32(b),
         "nsd": correct / (len(a) + len(b)),
     }
-
-
-def _quantile32(values, percentile: float) -> float:
-    """``torch.quantile(values, percentile / 100)`` (linear), with a float32 numpy fallback for huge inputs."""
-    import torch
-
-    if values.numel() <= _TORCH_QUANTILE_MAX:
-        return float(torch.quantile(values, percentile / 100))
-    x = values.numpy()
-    rank = np.float32(percentile / 100) * np.float32(len(x) - 1)
-    low, high = int(np.floor(rank)), int(np.ceil(rank))
-    part = np.partition(x, [low, high])
-    v_low, v_high, w = part[low], part[high], rank - np.float32(low)
-    return float(v_low + w * (v_high - v_low) if w < 0.5 else v_high - (v_high - v_low) * (np.float32(1) - w))
 
 
 def surfel_reduce(d: SurfaceDistances, tolerance: float, percentile: float = 95.0) -> dict[str, float]:

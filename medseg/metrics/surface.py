@@ -23,6 +23,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from medseg.core.resources import package_data
+
 # beyond this fraction of surface points per crop voxel a distance transform beats the KD-tree
 _DENSE_FRACTION = 0.25
 
@@ -134,12 +136,15 @@ def surfel_area_table(spacing: tuple[float, ...]) -> np.ndarray:
     return np.linalg.norm(scaled, axis=-1).sum(axis=-1)
 
 
+NORMALS_FILE = "surfel_normals_x8.npy"  # in medseg/data (package data)
+
+
 @lru_cache(maxsize=1)
 def _normals_table() -> np.ndarray:
-    """(256, 4, 3) area-weighted triangle normals per neighbourhood code (multiples of 1/8, exact)."""
-    from monai.metrics import utils as monai_utils
+    """(256, 4, 3) area-weighted triangle normals per neighbourhood code (multiples of 1/8, exact).
 
-    getter = getattr(monai_utils, "_get_neighbour_code_to_normals_table", None)
-    if getter is None:  # fail loudly rather than silently change the definition
-        raise RuntimeError("this MONAI version does not ship the surfel normals table; use convention='monai'")
-    return np.asarray(getter(), dtype=np.float64)
+    DeepMind's marching-cubes table as MONAI ships it (``monai.metrics.utils.
+    _get_neighbour_code_to_normals_table``), stored times 8 as int8 so the surface-distance convention needs
+    no MONAI (``tests/metrics/test_surface_distance_convention.py`` checks it against MONAI's).
+    """
+    return np.load(package_data(NORMALS_FILE), allow_pickle=False).astype(np.float64) / 8.0

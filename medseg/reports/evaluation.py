@@ -185,9 +185,6 @@ def evaluate_case(case: str, pred: Any, ref: Any, settings: Mapping[str, Any]) -
 
 
 def _run_one(args: tuple) -> dict[str, Any]:
-    import torch
-
-    torch.set_num_threads(1)
     return evaluate_case(*args)
 
 

@@ -119,3 +119,12 @@ def test_nsd_agrees_with_monai_subvoxel_surface_dice():
         warnings.simplefilter("ignore")
         expected = compute_surface_dice(p, r, [2.0], spacing=list(spacing), use_subvoxels=True)[0, 0]
     assert m.nsd == pytest.approx(float(expected), abs=1e-5)
+
+
+def test_shipped_normals_table_is_monais():
+    # medseg ships the table (as int8, times 8) so the convention needs no MONAI; it must stay MONAI's
+    from monai.metrics.utils import _get_neighbour_code_to_normals_table
+
+    from medseg.metrics.surface import _normals_table
+
+    np.testing.assert_array_equal(_normals_table(), np.asarray(_get_neighbour_code_to_normals_table(), np.float64))
