@@ -277,7 +277,7 @@ def estimate_line(path: str | None, windows: int, passes: int, per_window: float
     """``PATH: 27 windows x 8 passes, ~36 min on this machine (10.0 s per window pass); --no-tta ~4 min,
     --fast ~3 min`` (``per_window``: seconds per window with all its passes)."""
     per_pass = per_window / passes
-    line = (f"{path}: {windows} windows x {passes} passes, {_duration(windows * per_window)} on this machine "
+    line = (f"{path or 'this scan'}: {windows} windows x {passes} passes, {_duration(windows * per_window)} on this machine "
             f"({per_pass:.1f} s per window pass)")
     options = []
     if passes > 1:

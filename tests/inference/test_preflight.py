@@ -61,3 +61,8 @@ def test_large_scans_on_cpu_run_without_tta_unless_asked(monkeypatch):
     small = Predictor(net, options=PredictOptions(device="cpu")).predict(_scan((16, 16, 16)))
     assert small.settings["tta"] is True and small.settings["tta_reason"] == "default on (CPU, small scan)"
     assert net.passes == 8
+
+
+def test_estimate_line_names_the_scan_even_without_a_path():
+    # nnU-Net folders estimate before the case path reaches the engine: the line must not say "None"
+    assert preflight.estimate_line(None, 3, 1, 2.0).startswith("this scan: 3 windows x 1 passes")
