@@ -37,6 +37,7 @@ from medseg.inference.provenance import (
 from medseg.inference.stats import label_statistics, with_quality_columns, write_statistics
 from medseg.io import read_image
 from medseg.quality.estimate import flagged_structures
+from medseg.quality.resume import refresh_flags
 
 logger = get_logger(__name__)
 
@@ -167,7 +168,8 @@ def run_batch(predictor: Predictor, cases: Sequence[Case], options: OutputOption
     for case in cases:
         if resume and is_complete(case_files(case, options.output_type).sidecar, model=predictor.info,
                                   parameters=parameters):
-            results[case] = CaseResult(case, "skipped", message="already complete")
+            flagged = refresh_flags(case_files(case, options.output_type), predictor.options.flag_below)
+            results[case] = CaseResult(case, "skipped", message="already complete", flagged=flagged)
         else:
             todo.append(case)
     total = len(cases)

@@ -97,7 +97,7 @@ def decide(signals: Mapping[str, Any], calibration: Calibration | None, *, missi
             predicted = 0.0 if missing else None
         else:
             names = None if structure is None else [structure]
-            predicted = float(calibration.predict([feature_vector(signals)], names)[0])
+            predicted = float(calibration.predict([feature_vector(signals, calibration.features)], names)[0])
         if predicted is not None and ood:
             predicted = min(predicted, OOD_CAP)
     flag = (predicted < flag_below) if predicted is not None else (ood or missing)

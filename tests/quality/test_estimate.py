@@ -31,7 +31,7 @@ def _calibration(rng):
 
 def test_shape_signals_count_volume_components_and_border_contact():
     s = shape_signals(_labels(), (2.0, 1.0, 1.0), 3)
-    assert s[1] == {"volume_ml": 0.432, "components": 1, "touches_border": False}
+    assert s[1] == {"volume_ml": 0.432, "share": 0.75, "components": 1, "touches_border": False}
     assert s[2]["components"] == 2 and s[2]["touches_border"]
 
 
