@@ -104,6 +104,39 @@ def decide(signals: Mapping[str, Any], calibration: Calibration | None, *, missi
     return predicted, bool(flag)
 
 
+def label_map_quality(labels: np.ndarray, affine: np.ndarray, card: ModelCard, names: Sequence[str]
+                      ) -> dict[str, dict[str, Any]]:
+    """Raw signals of a finished label map, for engines without a probe (nnU-Net folders, TotalSegmentator,
+    cascades): per structure ``volume_ml``, ``share``, ``components``, ``touches_border`` on the label map's
+    own grid, compared with the card's training reference when it has one. No ``predicted_dice`` (these
+    paths carry no calibration); ``flag`` only for an expected structure that is missing."""
+    labels = np.asarray(labels)
+    spacing = np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)[: labels.ndim]
+    reference = dict((getattr(card, "quality", None) or {}).get("reference") or {})
+    shapes = shape_signals(labels, spacing, len(names))
+    out: dict[str, dict[str, Any]] = {}
+    for value in range(1, len(names)):
+        if not names[value]:
+            continue   # a value the run left out (e.g. a --labels subset)
+        ref = reference.get(str(names[value]))
+        signals: dict[str, Any] = {**shapes[value], **compare_to_reference(shapes[value], ref), "out_of_domain": []}
+        missing = signals["volume_ml"] <= 0 and ref is not None and ref.get("present_fraction", 0) >= EXPECTED_PRESENT
+        out[str(names[value])] = {"predicted_dice": None, "flag": bool(missing),
+                                  "signals": {k: _round(v) for k, v in signals.items()}}
+    return out
+
+
+def with_label_quality(prediction: Any, predictor: Any) -> Any:
+    """``prediction`` with :func:`label_map_quality` as its ``quality`` when its engine gave none and the
+    predictor does not turn quality off (``--no-quality``); the batch path calls this for every case."""
+    if prediction.quality is not None or not getattr(getattr(predictor, "options", None), "quality", True):
+        return prediction
+    labels = np.asarray(prediction.labels[0])
+    affine = np.asarray(prediction.labels.affine, dtype=np.float64)
+    prediction.quality = label_map_quality(labels, affine, predictor.card, prediction.label_names)
+    return prediction
+
+
 def flagged_structures(quality: Mapping[str, Mapping[str, Any]] | None) -> list[str]:
     """Names of the flagged structures of one prediction's quality block."""
     return [name for name, entry in (quality or {}).items() if entry.get("flag")]
