@@ -61,17 +61,31 @@ def assess(labels: np.ndarray, spacing: Sequence[float], card: ModelCard, names:
     reference = dict(quality.get("reference") or {})
     calibration = Calibration.from_dict(quality["calibration"]) if quality.get("calibration") else None
     shapes = shape_signals(labels, spacing, len(names))
+    raw = {str(names[v]): {**shapes[v], **dict((probe or {}).get(v, {}))} for v in range(1, len(names))}
     out: dict[str, dict[str, Any]] = {}
-    for value in range(1, len(names)):
-        name = str(names[value])
-        signals: dict[str, Any] = {**shapes[value], **dict((probe or {}).get(value, {}))}
+    for name, signals in derive(raw, reference).items():
         ref = reference.get(name)
-        signals.update(compare_to_reference(signals, ref))
         signals["out_of_domain"] = list(domain) + structure_domain(signals)
         missing = signals["volume_ml"] <= 0 and ref is not None and ref.get("present_fraction", 0) >= EXPECTED_PRESENT
         predicted, flag = decide(signals, calibration, missing=missing, flag_below=flag_below, structure=name)
         out[name] = {"predicted_dice": None if predicted is None else round(predicted, 4), "flag": flag,
                      "signals": {k: _round(v) for k, v in signals.items()}}
+    return out
+
+
+#: signals also given as their mean over the scan's structures (``scan_<name>``): a degraded scan hurts every
+#: structure, and the mean of two noisy measurements of it is a better one
+SCAN_SIGNALS = ("tta_dice", "soft_dice")
+
+
+def derive(raw: Mapping[str, Mapping[str, Any]], reference: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per structure name: its raw signals plus their comparison with the training reference
+    (:func:`~medseg.quality.signals.compare_to_reference`) and the scan-level means of :data:`SCAN_SIGNALS`."""
+    out = {name: {**dict(s), **compare_to_reference(s, reference.get(name))} for name, s in raw.items()}
+    for key in SCAN_SIGNALS:
+        values = [float(s[key]) for s in out.values() if s.get(key) is not None]
+        for s in out.values():
+            s[f"scan_{key}"] = float(np.mean(values)) if values else None
     return out
 
 

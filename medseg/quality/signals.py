@@ -109,8 +109,8 @@ def _mean_std(values: Sequence[float]) -> dict[str, float]:
 def compare_to_reference(signals: dict[str, Any], reference: dict[str, Any] | None) -> dict[str, Any]:
     """Signals relative to the training distribution of one structure: ``volume_z`` (log volume),
     ``share_z`` (its share of the foreground), ``intensity_z`` / ``intensity_std_z`` (mean and SD of the
-    normalised intensity inside), ``gradient_z`` (log squared neighbour differences inside, the axis
-    furthest from training, signed: noise > 0, blur or thick slices < 0), ``extra_components`` (above the
+    normalised intensity inside), ``gradient_z`` (log squared neighbour differences inside, on the least
+    sharp axis: blur, thick slices or a smooth bias field < 0, noise > 0), ``extra_components`` (above the
     95th percentile). Fields a reference lacks (older cards) give None."""
     if not reference:
         return {}
@@ -129,7 +129,7 @@ def compare_to_reference(signals: dict[str, Any], reference: dict[str, Any] | No
     values = [signals.get(f"gradient_{a}") for a in range(3)]
     if grad and all(v is not None and v > 0 for v in values):
         zs = [(math.log(v) - m) / s for v, m, s in zip(values, grad["mean"], grad["std"])]
-        out["gradient_z"] = round(max(zs, key=abs), 4)
+        out["gradient_z"] = round(min(zs), 4)
     return out
 
 
