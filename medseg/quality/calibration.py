@@ -21,7 +21,8 @@ import numpy as np
 #: sharpness or contrast); the rest as the signal. A stored calibration names its own features (any such
 #: name of a signal); these are what :func:`fit` uses by default.
 FEATURES = ("log1m_scan_tta_dice", "log1m_scan_soft_dice", "neg_gradient_z", "gradient_z", "neg_intensity_std_z",
-            "abs_volume_z")
+            "abs_volume_z", "log1m_tta_dice", "log1m_soft_dice", "abs_intensity_z", "extra_components",
+            "touches_border")
 RIDGE = 100.0   # chosen by 5-fold cross-validation on the fitting cases (medseg.quality.fit)
 _LOG_FLOOR = 1e-3
 
