@@ -85,9 +85,11 @@ class QualityProbe:
         self.sums[: columns.shape[1]] += per_class.T.double().cpu()
         self.sums[_ROW["mass"]] += mass.double().cpu()
         if pass_labels:   # which of (TTA labels, each pass) say class c, as bits of a code: a histogram per class
-            rows = [flat, *[p.reshape(-1).to(flat.device) for p in pass_labels]]
-            hist = torch.stack([torch.bincount(_pattern(rows, c), weights=w, minlength=1 << len(rows))
-                                for c in range(k)]).double().cpu()
+            rows = torch.stack([flat.to(torch.uint8), *[p.reshape(-1).to(flat.device) for p in pass_labels]])
+            bins = 1 << rows.shape[0]
+            hist = torch.stack([torch.zeros(bins, dtype=w.dtype, device=w.device)] +   # background: not reported
+                               [torch.bincount(_pattern(rows, c), weights=w, minlength=bins) for c in range(1, k)])
+            hist = hist.double().cpu()
             self.patterns = hist if self.patterns is None else self.patterns + hist
 
     def signals(self) -> dict[int, dict[str, float | None]]:
@@ -138,12 +140,10 @@ SIGNALS = ("tta_dice", "confidence", "boundary_confidence", "entropy", "intensit
            "gradient_2")
 
 
-def _pattern(rows: Sequence[torch.Tensor], value: int) -> torch.Tensor:
-    """Per voxel, bit r set where ``rows[r]`` holds ``value``."""
-    code = torch.zeros(rows[0].shape, dtype=torch.int32, device=rows[0].device)
-    for r, row in enumerate(rows):
-        code |= (row == value).to(torch.int32) << r
-    return code.long()
+def _pattern(rows: torch.Tensor, value: int) -> torch.Tensor:
+    """Per voxel of ``rows`` ``(R, N)``, bit r set where row r holds ``value``."""
+    bits = torch.tensor([1 << r for r in range(rows.shape[0])], dtype=torch.int32, device=rows.device)
+    return ((rows == value).to(torch.int32) * bits[:, None]).sum(0)
 
 
 def _overlaps(hist: torch.Tensor) -> torch.Tensor:
