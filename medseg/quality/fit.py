@@ -16,7 +16,7 @@
 5. Writes the card block (``quality`` in ``medseg/data/pretrained/<weights>.json``), a CSV of every row
    and a calibration plot next to the model card in ``pretrained/``.
 
-Needs ``../shared/data`` (or ``--data``); about 360 predictions of small crops (minutes on 2 CPU cores).
+Needs ``../shared/data`` (or ``--data``); 360 + 140 predictions of small crops (tens of minutes on 2 shared CPU cores).
 """
 from __future__ import annotations
 
