@@ -36,7 +36,8 @@ from medseg.inference.provenance import (
 )
 from medseg.inference.stats import label_statistics, with_quality_columns, write_statistics
 from medseg.io import read_image
-from medseg.quality.estimate import flagged_structures
+from medseg.quality.estimate import flagged_structures, with_label_quality
+from medseg.quality.resume import refresh_flags
 
 logger = get_logger(__name__)
 
@@ -167,7 +168,8 @@ def run_batch(predictor: Predictor, cases: Sequence[Case], options: OutputOption
     for case in cases:
         if resume and is_complete(case_files(case, options.output_type).sidecar, model=predictor.info,
                                   parameters=parameters):
-            results[case] = CaseResult(case, "skipped", message="already complete")
+            flagged = refresh_flags(case_files(case, options.output_type), predictor.options.flag_below)
+            results[case] = CaseResult(case, "skipped", message="already complete", flagged=flagged)
         else:
             todo.append(case)
     total = len(cases)
@@ -203,6 +205,7 @@ def run_batch(predictor: Predictor, cases: Sequence[Case], options: OutputOption
                     notify(BatchEvent("windows", c.name, j, total, done, of))
 
                 prediction = predictor.predict(image, path=str(case.input), progress=on_windows)
+                prediction = with_label_quality(prediction, predictor)   # engines without a quality probe
                 outputs = write_case(case, prediction, image, predictor=predictor, options=options,
                                      input_sha256=digest, started=started, seconds=time.perf_counter() - start)
                 results[case] = CaseResult(case, "done", time.perf_counter() - start, outputs=outputs,

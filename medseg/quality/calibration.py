@@ -17,26 +17,31 @@ import numpy as np
 
 #: the calibration's inputs, in order: ``log1m_X`` = log(1 - X) of an agreement or confidence in [0, 1] (small
 #: disagreements matter: 0.99 vs 0.95 TTA Dice is a large step), ``abs_X`` = |X| of a z-score (too large and
-#: too small are both bad); the rest as the signal
-FEATURES = ("log1m_tta_dice", "log1m_confidence", "log1m_boundary_confidence", "entropy", "abs_volume_z",
-            "abs_intensity_z", "extra_components", "touches_border")
-RIDGE = 10.0
+#: too small are both bad), ``neg_X`` = max(0, -X) of a z-score where only one side is bad (a loss of
+#: sharpness or contrast); the rest as the signal. A stored calibration names its own features (any such
+#: name of a signal); these are what :func:`fit` uses by default.
+FEATURES = ("log1m_scan_tta_dice", "log1m_scan_soft_dice", "neg_gradient_z", "gradient_z", "neg_intensity_std_z",
+            "abs_volume_z", "log1m_tta_dice", "log1m_soft_dice", "abs_intensity_z", "extra_components",
+            "touches_border")
+RIDGE = 100.0   # chosen by 5-fold cross-validation on the fitting cases (medseg.quality.fit)
 _LOG_FLOOR = 1e-3
 
 
-def feature_vector(signals: Mapping[str, Any]) -> list[float | None]:
+def feature_vector(signals: Mapping[str, Any], features: Sequence[str] = FEATURES) -> list[float | None]:
     """The calibration's inputs from one structure's signals (None where a signal is missing)."""
     def get(name: str) -> float | None:
-        prefix, _, base = name.partition("_") if name.startswith(("abs_", "log1m_")) else ("", "", name)
+        prefix, _, base = name.partition("_") if name.startswith(("abs_", "log1m_", "neg_")) else ("", "", name)
         value = signals.get(base)
         if value is None:
             return None
         if prefix == "abs":
             return abs(float(value))
+        if prefix == "neg":
+            return max(0.0, -float(value))
         if prefix == "log1m":
             return float(np.log(max(1.0 - float(value), _LOG_FLOOR)))
         return float(value)
-    return [get(name) for name in FEATURES]
+    return [get(name) for name in features]
 
 
 @dataclass(frozen=True)
@@ -75,15 +80,15 @@ class Calibration:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
         features = tuple(data.get("features", FEATURES))
-        if features != FEATURES:
-            raise ValueError(f"calibration features {features} differ from this version's {FEATURES}")
+        if not all(isinstance(f, str) and f for f in features) or len(features) != len(data["weights"]):
+            raise ValueError(f"calibration features {features} do not match its {len(data['weights'])} weights")
         knots = data["knots"]
         return cls(tuple(data["center"]), tuple(data["scale"]), tuple(data["weights"]), float(data["intercept"]),
                    tuple(knots["score"]), tuple(knots["dice"]), features, dict(data.get("offsets") or {}))
 
 
 def fit(rows: Sequence[Sequence[float | None]], dice: Sequence[float], *, ridge: float = RIDGE,
-        structures: Sequence[str] | None = None) -> Calibration:
+        structures: Sequence[str] | None = None, features: Sequence[str] = FEATURES) -> Calibration:
     """Fit the ridge score (standardised features), a per-structure offset (``structures``: each row's label
     name; the mean residual of its rows) and the isotonic map from score to Dice."""
     raw = np.array([[np.nan if v is None else float(v) for v in row] for row in rows], dtype=np.float64)
@@ -106,7 +111,7 @@ def fit(rows: Sequence[Sequence[float | None]], dice: Sequence[float], *, ridge:
         score = score + np.array([offsets[n] for n in names])
     knots_score, knots_dice = isotonic_knots(score, y)
     return Calibration(tuple(center), tuple(scale), tuple(weights), intercept, knots_score, knots_dice,
-                       offsets=offsets)
+                       tuple(features), offsets=offsets)
 
 
 def isotonic_knots(x: np.ndarray, y: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:

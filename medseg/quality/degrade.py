@@ -80,3 +80,16 @@ DEGRADATIONS: dict[str, Degradation | None] = {
     "gamma_2.5": gamma(2.5),
     "noise_0.3+thick_4_y": chain(noise(0.3), thick_slices(4, 1)),
 }
+
+
+#: more conditions for the fitting cases only (more bad segmentations to fit on; the held-out cases keep
+#: :data:`DEGRADATIONS`, so their figures compare with earlier fits)
+EXTRA_FIT_DEGRADATIONS: dict[str, Degradation | None] = {
+    "bias_0.5": bias(0.5),
+    "bias_1.1": bias(1.1),
+    "blur_1.0": blur(1.0),
+    "blur_2.0": blur(2.0),
+    "thick_4_y": thick_slices(4, 1),
+    "gamma_0.5": gamma(0.5),
+    "bias_0.6+blur_1.0": chain(bias(0.6), blur(1.0)),
+}

@@ -61,17 +61,31 @@ def assess(labels: np.ndarray, spacing: Sequence[float], card: ModelCard, names:
     reference = dict(quality.get("reference") or {})
     calibration = Calibration.from_dict(quality["calibration"]) if quality.get("calibration") else None
     shapes = shape_signals(labels, spacing, len(names))
+    raw = {str(names[v]): {**shapes[v], **dict((probe or {}).get(v, {}))} for v in range(1, len(names))}
     out: dict[str, dict[str, Any]] = {}
-    for value in range(1, len(names)):
-        name = str(names[value])
-        signals: dict[str, Any] = {**shapes[value], **dict((probe or {}).get(value, {}))}
+    for name, signals in derive(raw, reference).items():
         ref = reference.get(name)
-        signals.update(compare_to_reference(signals, ref))
         signals["out_of_domain"] = list(domain) + structure_domain(signals)
         missing = signals["volume_ml"] <= 0 and ref is not None and ref.get("present_fraction", 0) >= EXPECTED_PRESENT
         predicted, flag = decide(signals, calibration, missing=missing, flag_below=flag_below, structure=name)
         out[name] = {"predicted_dice": None if predicted is None else round(predicted, 4), "flag": flag,
                      "signals": {k: _round(v) for k, v in signals.items()}}
+    return out
+
+
+#: signals also given as their mean over the scan's structures (``scan_<name>``): a degraded scan hurts every
+#: structure, and the mean of two noisy measurements of it is a better one
+SCAN_SIGNALS = ("tta_dice", "soft_dice")
+
+
+def derive(raw: Mapping[str, Mapping[str, Any]], reference: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per structure name: its raw signals plus their comparison with the training reference
+    (:func:`~medseg.quality.signals.compare_to_reference`) and the scan-level means of :data:`SCAN_SIGNALS`."""
+    out = {name: {**dict(s), **compare_to_reference(s, reference.get(name))} for name, s in raw.items()}
+    for key in SCAN_SIGNALS:
+        values = [float(s[key]) for s in out.values() if s.get(key) is not None]
+        for s in out.values():
+            s[f"scan_{key}"] = float(np.mean(values)) if values else None
     return out
 
 
@@ -97,11 +111,44 @@ def decide(signals: Mapping[str, Any], calibration: Calibration | None, *, missi
             predicted = 0.0 if missing else None
         else:
             names = None if structure is None else [structure]
-            predicted = float(calibration.predict([feature_vector(signals)], names)[0])
+            predicted = float(calibration.predict([feature_vector(signals, calibration.features)], names)[0])
         if predicted is not None and ood:
             predicted = min(predicted, OOD_CAP)
     flag = (predicted < flag_below) if predicted is not None else (ood or missing)
     return predicted, bool(flag)
+
+
+def label_map_quality(labels: np.ndarray, affine: np.ndarray, card: ModelCard, names: Sequence[str]
+                      ) -> dict[str, dict[str, Any]]:
+    """Raw signals of a finished label map, for engines without a probe (nnU-Net folders, TotalSegmentator,
+    cascades): per structure ``volume_ml``, ``share``, ``components``, ``touches_border`` on the label map's
+    own grid, compared with the card's training reference when it has one. No ``predicted_dice`` (these
+    paths carry no calibration); ``flag`` only for an expected structure that is missing."""
+    labels = np.asarray(labels)
+    spacing = np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)[: labels.ndim]
+    reference = dict((getattr(card, "quality", None) or {}).get("reference") or {})
+    shapes = shape_signals(labels, spacing, len(names))
+    out: dict[str, dict[str, Any]] = {}
+    for value in range(1, len(names)):
+        if not names[value]:
+            continue   # a value the run left out (e.g. a --labels subset)
+        ref = reference.get(str(names[value]))
+        signals: dict[str, Any] = {**shapes[value], **compare_to_reference(shapes[value], ref), "out_of_domain": []}
+        missing = signals["volume_ml"] <= 0 and ref is not None and ref.get("present_fraction", 0) >= EXPECTED_PRESENT
+        out[str(names[value])] = {"predicted_dice": None, "flag": bool(missing),
+                                  "signals": {k: _round(v) for k, v in signals.items()}}
+    return out
+
+
+def with_label_quality(prediction: Any, predictor: Any) -> Any:
+    """``prediction`` with :func:`label_map_quality` as its ``quality`` when its engine gave none and the
+    predictor does not turn quality off (``--no-quality``); the batch path calls this for every case."""
+    if prediction.quality is not None or not getattr(getattr(predictor, "options", None), "quality", True):
+        return prediction
+    labels = np.asarray(prediction.labels[0])
+    affine = np.asarray(prediction.labels.affine, dtype=np.float64)
+    prediction.quality = label_map_quality(labels, affine, predictor.card, prediction.label_names)
+    return prediction
 
 
 def flagged_structures(quality: Mapping[str, Mapping[str, Any]] | None) -> list[str]:

@@ -12,7 +12,7 @@ from medseg.quality.calibration import FEATURES, Calibration, feature_vector, fi
 def _data(rng, n=200):
     agreement = rng.uniform(0.5, 1.0, n)
     dice = np.clip(agreement - 0.1 + rng.normal(0, 0.05, n), 0, 1)
-    rows = [feature_vector({"tta_dice": a, "confidence": 0.9, "volume_z": rng.normal(),
+    rows = [feature_vector({"scan_tta_dice": a, "confidence": 0.9, "volume_z": rng.normal(),
                             "components": 1, "touches_border": False}) for a in agreement]
     return rows, dice, agreement
 
@@ -24,7 +24,7 @@ def test_fitted_calibration_is_monotone_and_tracks_the_dice_it_was_fitted_on(rng
     predicted = cal.predict(rows)
     assert predicted.min() >= 0 and predicted.max() <= 1
     assert spearman(predicted, dice) > 0.8
-    more = cal.predict([feature_vector({"tta_dice": a}) for a in (0.55, 0.75, 0.95)])
+    more = cal.predict([feature_vector({"scan_tta_dice": a}) for a in (0.55, 0.75, 0.95)])
     assert more[0] <= more[1] <= more[2] and more[0] < more[2]
 
 
@@ -57,7 +57,7 @@ def test_a_structure_that_is_harder_gets_a_lower_offset(rng):
     agreement = rng.uniform(0.6, 1.0, 200)
     names = np.array(["easy", "hard"] * 100)
     dice = agreement - np.where(names == "hard", 0.15, 0.0)
-    cal = fit([feature_vector({"tta_dice": a}) for a in agreement], dice, structures=list(names))
-    easy, hard = cal.predict([feature_vector({"tta_dice": 0.9})] * 2, ["easy", "hard"])
+    cal = fit([feature_vector({"scan_tta_dice": a}) for a in agreement], dice, structures=list(names))
+    easy, hard = cal.predict([feature_vector({"scan_tta_dice": 0.9})] * 2, ["easy", "hard"])
     assert hard < easy - 0.05
     assert cal.offsets["hard"] < cal.offsets["easy"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from medseg.core.card import ModelCard
@@ -25,13 +26,15 @@ def _card(**quality) -> ModelCard:
 
 
 def _calibration(rng):
+    """A calibration on each structure's own TTA agreement (a stored calibration names its features)."""
     agreement = rng.uniform(0.3, 1.0, 100)
-    return fit([feature_vector({"tta_dice": a}) for a in agreement], agreement).to_dict()
+    features = ("log1m_tta_dice",)
+    return fit([feature_vector({"tta_dice": a}, features) for a in agreement], agreement, features=features).to_dict()
 
 
 def test_shape_signals_count_volume_components_and_border_contact():
     s = shape_signals(_labels(), (2.0, 1.0, 1.0), 3)
-    assert s[1] == {"volume_ml": 0.432, "components": 1, "touches_border": False}
+    assert s[1] == {"volume_ml": 0.432, "share": 0.75, "components": 1, "touches_border": False}
     assert s[2]["components"] == 2 and s[2]["touches_border"]
 
 
@@ -70,3 +73,14 @@ def test_an_expected_structure_that_is_missing_predicts_zero(rng):
     labels[labels == 1] = 0
     q = assess(labels, (1.0,) * 3, card, NAMES)
     assert q["a"]["predicted_dice"] == 0.0 and q["a"]["flag"]
+
+
+def test_scan_level_signals_and_one_sided_features():
+    from medseg.quality.estimate import derive
+
+    out = derive({"a": {"tta_dice": 0.9, "soft_dice": 0.8}, "b": {"tta_dice": 0.7, "soft_dice": None}}, {})
+    assert out["a"]["scan_tta_dice"] == out["b"]["scan_tta_dice"] == pytest.approx(0.8)
+    assert out["b"]["scan_soft_dice"] == pytest.approx(0.8)          # the structures that have it
+    features = ("neg_gradient_z", "abs_gradient_z", "log1m_tta_dice")
+    assert feature_vector({"gradient_z": -2.0, "tta_dice": 0.9}, features) == pytest.approx([2.0, 2.0, np.log(0.1)])
+    assert feature_vector({"gradient_z": 3.0}, features)[:2] == [0.0, 3.0]

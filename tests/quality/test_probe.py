@@ -41,6 +41,8 @@ def test_quality_signals_leave_the_labels_unchanged_and_agree_for_a_mirror_symme
         assert entry["predicted_dice"] is None   # the test card has no calibration
         s = entry["signals"]
         assert s["tta_dice"] == pytest.approx(1.0, abs=1e-3)   # a 1x1x1 convolution is mirror-equivariant
+        assert s["tta_dice_min"] == pytest.approx(1.0, abs=1e-3) and s["tta_dice_pairs"] == pytest.approx(1.0, abs=1e-3)
+        assert 0.0 < s["soft_dice"] < 1.0 and s["boundary_entropy"] >= s["entropy"]   # soft: mass outside counts
         assert 0.5 < s["confidence"] <= 1.0 and 0.0 < s["entropy"] < 1.0
         assert s["volume_ml"] > 0 and s["components"] >= 1
 
@@ -48,6 +50,21 @@ def test_quality_signals_leave_the_labels_unchanged_and_agree_for_a_mirror_symme
 def test_mirrored_passes_that_disagree_lower_the_tta_agreement(rng):
     volume = smooth_volume((20, 18, 16), rng)
     q = Predictor(Lopsided(), options=PredictOptions(device="cpu")).predict(_image(volume)).quality
-    assert q["low"]["signals"]["tta_dice"] < 0.99
+    s = q["low"]["signals"]
+    assert s["tta_dice"] < 0.99
+    assert s["tta_dice_min"] <= s["tta_dice_pairs"] < 0.99   # the worst pair is no better than the mean one
     no_tta = Predictor(Lopsided(), options=PredictOptions(device="cpu", tta=False)).predict(_image(volume)).quality
-    assert no_tta["low"]["signals"]["tta_dice"] is None
+    assert no_tta["low"]["signals"]["tta_dice"] is None and no_tta["low"]["signals"]["tta_dice_min"] is None
+
+
+def test_axis_gradient_energy_sees_noise_and_thick_slices(rng):
+    from medseg.quality.probe import axis_gradient_energy
+
+    def energy(image):
+        return axis_gradient_energy(image).mean(dim=(1, 2, 3, 4))
+
+    texture = torch.from_numpy(rng.normal(size=(1, 16, 16, 16)).astype(np.float32))
+    smooth = torch.from_numpy(smooth_volume((16, 16, 16), rng))[None]
+    assert (energy(smooth + 0.3 * texture) > energy(smooth)).all()                  # noise: up on every axis
+    thick = energy(texture.reshape(1, 16, 16, 4, 4).mean(-1).repeat_interleave(4, dim=3))
+    assert thick[2] < 0.5 * thick[0]                                                # thick z slices: down along z
