@@ -112,6 +112,9 @@ class _Released:
     def describe(self) -> str:
         return self._text
 
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:   # never: an untrusted guard runs PyTorch
+        raise RuntimeError(f"{self.backend} was released after failing the accuracy guard")
+
 
 def cpu_runtime(model: nn.Module, card: ModelCard, *, backend: str, precision: str, batch_size: int = 1,
                 calibration: str | PathLike | None = None, weights_file: str | None = None

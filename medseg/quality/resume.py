@@ -38,7 +38,7 @@ def refresh_flags(files: Any, flag_below: float) -> list[str]:
 
     record = read_sidecar(files.sidecar)
     quality = (record or {}).get("quality")
-    if not isinstance(quality, dict) or not quality:
+    if record is None or not isinstance(quality, dict) or not quality:
         return []
     new = reflag(quality, flag_below)
     flagged = [name for name, entry in new.items() if entry.get("flag")]

@@ -7,7 +7,7 @@ normalisation), so a prediction and the training labels are measured the same wa
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -106,7 +106,7 @@ def _mean_std(values: Sequence[float]) -> dict[str, float]:
     return {"mean": round(float(np.mean(values)), 5), "std": round(float(np.std(values)) or 1.0, 5)}
 
 
-def compare_to_reference(signals: dict[str, Any], reference: dict[str, Any] | None) -> dict[str, Any]:
+def compare_to_reference(signals: Mapping[str, Any], reference: Mapping[str, Any] | None) -> dict[str, Any]:
     """Signals relative to the training distribution of one structure: ``volume_z`` (log volume),
     ``share_z`` (its share of the foreground), ``intensity_z`` / ``intensity_std_z`` (mean and SD of the
     normalised intensity inside), ``gradient_z`` (log squared neighbour differences inside, on the least
@@ -126,7 +126,7 @@ def compare_to_reference(signals: dict[str, Any], reference: dict[str, Any] | No
     out["intensity_std_z"] = _z(signals.get("intensity_std"), reference.get("intensity_std"))
     out["gradient_z"] = None
     grad = reference.get("log_gradient")
-    values = [signals.get(f"gradient_{a}") for a in range(3)]
+    values: list[Any] = [signals.get(f"gradient_{a}") for a in range(3)]
     if grad and all(v is not None and v > 0 for v in values):
         zs = [(math.log(v) - m) / s for v, m, s in zip(values, grad["mean"], grad["std"])]
         out["gradient_z"] = round(min(zs), 4)
