@@ -13,6 +13,7 @@ largest sum over the process tree (TotalSegmentator's nnU-Net spawns workers), s
 
 A run stopped by ``--limit-s`` is reported with ``finished: false`` and the progress lines it printed (per
 part); when only TotalSegmentator was stopped, ``time_ratio_at_most`` bounds the ratio from above.
+``--margins`` only explains why OpenVINO and PyTorch label the random stand-ins differently (near-ties).
 """
 from __future__ import annotations
 
@@ -140,6 +141,45 @@ def measure(cmd: list[str], env: dict, cwd: Path, limit_s: float | None = None, 
     return Arm(seconds, peak, finished, lines)
 
 
+def margins(ct: Path, task: str = "total_fast") -> dict:
+    """Why OpenVINO fp32 and PyTorch fp32 label the stand-ins differently: their logit difference on the scan's
+    first window against the gap between each voxel's two best heads (near-ties of random heads)."""
+    import nibabel as nib
+    import torch
+
+    from medseg.inference.runtime import cpu_runtime
+    from medseg.nnunet.predictor import NnUNetModel
+    from medseg.nnunet.preprocessing import preprocess
+    from medseg.nnunet.sliding import pad_to
+    from medseg.totalseg.pipeline import resample_to_spacing
+    from medseg.totalseg.tasks import locate, parse_task
+
+    with tempfile.TemporaryDirectory(prefix="bench-totalseg-") as tmp:
+        home = build_home(Path(tmp) / "home", task)
+        spec = parse_task(f"totalsegmentator:{task}")
+        model = NnUNetModel.load(locate(spec, home / "nnunet" / "results")[0], folds=["0"])
+        image = nib.as_closest_canonical(nib.load(ct))
+        data, affine = resample_to_spacing(np.asarray(image.dataobj, dtype=np.float64), image.affine, spec.spacing_mm)
+        scan = Path(tmp) / "scan_0000.nii.gz"
+        nib.save(nib.Nifti1Image(data.astype(np.int32), affine), scan)
+        case = preprocess([scan], model.folder.plans, model.config)
+        padded, _ = pad_to(torch.from_numpy(case.data), model.patch)
+        x = padded[(None, slice(None), *(slice(0, p) for p in model.patch))].contiguous()
+        with torch.inference_mode():
+            ref = model.networks[0](x).float()[0]
+            ov = cpu_runtime(model.networks[0], model.runtime_card(), backend="openvino", precision="fp32")(x)
+            ov = ov.float()[0]
+    top = ref.topk(2, dim=0).values
+    gap, diff = top[0] - top[1], (ov - ref).abs()
+    changed = ref.argmax(0) != ov.argmax(0)
+    return {"heads": int(ref.shape[0]), "logit_std": round(float(ref.std()), 3),
+            "diff_median": round(float(diff.median()), 4), "diff_max": round(float(diff.max()), 4),
+            "changed_fraction": round(float(changed.float().mean()), 5),
+            "gap_of_changed_max": round(float(gap[changed].max()), 4) if changed.any() else None,
+            "gap_of_changed_median": round(float(gap[changed].median()), 4) if changed.any() else None,
+            **{f"gap_below_{t}": round(float((gap < t).float().mean()), 5) for t in (0.01, 0.1, 1.0)}}
+
+
 PROGRESS = re.compile(r"part|Predicting|Resampling|Saving", re.IGNORECASE)
 
 
@@ -160,7 +200,12 @@ def main() -> None:
     parser.add_argument("--limit-s", type=float, default=None, help="stop an arm after this many seconds "
                         "(reported as not finished, with the progress lines it printed until then)")
     parser.add_argument("--log", type=Path, default=None, help="append every output line of both arms here")
+    parser.add_argument("--margins", action="store_true", help="only explain the runtimes' label differences: "
+                        "OpenVINO fp32 vs PyTorch fp32 logits on one window against the top-two gaps")
     args = parser.parse_args()
+    if args.margins:
+        print(json.dumps({"ct": args.ct.name, **margins(args.ct)}), flush=True)  # noqa: T201
+        return
     python = args.peer_python or peer_python()
     if python is None:
         sys.exit("no python with totalsegmentator found (pass --peer-python or set MEDSEG_TOTALSEG_PYTHON)")

@@ -144,6 +144,8 @@ def run_part(model, case, batch_size: int = 4, progress: Callable[[int, int], No
         raise MedsegError("TotalSegmentator parts are 3D networks; this folder is 2D", path=model.folder.path)
     data = torch.from_numpy(case.data)
     if exact:
+        if notes is not None:
+            notes.append(f"{model.folder.path.parent.name}: nnU-Net's arithmetic (--exact), torch fp32")
         total = None
         for net in model.networks:
             logits = predict_logits(net, data, model.patch, model.labels.num_heads, None, STEP)
