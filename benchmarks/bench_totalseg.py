@@ -8,17 +8,25 @@ Python API from a peer environment, ``device="cpu"``; medseg's CLI), one after t
 largest sum over the process tree (TotalSegmentator's nnU-Net spawns workers), sampled every 0.1 s::
 
     PYTHONPATH=$PWD nice -n 10 python benchmarks/bench_totalseg.py [--modes fast] [--backend auto] \\
-        [--ct ../shared/data/totalsegmentator_example/example_ct.nii.gz] [--peer-python PY]
+        [--ct ../shared/data/totalsegmentator_example/example_ct.nii.gz] [--peer-python PY] \\
+        [--arms totalseg,medseg] [--limit-s SECONDS] [--log FILE]
+
+A run stopped by ``--limit-s`` is reported with ``finished: false`` and the progress lines it printed (per
+part); when only TotalSegmentator was stopped, ``time_ratio_at_most`` bounds the ratio from above.
+``--margins`` only explains why OpenVINO and PyTorch label the random stand-ins differently (near-ties).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -80,19 +88,104 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def measure(cmd: list[str], env: dict, cwd: Path) -> tuple[float, int, str]:
-    """(wall seconds, peak tree RSS bytes, stderr tail) of one command."""
+@dataclass
+class Arm:
+    """One measured command: wall seconds (or seconds until the limit stopped it), peak tree RSS, and every
+    output line with the second it arrived (per-part progress of a run that did not finish)."""
+
+    seconds: float
+    peak: int
+    finished: bool
+    lines: list[tuple[float, str]]
+
+
+def _kill_tree(pid: int) -> None:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        for p in [*proc.children(recursive=True), proc]:
+            p.kill()
+    except psutil.NoSuchProcess:
+        pass
+
+
+def measure(cmd: list[str], env: dict, cwd: Path, limit_s: float | None = None, log: Path | None = None) -> Arm:
+    """Run ``cmd``; sample its tree RSS every 0.1 s; stop it (and its workers) after ``limit_s`` seconds."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=str(cwd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0
+    proc = subprocess.Popen(cmd, env=env, cwd=str(cwd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[tuple[float, str]] = []
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append((round(time.perf_counter() - start, 1), line.rstrip()))
+            if log is not None:
+                with log.open("a") as f:
+                    f.write(f"{lines[-1][0]:8.1f} {lines[-1][1]}\n")
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    peak, finished = 0, True
     while proc.poll() is None:
         peak = max(peak, tree_rss(proc.pid))
+        if limit_s is not None and time.perf_counter() - start > limit_s:
+            _kill_tree(proc.pid)
+            proc.wait()
+            finished = False
+            break
         time.sleep(0.1)
-    out, err = proc.communicate()
     seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd[:3]} failed ({proc.returncode}): {err[-2000:]}")
-    return seconds, peak, (out + err)[-500:]
+    reader.join(timeout=5)
+    if finished and proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:3]} failed ({proc.returncode}): {[t for _, t in lines[-20:]]}")
+    return Arm(seconds, peak, finished, lines)
+
+
+def margins(ct: Path, task: str = "total_fast") -> dict:
+    """Why OpenVINO fp32 and PyTorch fp32 label the stand-ins differently: their logit difference on the scan's
+    first window against the gap between each voxel's two best heads (near-ties of random heads)."""
+    import nibabel as nib
+    import torch
+
+    from medseg.inference.runtime import cpu_runtime
+    from medseg.nnunet.predictor import NnUNetModel
+    from medseg.nnunet.preprocessing import preprocess
+    from medseg.nnunet.sliding import pad_to
+    from medseg.totalseg.pipeline import resample_to_spacing
+    from medseg.totalseg.tasks import locate, parse_task
+
+    with tempfile.TemporaryDirectory(prefix="bench-totalseg-") as tmp:
+        home = build_home(Path(tmp) / "home", task)
+        spec = parse_task(f"totalsegmentator:{task}")
+        model = NnUNetModel.load(locate(spec, home / "nnunet" / "results")[0], folds=["0"])
+        image = nib.as_closest_canonical(nib.load(ct))
+        data, affine = resample_to_spacing(np.asarray(image.dataobj, dtype=np.float64), image.affine, spec.spacing_mm)
+        scan = Path(tmp) / "scan_0000.nii.gz"
+        nib.save(nib.Nifti1Image(data.astype(np.int32), affine), scan)
+        case = preprocess([scan], model.folder.plans, model.config)
+        padded, _ = pad_to(torch.from_numpy(case.data), model.patch)
+        x = padded[(None, slice(None), *(slice(0, p) for p in model.patch))].contiguous()
+        with torch.inference_mode():
+            ref = model.networks[0](x).float()[0]
+            ov = cpu_runtime(model.networks[0], model.runtime_card(), backend="openvino", precision="fp32")(x)
+            ov = ov.float()[0]
+    top = ref.topk(2, dim=0).values
+    gap, diff = top[0] - top[1], (ov - ref).abs()
+    changed = ref.argmax(0) != ov.argmax(0)
+    return {"heads": int(ref.shape[0]), "logit_std": round(float(ref.std()), 3),
+            "diff_median": round(float(diff.median()), 4), "diff_max": round(float(diff.max()), 4),
+            "changed_fraction": round(float(changed.float().mean()), 5),
+            "gap_of_changed_max": round(float(gap[changed].max()), 4) if changed.any() else None,
+            "gap_of_changed_median": round(float(gap[changed].median()), 4) if changed.any() else None,
+            **{f"gap_below_{t}": round(float((gap < t).float().mean()), 5) for t in (0.01, 0.1, 1.0)}}
+
+
+PROGRESS = re.compile(r"part|Predicting|Resampling|Saving", re.IGNORECASE)
+
+
+def progress_lines(arm: Arm) -> list[str]:
+    """The arm's per-part progress lines (medseg's ``-v`` part log, TotalSegmentator's non-quiet messages)."""
+    return [f"{t:.0f}s {text.strip()[:140]}" for t, text in arm.lines if PROGRESS.search(text)][:40]
 
 
 def main() -> None:
@@ -100,9 +193,19 @@ def main() -> None:
     parser.add_argument("--ct", type=Path, default=EXAMPLES / "example_ct.nii.gz")
     parser.add_argument("--modes", default="fast", help="fast (3 mm, one network) and/or total (1.5 mm, five)")
     parser.add_argument("--backend", default="auto", help="medseg's --backend")
+    parser.add_argument("--precision", default="auto", help="medseg's --precision")
     parser.add_argument("--peer-python", default=None)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--arms", default="totalseg,medseg", help="which tools run, in this order")
+    parser.add_argument("--limit-s", type=float, default=None, help="stop an arm after this many seconds "
+                        "(reported as not finished, with the progress lines it printed until then)")
+    parser.add_argument("--log", type=Path, default=None, help="append every output line of both arms here")
+    parser.add_argument("--margins", action="store_true", help="only explain the runtimes' label differences: "
+                        "OpenVINO fp32 vs PyTorch fp32 logits on one window against the top-two gaps")
     args = parser.parse_args()
+    if args.margins:
+        print(json.dumps({"ct": args.ct.name, **margins(args.ct)}), flush=True)  # noqa: T201
+        return
     python = args.peer_python or peer_python()
     if python is None:
         sys.exit("no python with totalsegmentator found (pass --peer-python or set MEDSEG_TOTALSEG_PYTHON)")
@@ -115,19 +218,37 @@ def main() -> None:
             for key in ("nnUNet_results", "TOTALSEG_WEIGHTS_PATH"):
                 env.pop(key, None)
             spec = json.dumps({"input": str(args.ct), "output": str(theirs), "fast": mode == "fast",
-                               "roi_subset": None})
-            t_ts, rss_ts, _ = measure([python, str(home / "run_totalseg.py"), spec], env, home)
+                               "roi_subset": None, "quiet": False})
             env_ms = {**os.environ, "TOTALSEG_HOME_DIR": str(home), "PYTHONPATH": str(ROOT)}
-            t_ms, rss_ms, _ = measure([sys.executable, "-m", "medseg", "predict", str(args.ct), "-o", str(ours),
-                                       "--model", f"totalsegmentator:{task}", "--backend", args.backend,
-                                       "--threads", str(args.threads)], env_ms, ROOT)
-            agreement = compare(theirs, ours)
-            print(json.dumps({
-                "mode": mode, "ct": args.ct.name, "backend": args.backend, "threads": args.threads,
-                "totalseg_s": round(t_ts, 1), "medseg_s": round(t_ms, 1), "time_ratio": round(t_ms / t_ts, 3),
-                "totalseg_peak_rss_mb": round(rss_ts / 2**20), "medseg_peak_rss_mb": round(rss_ms / 2**20),
-                "rss_ratio": round(rss_ms / rss_ts, 3), "agreement": agreement["agreement"],
-                "same_names": agreement["same_names"]}), flush=True)
+            commands = {
+                "totalseg": ([python, str(home / "run_totalseg.py"), spec], env, home),
+                "medseg": ([sys.executable, "-m", "medseg", "-v", "predict", str(args.ct), "-o", str(ours),
+                            "--model", f"totalsegmentator:{task}", "--backend", args.backend, "--precision",
+                            args.precision, "--threads", str(args.threads)], env_ms, ROOT)}
+            arms = {}
+            for name in args.arms.split(","):
+                cmd, arm_env, cwd = commands[name]
+                if args.log:
+                    with args.log.open("a") as f:
+                        f.write(f"=== {mode} {name} {time.strftime('%H:%M:%S')} load {os.getloadavg()}\n")
+                arms[name] = measure(cmd, arm_env, cwd, args.limit_s, args.log)
+            row = {"mode": mode, "ct": args.ct.name, "backend": args.backend, "precision": args.precision,
+                   "threads": args.threads, "load_avg": [round(x, 1) for x in os.getloadavg()]}
+            for name, arm in arms.items():
+                row.update({f"{name}_s": round(arm.seconds, 1), f"{name}_finished": arm.finished,
+                            f"{name}_peak_rss_mb": round(arm.peak / 2**20)})
+                if not arm.finished:
+                    row[f"{name}_progress"] = progress_lines(arm)
+            both = len(arms) == 2 and all(a.finished for a in arms.values())
+            if both:
+                ts, ms = arms["totalseg"], arms["medseg"]
+                row.update({"time_ratio": round(ms.seconds / ts.seconds, 3), "rss_ratio": round(ms.peak / ts.peak, 3),
+                            **{k: v for k, v in compare(theirs, ours).items() if k in ("agreement", "same_names",
+                                                                                     "same_ids_present")}})
+            elif len(arms) == 2 and arms["medseg"].finished and not arms["totalseg"].finished:
+                # TotalSegmentator stopped at the limit: its time is at least that, so the ratio at most this
+                row["time_ratio_at_most"] = round(arms["medseg"].seconds / arms["totalseg"].seconds, 3)
+            print(json.dumps(row), flush=True)  # noqa: T201
 
 
 if __name__ == "__main__":

@@ -110,12 +110,12 @@ def predict(
         reject_options({"--probabilities": probabilities, "--device": device not in ("auto", "cpu"),
                         "--keep-largest": keep_largest, "--remove-islands": bool(remove_islands),
                         "--fill-holes": fill_holes, "--checkpoint": checkpoint is not None,
-                        "--backend": backend not in ("auto", "torch"), "--precision": precision not in ("auto", "fp32"),
                         "--overlap": overlap != 0.5, "--tta": bool(tta), "--threshold": threshold is not None,
                         "--previous-stage": previous_stage is not None, "--crop": crop is not None})
         code = cli_command(model, inputs, output, weights_dir=weights_dir, output_type=output_type,
                            output_format=output_format, stats=stats, resume=resume, shard=shard, frame=frame,
-                           series=series, labels=labels, exact=exact, batch_size=batch_size, threads=threads)
+                           series=series, labels=labels, exact=exact, batch_size=batch_size, threads=threads,
+                           backend=backend, precision=precision)
         if code:
             raise typer.Exit(code)
         return

@@ -29,7 +29,7 @@ def cli_command(model: str, inputs: Sequence[Path], output: Path | None, *, weig
                 output_type: str, output_format: str | None = None, stats: bool = False, resume: bool = False,
                 shard: str | None = None, frame: int | None = None, series: str | None = None,
                 labels: str | None = None, exact: bool = False, batch_size: int | None = None,
-                threads: int | None = None) -> int:
+                threads: int | None = None, backend: str = "auto", precision: str = "auto") -> int:
     """The ``medseg predict`` entry: medseg's progress view and summary; returns the exit code (a single
     failing input raises its one-line error instead)."""
     from medseg import api
@@ -39,7 +39,8 @@ def cli_command(model: str, inputs: Sequence[Path], output: Path | None, *, weig
     if output_type not in ("multilabel", "per-class"):
         raise MedsegError(f"unknown --output-type {output_type!r}", hint="use multilabel or per-class")
     predictor = build_totalseg_predictor(model, weights_dir=weights_dir, labels=parse_labels(labels), exact=exact,
-                                         threads=threads, batch_size=batch_size)
+                                         threads=threads, batch_size=batch_size, backend=backend,
+                                         precision=precision)
     with PredictProgress() as view:
         summary = api.predict_files(inputs, output, predictor=predictor, output_type=output_type,
                                     output_format=output_format, stats=stats, resume=resume, shard=shard,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -95,20 +95,57 @@ def labels_back(labels: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     return out
 
 
+LOGITS_BUDGET = 1 << 30   # bytes of a part's float16 logits up to which the default keeps nnU-Net's arithmetic
+MIN_RUNTIME_WINDOWS = 4   # a compiled runtime (and its guard's PyTorch pass) only pays off from this many windows
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What runs the default path's windows: medseg's CPU runtime choice (``--backend``/``--precision``)."""
+
+    backend: str = "auto"
+    precision: str = "auto"
+
+
+def logits_bytes(model, case) -> int:
+    """Bytes of one part's float16 logits over the padded scan (what nnU-Net's arithmetic holds at once)."""
+    padded = [max(int(n), int(p)) for n, p in zip(case.data.shape[1:], model.patch)]
+    return 2 * int(model.labels.num_heads) * int(np.prod(padded))
+
+
+def attach_runtime(model, windows: int, runtime: Runtime) -> str:
+    """Give the part's windows to a compiled CPU runtime (:meth:`NnUNetModel.use_runtime`; ``auto``: OpenVINO
+    fp32 behind the accuracy guard) when it can pay off; returns what ran, for the log and the sidecar.
+
+    ``auto`` keeps PyTorch below :data:`MIN_RUNTIME_WINDOWS` windows: the guard runs PyTorch on the first
+    window anyway, so one or two windows (the 3 mm task on a trunk CT) cost more with the runtime than without.
+    An explicit ``--backend``/``--precision`` is always used."""
+    explicit = runtime.backend != "auto" or runtime.precision != "auto"
+    if not explicit and windows < MIN_RUNTIME_WINDOWS:
+        return f"torch fp32 ({windows} window(s): a compiled runtime and its guard would cost more than they save)"
+    return model.use_runtime(runtime.backend, runtime.precision).describe()
+
+
 @torch.inference_mode()
 def run_part(model, case, batch_size: int = 4, progress: Callable[[int, int], None] | None = None,
-             exact: bool = False) -> np.ndarray:
-    """One part's labels on the cropped scan grid, step 0.8, no mirroring: medseg's engine (labels per cell),
-    or with ``exact`` nnU-Net's own arithmetic (float16 logits of the whole scan, as TotalSegmentator runs it)."""
+             exact: bool = False, runtime: Runtime | None = None, notes: list[str] | None = None) -> np.ndarray:
+    """One part's labels on the cropped scan grid, step 0.8, no mirroring.
+
+    ``exact``: nnU-Net's own arithmetic in PyTorch fp32 (float16 logits of the whole scan, one window at a time,
+    resampled back order 1, argmax), as TotalSegmentator runs it. Default: the same arithmetic whenever the
+    part's float16 logits fit :data:`LOGITS_BUDGET` (every 3 mm scan, 1.5 mm scans up to ~20M voxels), with
+    the windows on medseg's CPU runtime (see :func:`attach_runtime`); larger scans go through medseg's
+    memory-bounded engine (labels decided per cell, float16 cell sums, no full-volume logits)."""
     from medseg.inference.sliding_window import EngineOptions, sliding_window_labels, window_network
+    from medseg.nnunet.export import logits_to_cropped_labels
+    from medseg.nnunet.sliding import predict_logits, window_count
 
     if len(model.patch) != 3:
         raise MedsegError("TotalSegmentator parts are 3D networks; this folder is 2D", path=model.folder.path)
+    data = torch.from_numpy(case.data)
     if exact:
-        from medseg.nnunet.export import logits_to_cropped_labels
-        from medseg.nnunet.sliding import predict_logits
-
-        data = torch.from_numpy(case.data)
+        if notes is not None:
+            notes.append(f"{model.folder.path.parent.name}: nnU-Net's arithmetic (--exact), torch fp32")
         total = None
         for net in model.networks:
             logits = predict_logits(net, data, model.patch, model.labels.num_heads, None, STEP)
@@ -116,10 +153,23 @@ def run_part(model, case, batch_size: int = 4, progress: Callable[[int, int], No
         if len(model.networks) > 1:
             total /= len(model.networks)
         return np.asarray(logits_to_cropped_labels(total, case, model.config, model.labels)).astype(np.int16)
+    windows = window_count(case.data.shape, model.patch, STEP)
+    ran = attach_runtime(model, windows, runtime or Runtime())
+    if logits_bytes(model, case) <= LOGITS_BUDGET:
+        if notes is not None:
+            notes.append(f"{model.folder.path.parent.name}: nnU-Net's arithmetic, {windows} window(s), {ran}")
+        logger.info("part %s: nnU-Net's arithmetic, %d window(s) on %s", model.folder.path.parent.name, windows, ran)
+        logits = predict_logits(model.ensemble, data, model.patch, model.labels.num_heads, None, STEP,
+                                progress=progress)
+        return np.asarray(logits_to_cropped_labels(logits, case, model.config, model.labels)).astype(np.int16)
+    if notes is not None:
+        notes.append(f"{model.folder.path.parent.name}: memory-bounded engine, {windows} window(s), {ran}")
+    logger.info("part %s: memory-bounded engine (float16 logits would take %.1f GB), windows on %s",
+                model.folder.path.parent.name, logits_bytes(model, case) / 1e9, ran)
     net = window_network(model.ensemble, spatial_dims=3)
     options = EngineOptions(roi=tuple(model.patch), overlap=1.0 - STEP, mirror_axes=(), batch_size=batch_size,
                             probabilities=False)
-    result = sliding_window_labels(torch.from_numpy(case.data), net, channels=model.labels.num_heads,
+    result = sliding_window_labels(data, net, channels=model.labels.num_heads,
                                    activation="softmax", options=options, progress=progress)
     labels = result.labels
     if tuple(labels.shape) != tuple(case.shape_after_cropping):
@@ -184,6 +234,7 @@ class TotalSegResult:
     affine: np.ndarray      # the input's
     names: list[str]        # final names by label value ("" for a value left out by a subset)
     warnings: list[str]
+    runs: list[str] = field(default_factory=list)   # per part: arithmetic, windows, runtime
 
 
 def read_parts(part_dirs: Sequence[Path], expected: Sequence[Sequence[str]] | None = None,
@@ -201,12 +252,13 @@ def read_parts(part_dirs: Sequence[Path], expected: Sequence[Sequence[str]] | No
 def predict(part_dirs: Sequence[Path], spacing_mm: float, data: np.ndarray, affine: np.ndarray, *,
             source: Path, batch_size: int = 4, exact: bool = False, subset: Sequence[str] | None = None,
             crop: tuple[Sequence[Path], float] | None = None, expected: Sequence[Sequence[str]] | None = None,
-            task: str = "total") -> TotalSegResult:
+            task: str = "total", runtime: Runtime | None = None) -> TotalSegResult:
     """Segment one scan (``data`` with its ``affine``, RAS world) with the part folders, merged in order.
 
     ``subset``: only the parts holding these names run and only they are kept (IDs as in the whole task);
     ``crop``: (part folders, spacing) of a coarse model run first, the scan then cut to its masks of the
-    subset grown by 20 mm (TotalSegmentator's ``--roi_subset``); ``expected``: each part's label set."""
+    subset grown by 20 mm (TotalSegmentator's ``--roi_subset``); ``expected``: each part's label set;
+    ``runtime``: what runs the default path's windows (ignored with ``exact``)."""
     check_scan(data, source)
     warning = ct_warning(data)
     if warning:
@@ -226,29 +278,33 @@ def predict(part_dirs: Sequence[Path], spacing_mm: float, data: np.ndarray, affi
     out_names = names if keep is None else [n if i in keep or i == 0 else "" for i, n in enumerate(names)]
     full_shape, box, sub_affine = data.shape, None, affine
     if subset is not None and crop is not None:
-        coarse = predict(crop[0], crop[1], data, affine, source=source, batch_size=batch_size, exact=exact)
+        coarse = predict(crop[0], crop[1], data, affine, source=source, batch_size=batch_size, exact=exact,
+                         runtime=runtime)
         wanted = [coarse.names.index(n) for n in subset if n in coarse.names]
         mask = np.isin(coarse.labels, wanted)
         if not mask.any():
             logger.info("%s: the coarse model finds none of %s: empty labels", source, ", ".join(subset))
-            return TotalSegResult(np.zeros(full_shape, np.uint8), affine, out_names, [warning] if warning else [])
+            return TotalSegResult(np.zeros(full_shape, np.uint8), affine, out_names, [warning] if warning else [],
+                                  coarse.runs)
         box = crop_box(mask, affine)
         data = np.trunc(np.asarray(data[box], dtype=np.float64)).astype(np.int32)  # TotalSegmentator crops to int32
         sub_affine = affine.copy()
         sub_affine[:3, 3] = (affine @ np.array([b.start for b in box] + [1.0]))[:3]
+    runs = [] if box is None else [f"crop: {r}" for r in coarse.runs]
     labels = _segment([part_dirs[i] for i in run], [parts[i] for i in run], [int(offsets[i]) for i in run],
-                      len(names) - 1, spacing_mm, data, sub_affine, batch_size, exact)
+                      len(names) - 1, spacing_mm, data, sub_affine, batch_size, exact, runtime, runs)
     if keep is not None:
         labels = np.where(np.isin(labels, keep), labels, 0).astype(labels.dtype)
     if box is not None:
         full = np.zeros(full_shape, dtype=labels.dtype)
         full[box] = labels
         labels = full
-    return TotalSegResult(labels, affine, out_names, [warning] if warning else [])
+    return TotalSegResult(labels, affine, out_names, [warning] if warning else [], runs)
 
 
 def _segment(part_dirs: Sequence[Path], parts: Sequence[PartLabels], offsets: Sequence[int], total: int,
-             spacing_mm: float, data: np.ndarray, affine: np.ndarray, batch_size: int, exact: bool) -> np.ndarray:
+             spacing_mm: float, data: np.ndarray, affine: np.ndarray, batch_size: int, exact: bool,
+             runtime: Runtime | None = None, runs: list[str] | None = None) -> np.ndarray:
     """Canonical orientation, task spacing, every part in order painted over the previous ones, and back."""
     import nibabel as nib
 
@@ -274,7 +330,8 @@ def _segment(part_dirs: Sequence[Path], parts: Sequence[PartLabels], offsets: Se
                 raise MedsegError(f"a TotalSegmentator part takes one CT channel, this one takes "
                                   f"{model.in_channels}", path=folder / "dataset.json")
             case = preprocess([scan], model.folder.plans, model.config)
-            seg = uncrop(run_part(model, case, batch_size, exact=exact), case, model.folder.plans, len(part.names))
+            seg = uncrop(run_part(model, case, batch_size, exact=exact, runtime=runtime, notes=runs), case,
+                         model.folder.plans, len(part.names))
             seg = seg.transpose(2, 1, 0)  # SimpleITK (z, y, x) -> nibabel (x, y, z)
             np.copyto(merged, (seg.astype(merged.dtype) + offset), where=seg > 0)  # later parts win
             logger.info("part %s: %d labels", folder.parent.name, len(part.names))

@@ -21,7 +21,7 @@ from medseg.core.hashing import sha256_file
 from medseg.inference.model_loading import ModelInfo
 from medseg.inference.postprocess import PostprocessSpec
 from medseg.inference.predictor import Prediction, PredictOptions
-from medseg.totalseg.pipeline import FOLD, STEP, predict, read_parts
+from medseg.totalseg.pipeline import FOLD, STEP, Runtime, predict, read_parts
 from medseg.totalseg.tasks import Task, locate, parse_task
 
 CROP_TASK = "total_fastest"   # TotalSegmentator crops a --roi_subset run with its 6 mm model
@@ -33,11 +33,13 @@ class TotalSegPredictor:
     Args:
         task: the task (``parse_task``); part_dirs: its folders in merge order (``locate``);
         subset: only these labels (``--labels``); crop_dirs: the 6 mm model's folders to crop a subset run
-        by (None: no crop); exact: nnU-Net's own arithmetic (float16 logits of the whole scan).
+        by (None: no crop); exact: nnU-Net's own arithmetic in PyTorch fp32 (float16 logits of the whole scan);
+        runtime: the CPU runtime of the default path's windows (``--backend``/``--precision``).
     """
 
     def __init__(self, task: Task, part_dirs: Sequence[Path], *, subset: Sequence[str] | None = None,
-                 crop_dirs: Sequence[Path] | None = None, exact: bool = False, batch_size: int | None = None) -> None:
+                 crop_dirs: Sequence[Path] | None = None, exact: bool = False, batch_size: int | None = None,
+                 runtime: Runtime | None = None) -> None:
         from medseg.nnunet.folder import read_folder
         from medseg.totalseg.pipeline import merged_names
 
@@ -45,6 +47,8 @@ class TotalSegPredictor:
         self.subset = list(subset) if subset else None
         self.crop_dirs = [Path(p) for p in crop_dirs] if (crop_dirs and self.subset) else None
         self.batch_size = batch_size or 4
+        self.runtime = runtime or Runtime()
+        self.last_runs: list[str] = []
         parts = read_parts(self.part_dirs, [p.labels for p in task.parts], task.name)
         names = merged_names(parts)
         if self.subset:
@@ -90,7 +94,10 @@ class TotalSegPredictor:
         return {"device": "cpu", "overlap": self.overlap, "tta": False, "mirror_axes": [], "fast": False,
                 "probabilities": False, "postprocess": self.postprocess.to_dict(), "roi_size": list(self.card.roi_size),
                 "spacing_mm": self.task.spacing_mm, "step": STEP, "fold": FOLD,
-                "arithmetic": "nnU-Net exact" if self.exact else "medseg engine",
+                "arithmetic": "nnU-Net exact" if self.exact else "nnU-Net's (medseg engine above the logits budget)",
+                "runtime": None if self.exact else {"backend": self.runtime.backend,
+                                                      "precision": self.runtime.precision},
+                "parts_run": list(self.last_runs),
                 "part_folders": [str(d) for d in self.part_dirs],
                 "crop_folders": [str(d) for d in self.crop_dirs or []], "fold_sha256": dict(self.folds),
                 **self.output_parameters()}
@@ -109,7 +116,8 @@ class TotalSegPredictor:
         crop = (self.crop_dirs, parse_task(f"totalsegmentator:{CROP_TASK}").spacing_mm) if self.crop_dirs else None
         result = predict(self.part_dirs, self.task.spacing_mm, array, affine, source=source,
                          batch_size=self.batch_size, exact=self.exact, subset=self.subset, crop=crop,
-                         task=self.task.name)
+                         task=self.task.name, runtime=self.runtime)
+        self.last_runs = list(result.runs)
         dtype = np.uint8 if len(self.names) <= 256 else np.int16
         out = MetaTensor(torch.from_numpy(result.labels.astype(dtype))[None], affine=image.affine,
                          meta={"labels": list(self.names), "model": self.info.full_name, "filename_or_obj": str(path)})
@@ -120,10 +128,14 @@ class TotalSegPredictor:
 
 def build_totalseg_predictor(model: str, *, weights_dir: Path | None = None, labels: Sequence[str] | None = None,
                              crop: bool = True, exact: bool = False, threads: int | None = None,
-                             batch_size: int | None = None) -> TotalSegPredictor:
-    """Locate and check the task's folders (and the 6 mm crop model's for a subset, when present)."""
+                             batch_size: int | None = None, backend: str = "auto",
+                             precision: str = "auto") -> TotalSegPredictor:
+    """Locate and check the task's folders (and the 6 mm crop model's for a subset, when present).
+    ``backend``/``precision``: the default path's window runtime (``--exact`` takes PyTorch fp32 only)."""
     from medseg.core.log import get_logger
+    from medseg.nnunet.standard import check_runtime
 
+    check_runtime(backend, precision, exact)
     task = parse_task(model)
     part_dirs = locate(task, weights_dir)
     crop_dirs = None
@@ -135,4 +147,5 @@ def build_totalseg_predictor(model: str, *, weights_dir: Path | None = None, lab
                                          CROP_TASK)
     if threads:
         torch.set_num_threads(threads)
-    return TotalSegPredictor(task, part_dirs, subset=labels, crop_dirs=crop_dirs, exact=exact, batch_size=batch_size)
+    return TotalSegPredictor(task, part_dirs, subset=labels, crop_dirs=crop_dirs, exact=exact, batch_size=batch_size,
+                             runtime=Runtime(backend, precision))

@@ -65,7 +65,8 @@ RUNNER = textwrap.dedent('''
         args = json.loads(sys.argv[1])
         t = time.perf_counter()
         totalsegmentator(args["input"], args["output"], ml=True, fast=args["fast"], roi_subset=args["roi_subset"],
-                         device="cpu", quiet=True, nr_thr_resamp=1, nr_thr_saving=1)
+                         device="cpu", quiet=args.get("quiet", True), nr_thr_resamp=1,
+                         nr_thr_saving=1)
         print(json.dumps({"seconds": time.perf_counter() - t}))
 ''')
 

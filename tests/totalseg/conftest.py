@@ -7,3 +7,20 @@ import pytest
 @pytest.fixture(autouse=True)
 def one_thread(one_torch_thread):
     yield
+
+
+@pytest.fixture(autouse=True)
+def torch_windows(request, monkeypatch):
+    """Stand-in parts run their windows in PyTorch (no OpenVINO compile per tiny network in the default suite);
+    tests that ask for ``keep_runtime_policy`` keep medseg's runtime policy."""
+    if "keep_runtime_policy" not in request.fixturenames:
+        from medseg.totalseg import pipeline
+
+        monkeypatch.setattr(pipeline, "MIN_RUNTIME_WINDOWS", 10**9)
+    yield
+
+
+@pytest.fixture
+def keep_runtime_policy():
+    """Ask for this to run the default path's runtime policy as shipped (see ``torch_windows``)."""
+    yield
