@@ -10,6 +10,7 @@ import torch
 
 from medseg.nnunet.network import build_network
 from medseg.totalseg.tasks import parse_task, task_names
+from tests._standins import sharpen_heads
 from tests.nnunet._synthetic import plans
 
 # the label sets each part's dataset.json must hold (24/26/18/23/26 for the 1.5 mm parts, 117 for 3/6 mm)
@@ -41,10 +42,7 @@ def make_part(root: Path, task: int, dataset: str, model: str, spacing_mm: float
                                                      "labels": labels}))
     torch.manual_seed(task)
     net = build_network(config, 1, len(labels))
-    with torch.no_grad():  # random but decisive heads: every class wins somewhere
-        for name, tensor in net.state_dict().items():
-            if name.startswith("decoder.seg_layers") and name.endswith("weight"):
-                tensor.mul_(20.0)
+    sharpen_heads(net.state_dict())  # random but decisive heads: every class wins somewhere
     (folder / "fold_0").mkdir()
     torch.save({"network_weights": net.state_dict(), "trainer_name": model.split("__")[0],
                 "init_args": {"configuration": "3d_fullres", "fold": 0},
