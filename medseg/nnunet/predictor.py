@@ -106,6 +106,7 @@ class NnUNetModel:
     last_tta: dict = field(default_factory=dict)   # the TTA choice of the last case, and why
     stitching: str = "auto"   # default path: "auto" (nnU-Net's when it fits), "nnunet", "engine"
     crop: str = "body"                               # "none": no body mask (nnU-Net's crop to non-zero stays)
+    step: float = 0.5                                # window step in patches (TotalSegmentator runs its parts at 0.8)
 
     @property
     def in_channels(self) -> int:
@@ -210,7 +211,7 @@ class NnUNetModel:
                          "mirror_axes": list(self.mirror_axes or ()) if tta else []}
         axes = self.mirror_axes if tta else None
         if exact:
-            cropped = self._exact(case, axes)
+            cropped = self.exact_labels(case, axes)
         else:
             cropped = self._engine(case, axes, batch_size, progress)
         seg = uncrop(cropped, case, self.folder.plans, len(self.labels.output_values) - 1)
@@ -219,11 +220,13 @@ class NnUNetModel:
         return seg, case
 
     @torch.inference_mode()
-    def _exact(self, case: Case, axes) -> np.ndarray:
+    def exact_labels(self, case: Case, axes) -> np.ndarray:
+        """``--exact``: nnU-Net's arithmetic in PyTorch fp32 (each fold's float16 logits, averaged, resampled
+        back, argmax), labels on the case's cropped grid."""
         data = torch.from_numpy(case.data)
         total = None
         for net in self.networks:
-            logits = predict_logits(net, data, self.patch, self.labels.num_heads, axes)
+            logits = predict_logits(net, data, self.patch, self.labels.num_heads, axes, self.step)
             total = logits if total is None else total.add_(logits)
         if len(self.networks) > 1:
             total /= len(self.networks)
@@ -276,7 +279,7 @@ class NnUNetModel:
         return nnunet_arithmetic_fits(self.labels.num_heads, voxels, len(self.networks))
 
     @torch.inference_mode()
-    def _nnunet_default(self, case: Case, axes, batch_size: int | None, progress) -> np.ndarray:
+    def nnunet_default_labels(self, case: Case, axes, batch_size: int | None, progress) -> np.ndarray:
         """nnU-Net's stitching and export (float16 logits one window at a time in its order, folds averaged in
         float16, logits resampled back) with the default path's windows: batched, run by the CPU runtime, and
         skipping windows outside a CT's body (voxels inside the body get nnU-Net's logits exactly)."""
@@ -293,7 +296,7 @@ class NnUNetModel:
         for runner in nets:
             def forward(x: torch.Tensor, runner=runner) -> torch.Tensor:
                 return runner(x).float()
-            logits = predict_logits(forward, data, self.patch, heads, axes, batch_size=batch, mask=mask,
+            logits = predict_logits(forward, data, self.patch, heads, axes, self.step, batch_size=batch, mask=mask,
                                     stats=stats, softmax=not self.labels.has_regions, progress=notice)
             total = logits if total is None else total.add_(logits)
         if len(nets) > 1:
@@ -305,7 +308,7 @@ class NnUNetModel:
 
     def _engine(self, case: Case, axes, batch_size: int | None, progress) -> np.ndarray:
         if self.uses_nnunet_arithmetic(case):
-            return self._nnunet_default(case, axes, batch_size, progress)
+            return self.nnunet_default_labels(case, axes, batch_size, progress)
         from medseg.inference.sliding_window import (
             EngineOptions,
             sliding_window_labels,

@@ -137,31 +137,22 @@ def run_part(model, case, batch_size: int = 4, progress: Callable[[int, int], No
     the windows on medseg's CPU runtime (see :func:`attach_runtime`); larger scans go through medseg's
     memory-bounded engine (labels decided per cell, float16 cell sums, no full-volume logits)."""
     from medseg.inference.sliding_window import EngineOptions, sliding_window_labels, window_network
-    from medseg.nnunet.export import logits_to_cropped_labels
-    from medseg.nnunet.sliding import predict_logits, window_count
+    from medseg.nnunet.sliding import window_count
 
     if len(model.patch) != 3:
         raise MedsegError("TotalSegmentator parts are 3D networks; this folder is 2D", path=model.folder.path)
-    data = torch.from_numpy(case.data)
+    model.step, model.crop = STEP, "none"   # TotalSegmentator's step; every window runs (no body skip)
     if exact:
         if notes is not None:
             notes.append(f"{model.folder.path.parent.name}: nnU-Net's arithmetic (--exact), torch fp32")
-        total = None
-        for net in model.networks:
-            logits = predict_logits(net, data, model.patch, model.labels.num_heads, None, STEP)
-            total = logits if total is None else total.add_(logits)
-        if len(model.networks) > 1:
-            total /= len(model.networks)
-        return np.asarray(logits_to_cropped_labels(total, case, model.config, model.labels)).astype(np.int16)
+        return np.asarray(model.exact_labels(case, None)).astype(np.int16)
     windows = window_count(case.data.shape, model.patch, STEP)
     ran = attach_runtime(model, windows, runtime or Runtime())
     if logits_bytes(model, case) <= LOGITS_BUDGET:
         if notes is not None:
             notes.append(f"{model.folder.path.parent.name}: nnU-Net's arithmetic, {windows} window(s), {ran}")
         logger.info("part %s: nnU-Net's arithmetic, %d window(s) on %s", model.folder.path.parent.name, windows, ran)
-        logits = predict_logits(model.ensemble, data, model.patch, model.labels.num_heads, None, STEP,
-                                progress=progress)
-        return np.asarray(logits_to_cropped_labels(logits, case, model.config, model.labels)).astype(np.int16)
+        return np.asarray(model.nnunet_default_labels(case, None, 1, progress)).astype(np.int16)
     if notes is not None:
         notes.append(f"{model.folder.path.parent.name}: memory-bounded engine, {windows} window(s), {ran}")
     logger.info("part %s: memory-bounded engine (float16 logits would take %.1f GB), windows on %s",
@@ -169,7 +160,7 @@ def run_part(model, case, batch_size: int = 4, progress: Callable[[int, int], No
     net = window_network(model.ensemble, spatial_dims=3)
     options = EngineOptions(roi=tuple(model.patch), overlap=1.0 - STEP, mirror_axes=(), batch_size=batch_size,
                             probabilities=False)
-    result = sliding_window_labels(data, net, channels=model.labels.num_heads,
+    result = sliding_window_labels(torch.from_numpy(case.data), net, channels=model.labels.num_heads,
                                    activation="softmax", options=options, progress=progress)
     labels = result.labels
     if tuple(labels.shape) != tuple(case.shape_after_cropping):
