@@ -142,3 +142,16 @@ def test_cpu_runtime_skips_loading_a_runtime_whose_refusal_is_remembered(model, 
     guarded = rt.cpu_runtime(net, net.card, backend="auto", precision="auto")
     assert isinstance(guarded, GuardedRuntime) and not guarded.trusted and guarded.backend == "torch"
     assert verdict.read(entry) is not None and rt.remembered_verdict(net, net.card).passed is False
+
+
+def test_the_sidecar_says_the_guard_was_remembered(model, tmp_path):
+    from types import SimpleNamespace
+
+    from medseg.inference.provenance import run_record
+
+    net, x = model
+    _run(net, x, tmp_path)
+    second, _, _, _ = _run(net, x, tmp_path)
+    run = run_record(SimpleNamespace(device=torch.device("cpu"), cpu_network=second),
+                     {"device": "cpu (2 threads)", "tta": False})
+    assert run["backend"] == "openvino" and "guard passed on an earlier run" in run["backend_reason"]
