@@ -12,6 +12,15 @@ SAMPLE = ROOT / "medseg" / "data" / "sample" / "hippocampus_001.nii.gz"
 SAMPLE_LABEL = ROOT / "medseg" / "data" / "sample" / "hippocampus_001_label.nii.gz"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_compiled_cache(tmp_path_factory):
+    """One compiled-model cache for the whole run, never ~/.cache: compiled networks and the accuracy guard's
+    remembered verdicts (``guard.json``) from a user's earlier runs must not change what a test sees."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEDSEG_CACHE_DIR", str(tmp_path_factory.mktemp("compiled_cache")))
+        yield
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """../shared/data, or skip the test when it is absent."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+import weakref
 from collections.abc import Sequence
 from os import PathLike
 
@@ -23,14 +24,30 @@ class ExportError(RuntimeError):
     """The model cannot be exported to ONNX (the caller falls back to PyTorch)."""
 
 
+_HASHES: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, str]] = weakref.WeakKeyDictionary()
+
+
+def _state_fingerprint(model: nn.Module) -> tuple:
+    """Which tensors the state_dict holds and their in-place version counters: changes whenever a weight does."""
+    return tuple((name, t.data_ptr(), t._version, tuple(t.shape)) for name, t in model.state_dict().items())
+
+
 def weights_sha256(model: nn.Module) -> str:
-    """sha256 over the state_dict: every tensor's name, dtype, shape and raw bytes, in name order."""
+    """sha256 over the state_dict: every tensor's name, dtype, shape and raw bytes, in name order.
+
+    Remembered per module until a tensor is replaced or changed in place (a 350 MB nnU-Net network takes
+    ~0.4 s to hash; a run asks for it when it looks up the guard's verdict and again for the compiled model)."""
+    fingerprint = _state_fingerprint(model)
+    known = _HASHES.get(model)
+    if known is not None and known[0] == fingerprint:
+        return known[1]
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().to("cpu").contiguous().reshape(-1)
         digest.update(f"{name}|{t.dtype}|{tuple(tensor.shape)}\n".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+        digest.update(t.view(torch.uint8).numpy())   # the buffer itself: no copy
+    _HASHES[model] = (fingerprint, digest.hexdigest())
+    return _HASHES[model][1]
 
 
 def architecture_sha256(model: nn.Module) -> str:

@@ -209,12 +209,35 @@ def _compiled_or_torch(model: nn.Module, plan: Plan, args: tuple) -> Predictor:
     return TorchPredictor(model, precision, f"fallback to PyTorch: {reason[:300]}")
 
 
+def _entry_fields(model: nn.Module, plan: Plan, roi: tuple[int, ...], channels: int) -> tuple[dict, dict]:
+    """The cache fields of the ONNX export and of the runtime's compiled form (before INT8's own fields)."""
+    onnx_fields = {"kind": "onnx", "weights": weights_sha256(model), "arch": architecture_sha256(model),
+                   "roi": list(roi), "in_channels": channels, "torch": torch.__version__}
+    fields = {"kind": plan.backend, "onnx": cache.cache_key(onnx_fields), "precision": plan.precision,
+              "versions": library_versions(plan.backend), "cpu": cpu_fingerprint()}
+    return onnx_fields, fields
+
+
+def compiled_entry(model: nn.Module, *, backend: str = "auto", precision: str = "auto", roi_size: Sequence[int],
+                   cache_dir: str | PathLike | None = None, in_channels: int | None = None) -> Path | None:
+    """Where :func:`get_predictor` keeps (or would build) the compiled form of ``model`` for these arguments on
+    the CPU, without building or loading anything; None where it would run PyTorch or INT8 (whose entries
+    also depend on the calibration set). Used to read the run-time guard's remembered verdict
+    (:mod:`medseg.backends.verdict`) before paying for a compiled runtime."""
+    plan = resolve(backend, precision, torch.device("cpu"))
+    if plan.backend == "torch" or plan.precision == "int8":
+        return None
+    root = Path(cache_dir).expanduser() if cache_dir else cache.default_cache_dir()
+    channels = int(in_channels or infer_in_channels(model))
+    _, fields = _entry_fields(model, plan, tuple(int(s) for s in roi_size), channels)
+    return root / cache.cache_key(fields)
+
+
 def _compiled(model: nn.Module, plan: Plan, roi: tuple[int, ...], root: Path, threads: int,
               in_channels: int | None, mode: str = "auto", calibration: CalibrationSet | None = None,
               guard_dice: float = GUARD_DICE) -> CompiledPredictor:
     channels = int(in_channels or infer_in_channels(model))
-    onnx_fields = {"kind": "onnx", "weights": weights_sha256(model), "arch": architecture_sha256(model),
-                   "roi": list(roi), "in_channels": channels, "torch": torch.__version__}
+    onnx_fields, fields = _entry_fields(model, plan, roi, channels)
 
     def build_onnx(entry: Path) -> None:
         export_onnx(model, entry / ONNX_FILE, roi_size=roi, in_channels=channels, batch_size=EXPORT_BATCH)
@@ -222,8 +245,6 @@ def _compiled(model: nn.Module, plan: Plan, roi: tuple[int, ...], root: Path, th
     def onnx_path() -> Path:  # only needed when the compiled form is (re)built
         return cache.get_or_build(root, onnx_fields, build_onnx, lambda entry: entry).value / ONNX_FILE
 
-    fields = {"kind": plan.backend, "onnx": cache.cache_key(onnx_fields), "precision": plan.precision,
-              "versions": library_versions(plan.backend), "cpu": cpu_fingerprint()}
     if plan.precision == "int8" and calibration is not None:
         from medseg.backends import int8
         from medseg.backends import openvino_backend as impl

@@ -72,12 +72,15 @@ def run_record(predictor: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
     inner = getattr(runtime, "runtime", runtime)  # a GuardedRuntime wraps the compiled predictor
     if runtime is not None and not getattr(runtime, "trusted", True):   # PyTorch ran every window instead
         backend, precision = "torch", "fp32"
-        reason = f"{runtime.backend} {runtime.precision} failed the accuracy guard: PyTorch fp32"
+        name = getattr(runtime, "compiled_name", f"{runtime.backend} {runtime.precision}")
+        reason = f"{name} failed the accuracy guard: PyTorch fp32"
     elif runtime is not None and hasattr(runtime, "backend"):
         backend, precision = str(runtime.backend), str(runtime.precision)
         reason = str(getattr(runtime, "reason", "") or getattr(inner, "reason", ""))
         if inner is not runtime:
-            reason += " (checked against PyTorch fp32 on the first windows)"
+            remembered = getattr(runtime, "remembered", None)
+            reason += f" ({remembered.describe()})" if remembered is not None else \
+                " (checked against PyTorch fp32 on the first windows)"
     elif on_cpu:
         backend, precision, reason = "torch", "fp32", "PyTorch on the CPU"
     else:

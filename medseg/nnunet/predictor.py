@@ -398,15 +398,18 @@ class RuntimeSummary:
         runners = self._runners()
         guarded = [r for r in runners if hasattr(r, "trusted")]
         if guarded and any(not r.trusted for r in guarded):
-            inner = getattr(guarded[0], "runtime", None)
-            return (f"auto: {getattr(inner, 'backend', 'compiled')} {getattr(inner, 'precision', 'fp32')} failed "
-                    "the accuracy guard against PyTorch "
-                    f"fp32 (guard Dice {min(r.min_dice for r in guarded):.4f}), PyTorch fp32 used")
+            refused = [r for r in guarded if not r.trusted]
+            when = " on an earlier run" if all(r.remembered is not None for r in refused) else ""
+            return (f"auto: {refused[0].compiled_name} failed the accuracy guard against PyTorch fp32{when} "
+                    f"(guard Dice {min(r.min_dice for r in refused):.4f}), PyTorch fp32 used")
         inner = self._compiled()
         if inner is None:
             return "PyTorch on the CPU"
         text = str(getattr(inner, "reason", ""))
-        if guarded:
+        remembered = [r.remembered for r in guarded if r.remembered is not None]
+        if remembered and len(remembered) == len(guarded):   # no PyTorch window ran this time
+            text += f" [{remembered[0].describe()}]"
+        elif guarded:
             text += f" [guarded: guard Dice {min(r.min_dice for r in guarded):.4f} vs PyTorch fp32 on the first windows]"
         return text
 

@@ -96,7 +96,6 @@ def labels_back(labels: np.ndarray, shape: Sequence[int]) -> np.ndarray:
 
 
 LOGITS_BUDGET = 1 << 30   # bytes of a part's float16 logits up to which the default keeps nnU-Net's arithmetic
-MIN_RUNTIME_WINDOWS = 4   # a compiled runtime (and its guard's PyTorch pass) only pays off from this many windows
 
 
 @dataclass(frozen=True)
@@ -113,17 +112,16 @@ def logits_bytes(model, case) -> int:
     return 2 * int(model.labels.num_heads) * int(np.prod(padded))
 
 
-def attach_runtime(model, windows: int, runtime: Runtime) -> str:
-    """Give the part's windows to a compiled CPU runtime (:meth:`NnUNetModel.use_runtime`; ``auto``: OpenVINO
-    fp32 behind the accuracy guard) when it can pay off; returns what ran, for the log and the sidecar.
+def attach_runtime(model, runtime: Runtime) -> Callable[[], str]:
+    """Give the part's windows to medseg's CPU runtime (:meth:`NnUNetModel.use_runtime`) and return a function
+    that says, once they ran, what ran them (for the log and the sidecar).
 
-    ``auto`` keeps PyTorch below :data:`MIN_RUNTIME_WINDOWS` windows: the guard runs PyTorch on the first
-    window anyway, so one or two windows (the 3 mm task on a trunk CT) cost more with the runtime than without.
-    An explicit ``--backend``/``--precision`` is always used."""
-    explicit = runtime.backend != "auto" or runtime.precision != "auto"
-    if not explicit and windows < MIN_RUNTIME_WINDOWS:
-        return f"torch fp32 ({windows} window(s): a compiled runtime and its guard would cost more than they save)"
-    return model.use_runtime(runtime.backend, runtime.precision).describe()
+    ``auto`` is OpenVINO fp32 behind the accuracy guard, whose verdict is remembered with the compiled part
+    (:mod:`medseg.backends.verdict`): a part's first run compiles it and checks it against PyTorch on its first
+    window (one window more than PyTorch alone; on a one-window part, the 3 mm task on a trunk CT, that run is
+    slower), later runs trust a pass without that window (checked again every 10th run) and never load a
+    refused runtime. An explicit ``--backend``/``--precision`` is used as asked."""
+    return model.use_runtime(runtime.backend, runtime.precision).describe
 
 
 @torch.inference_mode()
@@ -147,16 +145,16 @@ def run_part(model, case, batch_size: int = 4, progress: Callable[[int, int], No
             notes.append(f"{model.folder.path.parent.name}: nnU-Net's arithmetic (--exact), torch fp32")
         return np.asarray(model.exact_labels(case, None)).astype(np.int16)
     windows = window_count(case.data.shape, model.patch, STEP)
-    ran = attach_runtime(model, windows, runtime or Runtime())
+    ran = attach_runtime(model, runtime or Runtime())
+    name = model.folder.path.parent.name
     if logits_bytes(model, case) <= LOGITS_BUDGET:
+        logger.info("part %s: nnU-Net's arithmetic, %d window(s)", name, windows)
+        labels = np.asarray(model.nnunet_default_labels(case, None, 1, progress)).astype(np.int16)
         if notes is not None:
-            notes.append(f"{model.folder.path.parent.name}: nnU-Net's arithmetic, {windows} window(s), {ran}")
-        logger.info("part %s: nnU-Net's arithmetic, %d window(s) on %s", model.folder.path.parent.name, windows, ran)
-        return np.asarray(model.nnunet_default_labels(case, None, 1, progress)).astype(np.int16)
-    if notes is not None:
-        notes.append(f"{model.folder.path.parent.name}: memory-bounded engine, {windows} window(s), {ran}")
-    logger.info("part %s: memory-bounded engine (float16 logits would take %.1f GB), windows on %s",
-                model.folder.path.parent.name, logits_bytes(model, case) / 1e9, ran)
+            notes.append(f"{name}: nnU-Net's arithmetic, {windows} window(s), {ran()}")
+        return labels
+    logger.info("part %s: memory-bounded engine (float16 logits would take %.1f GB), %d window(s)",
+                name, logits_bytes(model, case) / 1e9, windows)
     net = window_network(model.ensemble, spatial_dims=3)
     options = EngineOptions(roi=tuple(model.patch), overlap=1.0 - STEP, mirror_axes=(), batch_size=batch_size,
                             probabilities=False)
@@ -166,6 +164,8 @@ def run_part(model, case, batch_size: int = 4, progress: Callable[[int, int], No
     if tuple(labels.shape) != tuple(case.shape_after_cropping):
         labels = F.interpolate(labels[None, None].float(), size=case.shape_after_cropping,
                                mode="nearest-exact")[0, 0]
+    if notes is not None:
+        notes.append(f"{name}: memory-bounded engine, {windows} window(s), {ran()}")
     return labels.numpy().astype(np.int16)
 
 

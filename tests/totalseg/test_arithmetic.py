@@ -1,6 +1,6 @@
 """The default path takes TotalSegmentator's (nnU-Net's) arithmetic: the same labels as ``--exact`` while the
-part's float16 logits fit the budget, medseg's memory-bounded engine above it, and a compiled CPU runtime only
-where it can pay off."""
+part's float16 logits fit the budget, medseg's memory-bounded engine above it, and a compiled CPU runtime whose
+accuracy guard's verdict is remembered between runs."""
 from __future__ import annotations
 
 import json
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from medseg.backends.availability import is_available
 from medseg.cli import main as cli_main
 from medseg.io import read_image
 from medseg.totalseg import pipeline
@@ -44,23 +45,15 @@ def test_default_gives_the_exact_labels_and_the_engine_above_the_logits_budget(h
     assert (engine.labels == exact.labels).mean() > 0.95   # near-ties of 117 random heads may differ
 
 
-class _Model:
-    def __init__(self):
-        self.calls = []
-
-    def use_runtime(self, backend, precision):
-        self.calls.append((backend, precision))
-        return type("Summary", (), {"describe": lambda self: f"{backend} {precision}"})()
-
-
-def test_runtime_only_where_it_can_pay_off(keep_runtime_policy):
-    few, many, asked = _Model(), _Model(), _Model()
-    assert "torch fp32" in pipeline.attach_runtime(few, pipeline.MIN_RUNTIME_WINDOWS - 1, pipeline.Runtime())
-    assert few.calls == []   # the guard's PyTorch pass would cost more than the runtime saves
-    pipeline.attach_runtime(many, pipeline.MIN_RUNTIME_WINDOWS, pipeline.Runtime())
-    assert many.calls == [("auto", "auto")]   # OpenVINO fp32 behind the accuracy guard
-    pipeline.attach_runtime(asked, 1, pipeline.Runtime("openvino", "bf16"))
-    assert asked.calls == [("openvino", "bf16")]   # an explicit choice is always used
+@pytest.mark.skipif(not is_available("openvino"), reason="openvino (medseg[cpu]) not installed")
+def test_the_default_runtime_remembers_its_guard_verdict_between_runs(home, tmp_path, keep_runtime_policy):
+    parts = make_task(home, "total_fastest")
+    ct = write_ct(tmp_path / "ct.nii.gz", shape=(40, 34, 24), spacing=(3.0, 3.0, 3.0))
+    first = _predict(parts, ct)
+    assert "openvino fp32" in first.runs[0] and "earlier run" not in first.runs[0]   # compiled and checked
+    again = _predict(parts, ct)
+    assert "earlier run" in again.runs[0]                # the verdict of the first run, pass or refusal
+    np.testing.assert_array_equal(again.labels, first.labels)
 
 
 def test_backend_is_passed_on_and_refused_with_exact(home, tmp_path):
