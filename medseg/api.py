@@ -20,18 +20,10 @@ from monai.data import MetaTensor
 from torch import nn
 
 from medseg.core.card import ModelCard
-from medseg.inference.batch import BatchEvent, BatchSummary, OutputOptions, run_batch
-from medseg.inference.cases import (
-    parse_shard,
-    plan_cases,
-    resolve_output_format,
-    select_shard,
-    shard_from_env,
-)
+from medseg.inference.batch import BatchEvent, BatchSummary
 from medseg.inference.model_loading import load_model
 from medseg.inference.postprocess import PostprocessSpec
 from medseg.inference.predictor import Prediction, PredictOptions, Predictor
-from medseg.inference.preflight import preflight_header
 from medseg.inference.runtime import cpu_runtime
 from medseg.io import read_image
 from medseg.models.heads import head_for
@@ -183,18 +175,9 @@ def predict_files(inputs: Sequence[str | PathLike], output: str | PathLike | Non
     Returns:
         The per-case results; ``summary.exit_code`` is 1 if any case failed.
     """
-    output_format = resolve_output_format(output_format, output)
-    cases = plan_cases(inputs, output, output_type, output_format)
-    if output_format != "image" and len(cases) == 1:  # one series: refuse a bad source before inference
-        from medseg.io.dicom_source import load_source_series
+    from medseg.inference.files import plan, run_files
 
-        load_source_series(cases[0].input)
-    split = parse_shard(shard) if isinstance(shard, str) else shard or shard_from_env()
-    if split is not None:
-        cases = select_shard(cases, *split)
+    cases, output_format = plan(inputs, output, output_type=output_type, output_format=output_format, shard=shard)
     predictor = predictor or build_predictor(model, **settings)
-    if len(cases) == 1:  # one scan: refuse it from its header now (exit 2), before any voxel is processed
-        preflight_header(cases[0].input, predictor)
-    options = OutputOptions(output_type=output_type, stats=stats, frame=frame, output_format=output_format,
-                            series=series)
-    return run_batch(predictor, cases, options, resume=resume, progress=progress)
+    return run_files(predictor, cases, output_format=output_format, output_type=output_type, stats=stats,
+                     resume=resume, frame=frame, series=series, progress=progress)

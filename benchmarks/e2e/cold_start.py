@@ -3,7 +3,11 @@
 Commands (medseg from this checkout, ``python -m medseg``): ``--help``, ``info FILE``, ``models list``,
 ``models show stunet_t.hippocampus``, ``convert FILE OUT.nrrd``, ``evaluate LABELS LABELS`` and ``predict --help``,
 plus the first prediction (``predict`` of the bundled sample scan: start-up, model load, compiled-model cache,
-one case; once with the compiled-model cache filled by an earlier run, once with an empty one). Peers: ``nnUNetv2_predict -h`` (``--peer-python``'s venv) and ``TotalSegmentator -h``
+one case; once with the compiled-model cache filled by an earlier run, once with an empty one), and the first
+prediction of the two paths that run without MONAI: an nnU-Net v2 folder (``tests/nnunet/fixtures/hippo_3d``,
+fold 0, a held-out case) and ``--model totalsegmentator:total_fast`` on tiny stand-in folders
+(``tests/totalseg/_parts.py``, built in the work folder) with a small CT; both networks are tiny, so these rows
+are start-up, not inference. Peers: ``nnUNetv2_predict -h`` (``--peer-python``'s venv) and ``TotalSegmentator -h``
 (``--totalseg-bin``). Each command runs ``--c-repeats`` times (median wall seconds reported), after one
 unmeasured run that warms the file cache; CPU seconds (user + system) are recorded too, the steadier figure
 on a shared machine. Also recorded: whether torch / MONAI were imported (from
@@ -24,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "medseg" / "data" / "sample" / "hippocampus_001.nii.gz"
 LABELS = ROOT / "medseg" / "data" / "sample" / "hippocampus_001_label.nii.gz"
+NNUNET = ROOT / "tests" / "nnunet" / "fixtures" / "hippo_3d"
 GOAL_S = 1.0
 
 
@@ -33,6 +38,15 @@ def add_arguments(parser) -> None:
                         help="section c: runs of each first-prediction command (default: --c-repeats)")
     parser.add_argument("--totalseg-bin", default="/work/venv-totalseg/bin/TotalSegmentator",
                         help="section c: the TotalSegmentator script of a venv that has it")
+
+
+def _totalseg_standins(work: Path) -> Path:
+    """Tiny TotalSegmentator stand-in folders under ``work/totalseg_home`` and a small CT; returns the CT."""
+    sys.path.insert(0, str(ROOT))
+    from tests.totalseg._parts import make_task, write_ct
+
+    make_task(work / "totalseg_home", "total_fast")
+    return write_ct(work / "ct.nii.gz")
 
 
 def _cpu() -> float:
@@ -60,6 +74,9 @@ def run(args) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     labels = LABELS if LABELS.is_file() else SAMPLE
     medseg = [sys.executable, "-m", "medseg"]
+    nnunet_case = NNUNET / "inputs" / "hippocampus_026_0000.nii.gz"
+    ct = _totalseg_standins(work)
+    env["TOTALSEG_HOME_DIR"] = str(work / "totalseg_home")
     commands = {
         "medseg --help": [*medseg, "--help"],
         "medseg info": [*medseg, "info", str(SAMPLE)],
@@ -71,6 +88,11 @@ def run(args) -> dict:
         "medseg predict (first prediction)": [*medseg, "predict", str(SAMPLE), "-o", str(work / "seg.nii.gz")],
         "medseg predict (first, empty compiled-model cache)": [*medseg, "predict", str(SAMPLE), "-o",
                                                                str(work / "seg.nii.gz")],
+        "medseg predict (first, nnU-Net folder)": [*medseg, "predict", str(nnunet_case), "-o", str(work / "seg.nii.gz"),
+                                                   "--model", str(NNUNET / "model"), "--folds", "0"],
+        "medseg predict (first, TotalSegmentator stand-ins)": [*medseg, "predict", str(ct), "-o",
+                                                               str(work / "seg.nii.gz"), "--model",
+                                                               "totalsegmentator:total_fast"],
         "nnUNetv2_predict -h": [str(Path(args.peer_python).parent / "nnUNetv2_predict"), "-h"],
         "TotalSegmentator -h": [str(args.totalseg_bin), "-h"],
     }

@@ -33,8 +33,8 @@ from medseg.core.errors import MedsegError
 from medseg.core.hashing import sha256_file
 from medseg.core.log import get_logger
 from medseg.inference.checks import check_dimensions, check_modality, match_channels
-from medseg.inference.model_loading import ModelInfo
 from medseg.inference.postprocess import PostprocessSpec, postprocess_labels
+from medseg.inference.prediction import ModelInfo
 from medseg.inference.predictor import Prediction, PredictOptions, Predictor
 from medseg.inference.restore import labels_to_grid
 from medseg.inference.sliding_window import auto_batch_size

@@ -99,7 +99,6 @@ def predict(
       medseg predict case_0000.nii.gz --model nnUNet_results/Dataset004_Hippocampus/nnUNetTrainer__nnUNetPlans__3d_fullres --exact
       medseg predict ct.nii.gz -o seg.nii.gz --model totalsegmentator:total_fast   # your TotalSegmentator weights
     """
-    from medseg import api
     from medseg.cli._predict_view import PredictProgress, print_summary
     from medseg.core.errors import MedsegError
     from medseg.nnunet.cli import is_nnunet_model, predict_command, reject_nnunet_options
@@ -147,6 +146,8 @@ def predict(
     flags = {k: v for k, v in (("keep_largest", keep_largest), ("min_island_mm3", remove_islands),
                                ("fill_holes", fill_holes)) if v}
     postprocess = False if no_postprocess else (flags or None)
+    from medseg import api  # here: nnU-Net folders and TotalSegmentator run without MONAI
+
     predictor = api.build_predictor(
         model, device=device, overlap=overlap, tta=tta, fast=fast, batch_size=batch_size, postprocess=postprocess,
         probabilities=probabilities, weights_dir=weights_dir, checkpoint=checkpoint, threads=threads,

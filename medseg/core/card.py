@@ -275,6 +275,20 @@ class ModelCard:
         return _jsonable(dataclasses.asdict(self))
 
 
+def target_spacing(card: ModelCard) -> tuple[float | None, ...] | None:
+    """The card's spacing as one entry per volume axis (``None`` keeps an axis, e.g. a 2D model's slice axis)."""
+    if card.spacing is None:
+        return None
+    spacing = tuple(float(s) for s in card.spacing)
+    if len(spacing) == 3:
+        return spacing
+    if card.spatial_dims == 2 and len(spacing) == 2:
+        full: list[float | None] = list(spacing)
+        full.insert(card.slice_axis, None)
+        return tuple(full)
+    raise MedsegError(f"model card {card.name!r}: spacing {card.spacing} needs 3 entries (or 2 for a 2D model)")
+
+
 def shipped_quality(weights_file: str) -> dict[str, Any]:
     """The ``card.quality`` block (training reference and calibration, :mod:`medseg.quality`) stored in the
     export JSON of shipped weights, ``medseg/data/pretrained/<weights_file>.json``; {} when it has none."""

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from medseg.inference.outputs import (
     write_probabilities,
     write_soft,
 )
-from medseg.inference.predictor import Prediction, Predictor
+from medseg.inference.prediction import Prediction
 from medseg.inference.provenance import (
     build_sidecar,
     input_digest,
@@ -35,9 +35,12 @@ from medseg.inference.provenance import (
     write_sidecar,
 )
 from medseg.inference.stats import label_statistics, with_quality_columns, write_statistics
-from medseg.io import read_image
+from medseg.io import read_image, read_volume
 from medseg.quality.estimate import flagged_structures, with_label_quality
 from medseg.quality.resume import refresh_flags
+
+if TYPE_CHECKING:
+    from medseg.inference.predictor import Predictor
 
 logger = get_logger(__name__)
 
@@ -110,8 +113,10 @@ class OutputOptions:
                 "postprocess": predictor.postprocess.to_dict(), **predictor.output_parameters()}
 
 
-def _load(case: Case, frame: int | None, channels: int, series: str | None = None):
-    image = read_image(case.input, frame=frame, series=series, allow_multichannel=channels > 1)
+def _load(case: Case, frame: int | None, channels: int, series: str | None = None, plain: bool = False):
+    """The case's image (a MetaTensor; ``plain``: a :class:`~medseg.io.volume.Volume`, no MONAI) and its sha256."""
+    read = read_volume if plain else read_image
+    image = read(case.input, frame=frame, series=series, allow_multichannel=channels > 1)
     return image, input_digest(case.input)
 
 
@@ -135,7 +140,7 @@ def write_case(case: Case, prediction: Prediction, image, *, predictor: Predicto
         outputs = {"labels": write_multilabel(labels, affine, files.labels, names, model_name)}
     if options.stats:
         spacing = np.linalg.norm(affine[:3, :3], axis=0)
-        rows = label_statistics(labels, image[0].as_tensor().numpy(), spacing, names)
+        rows = label_statistics(labels, np.asarray(image[0]), spacing, names)
         rows = with_quality_columns(rows, prediction.quality)
         write_statistics(rows, files.stats_csv, files.stats_json,
                          extra={"case": case.name, "spacing_mm": spacing.tolist(), "model": model_name})
@@ -181,7 +186,8 @@ def run_batch(predictor: Predictor, cases: Sequence[Case], options: OutputOption
     level = logging.ERROR if len(cases) > 1 else logging.DEBUG  # one case: the caller reports its failure
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="medseg-read") as pool:
         def submit(case: Case) -> Future:
-            return pool.submit(_load, case, options.frame, predictor.card.in_channels, options.series)
+            return pool.submit(_load, case, options.frame, predictor.card.in_channels, options.series,
+                               getattr(predictor, "plain_images", False))
 
         pending: Future | None = submit(todo[0]) if todo else None
         for k, case in enumerate(todo):

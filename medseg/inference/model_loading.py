@@ -1,7 +1,6 @@
 """Resolve ``--model``: a registry name (with or without ``.tag``), a checkpoint, or a ready nn.Module."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
@@ -10,26 +9,13 @@ from torch import nn
 from medseg.core.card import ModelCard
 from medseg.core.errors import MedsegError
 from medseg.core.hashing import sha256_file
+from medseg.inference.prediction import ModelInfo
 from medseg.inference.trained_card import trained_overrides
 from medseg.models import create_model, get_entry, list_models
 from medseg.models._registry import card_of, split_name
 from medseg.models.weights import find_weights, search_dirs
 
 DEFAULT_MODEL = "stunet_t.hippocampus"
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """Which weights produced a prediction (recorded in every provenance sidecar)."""
-
-    name: str
-    tag: str | None = None
-    weights_sha256: str | None = None
-    weights_file: str | None = None
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.name}.{self.tag}" if self.tag else self.name
 
 
 def default_model_name(weights_dir: str | PathLike | None = None) -> str:

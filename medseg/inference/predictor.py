@@ -15,7 +15,6 @@ import contextlib
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -37,8 +36,8 @@ from medseg.inference.devices import (
     set_cpu_threads,
     torch_threads,
 )
-from medseg.inference.model_loading import ModelInfo
 from medseg.inference.postprocess import PostprocessSpec, postprocess_labels
+from medseg.inference.prediction import ModelInfo, Prediction, PredictOptions
 from medseg.inference.preflight import (
     blank_reason,
     count_windows,
@@ -63,45 +62,6 @@ MAX_PROBABILITY_CLASSES = 16
 FAST_OVERLAP = 0.25
 GLUE_THREADS = 1   # torch threads beside a compiled CPU runtime (see devices.torch_threads)
 SMALL_IMAGE_VALUES = 1 << 22   # images up to this size run their whole prediction with GLUE_THREADS
-
-
-@dataclass(frozen=True)
-class PredictOptions:
-    """User-facing settings. ``tta=None``: the card's TTA policy, else mirroring on (as nnU-Net; the shipped
-    model's card Dice includes it) except on a CPU for large scans (:func:`~medseg.inference.preflight.
-    default_tta`); ``fast``: overlap <= 0.25, no TTA."""
-
-    overlap: float = 0.5
-    tta: bool | None = None
-    fast: bool = False
-    batch_size: int | None = None
-    device: str = "auto"
-    amp: bool = True
-    probabilities: bool = False
-    postprocess: PostprocessSpec | None = None   # None: the card's
-    accumulate: str = "auto"
-    threads: int | None = None
-    threshold: float | None = None   # sigmoid/regression foreground probability; None: the card's (else 0.5)
-    save_soft: bool | None = None    # regression (SAUNA) models: keep the soft map; None: the card's
-    max_voxels: int | None = None    # refuse scans whose resampled grid is larger; None: from free memory
-    force: bool = False              # run scans the preflight would refuse (size, field of view, modality)
-    crop: str | None = None          # "body", "nonzero" or "none" (medseg.inference.crop); None: the card's
-    quality: bool = True             # per-structure quality estimates (medseg.quality) in Prediction.quality
-    flag_below: float = 0.8          # flag structures whose predicted Dice is below this
-
-
-@dataclass
-class Prediction:
-    """A label map in the input's geometry, plus what it took to make it."""
-
-    labels: MetaTensor                       # (1, *input spatial), integer, input affine
-    label_names: tuple[str, ...]             # index = label value
-    probabilities: torch.Tensor | None = None  # (C, *input spatial) float16, same grid
-    settings: dict[str, Any] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    soft: torch.Tensor | None = None         # regression models, save_soft: (K, *input spatial) float32 p in [0, 1]
-    quality: dict[str, Any] | None = None    # {label name: {"predicted_dice", "flag", "signals"}} (medseg.quality)
 
 
 class Predictor:

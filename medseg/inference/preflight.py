@@ -31,13 +31,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from medseg.core.card import ModelCard
+from medseg.core.card import ModelCard, target_spacing
 from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
 from medseg.core.memory import available_memory, format_bytes
 from medseg.inference.checks import looks_like_ct
 from medseg.inference.windows import window_starts
-from medseg.transforms.presets import target_spacing
 
 MAX_WINDOW_PASSES = 100_000   # windows x TTA passes: hours on any CPU, a clear sign of a wrong spacing
 FOV_REFUSE_FACTOR = 4.0       # refuse beyond 4x the card's largest extent (or below a quarter of its smallest)

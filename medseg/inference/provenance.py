@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import importlib.metadata
 import json
 import platform
+import sys
 from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
@@ -18,7 +20,7 @@ import numpy as np
 
 from medseg.core.atomic import atomic_write_text
 from medseg.core.hashing import sha256_file
-from medseg.inference.model_loading import ModelInfo
+from medseg.inference.prediction import ModelInfo
 
 SCHEMA = "medseg.predict/1"
 
@@ -40,14 +42,24 @@ def now_iso() -> str:
 
 
 def environment() -> dict[str, str]:
-    """Versions that can change a result."""
-    import monai
+    """Versions that can change a result (MONAI's from its package metadata when this run did not import it:
+    the nnU-Net folder and TotalSegmentator paths do not)."""
     import torch
 
     import medseg
 
-    return {"medseg": medseg.__version__, "torch": torch.__version__, "monai": monai.__version__,
+    return {"medseg": medseg.__version__, "torch": torch.__version__, "monai": _monai_version(),
             "numpy": np.__version__, "python": platform.python_version(), "platform": platform.platform()}
+
+
+def _monai_version() -> str:
+    monai = sys.modules.get("monai")
+    if monai is not None:
+        return str(monai.__version__)
+    try:
+        return importlib.metadata.version("monai")
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def _windows_ran_on_cpu(predictor: Any, settings: Mapping[str, Any]) -> bool:

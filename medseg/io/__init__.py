@@ -1,4 +1,4 @@
-"""Image I/O: files <-> :class:`monai.data.MetaTensor` with RAS geometry. Nothing else touches formats.
+"""Image I/O: files <-> :class:`monai.data.MetaTensor` (or a MONAI-free :class:`~medseg.io.volume.Volume`) with RAS geometry. Nothing else touches formats.
 
 Names are resolved on first use (as in :mod:`medseg`), so ``medseg.io.readers.read_array`` and the header
 readers work without importing torch and MONAI (``medseg info`` stays fast).
@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # the same names, typed, for mypy and editors
     from medseg.io.dicom_objects import read_dicom_object, write_dicom_labels
     from medseg.io.formats import case_name, detect_format, split_ext
     from medseg.io.readers import read_array, read_image
+    from medseg.io.volume import Volume, labels_like, read_volume
     from medseg.io.writers import write_image
 
 _LAZY = {
@@ -26,10 +27,13 @@ _LAZY = {
     "read_array": "medseg.io.readers",
     "read_image": "medseg.io.readers",
     "write_image": "medseg.io.writers",
+    "Volume": "medseg.io.volume",
+    "labels_like": "medseg.io.volume",
+    "read_volume": "medseg.io.volume",
 }
 
 __getattr__ = lazy_getattr(__name__, _LAZY)
 
 
-__all__ = ["case_name", "detect_format", "list_dicom_series", "read_array", "read_dicom_object", "read_image",
-           "split_ext", "write_dicom_labels", "write_image"]
+__all__ = ["Volume", "case_name", "detect_format", "labels_like", "list_dicom_series", "read_array",
+           "read_dicom_object", "read_image", "read_volume", "split_ext", "write_dicom_labels", "write_image"]

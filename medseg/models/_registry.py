@@ -8,10 +8,13 @@ from __future__ import annotations
 import contextlib
 import difflib
 import fnmatch
+import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,6 +44,26 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+_ZOO_IMPORTED = False
+_NOT_MODELS = ("weights",)   # modules of medseg.models without ``_`` that register nothing
+
+
+def _zoo() -> dict[str, ModelEntry]:
+    """The registry with the whole zoo in it: every module of :mod:`medseg.models` not starting with ``_``
+    registers its models when imported, which happens here on the first look-up (not at package import, so
+    ``medseg.models.heads`` and ``._checkpoint`` are usable without importing every network and MONAI)."""
+    global _ZOO_IMPORTED
+    if not _ZOO_IMPORTED:
+        _ZOO_IMPORTED = True   # first: a model module may look up another model while it is imported
+        package = __name__.rpartition(".")[0]
+        try:
+            for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda i: i.name):
+                if not info.name.startswith("_") and info.name not in _NOT_MODELS:
+                    importlib.import_module(f"{package}.{info.name}")
+        except BaseException:
+            _ZOO_IMPORTED = False
+            raise
+    return _REGISTRY
 
 
 def register_model(
@@ -75,7 +98,7 @@ def split_name(name: str) -> tuple[str, str | None]:
 def get_entry(name: str) -> ModelEntry:
     """The registry entry for a model name (a ``.tag`` suffix is ignored); unknown names get a suggestion."""
     base, _ = split_name(name)
-    if base not in _REGISTRY:
+    if base not in _zoo():
         close = difflib.get_close_matches(base, list(_REGISTRY), n=3)
         hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "see `medseg models list`"
         raise MedsegError(f"unknown model {base!r}", hint=hint)
@@ -97,7 +120,7 @@ def get_card(name: str) -> ModelCard:
 
 def list_models(pattern: str = "*", *, pretrained: bool = False) -> list[str]:
     """Sorted model names matching a glob; with ``pretrained=True``, ``name.tag`` for each weight entry."""
-    names = sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+    names = sorted(n for n in _zoo() if fnmatch.fnmatch(n, pattern))
     if not pretrained:
         return names
     return [f"{n}.{p.tag}" for n in names for p in _REGISTRY[n].card.pretrained]

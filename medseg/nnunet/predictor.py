@@ -24,7 +24,7 @@ from medseg.core.errors import MedsegError
 from medseg.core.log import get_logger
 from medseg.inference.crop import nnunet_body_mask
 from medseg.inference.preflight import default_tta, time_notice
-from medseg.nnunet.checkpoint import Fold, load_fold, strict_load
+from medseg.nnunet.checkpoint import Fold, load_fold, loaded_network
 from medseg.nnunet.export import (
     labels_to_sitk,
     logits_to_cropped_labels,
@@ -164,8 +164,7 @@ class NnUNetModel:
         if model.postprocessing_file is not None:  # postprocessing.pkl is never unpickled
             model.postprocessing = read_steps(model.postprocessing_file)
         for fold in loaded:
-            net = build_network(config, model.network_channels, labels.num_heads)
-            strict_load(net, fold)
+            net = loaded_network(lambda: build_network(config, model.network_channels, labels.num_heads), fold)
             model.networks.append(net.eval())
         return model
 

@@ -19,9 +19,9 @@ import torch
 from medseg.core.card import ModelCard
 from medseg.core.errors import MedsegError
 from medseg.core.hashing import sha256_file
-from medseg.inference.model_loading import ModelInfo
 from medseg.inference.postprocess import PostprocessSpec
-from medseg.inference.predictor import Prediction, PredictOptions
+from medseg.inference.prediction import ModelInfo, Prediction, PredictOptions
+from medseg.io.volume import labels_like
 from medseg.nnunet.predictor import NnUNetModel
 
 TORCH_ONLY = {"backend": ("auto", "torch"), "precision": ("auto", "fp32")}
@@ -64,6 +64,8 @@ class NnUNetPredictor:
         exact: nnU-Net's own arithmetic; tta: mirroring; pins: fold sha256s from ``models import-folder``.
         channels: first channel file -> every channel file of its case (from :func:`.run.group_cases`).
     """
+
+    plain_images = True   # the batch path hands it a medseg.io.Volume: only the grid is read from it (no MONAI)
 
     def __init__(self, model: NnUNetModel, *, name: str, exact: bool = False, tta: bool | None = True,
                  pins: dict[str, str] | None = None, channels: dict[Path, list[Path]] | None = None,
@@ -117,7 +119,6 @@ class NnUNetPredictor:
                 progress: Callable[[int, int], None] | None = None) -> Prediction:
         """Labels of the case at ``path`` (its channels read the nnU-Net way) on ``image``'s voxel grid."""
         import SimpleITK as sitk
-        from monai.data import MetaTensor
 
         if path is None:
             raise MedsegError("nnU-Net folders predict files (their reader is nnU-Net's)",
@@ -131,9 +132,8 @@ class NnUNetPredictor:
             raise MedsegError(f"labels of shape {labels.shape} do not fit the image {tuple(image.shape[1:])}",
                               path=path)
         dtype = np.uint8 if len(self.label_names) <= 256 else np.int16
-        out = MetaTensor(torch.from_numpy(labels.astype(dtype))[None], affine=image.affine,
-                         meta={"labels": list(self.label_names), "model": self.info.full_name,
-                               "filename_or_obj": str(path)})
+        out = labels_like(image, labels.astype(dtype), {"labels": list(self.label_names),
+                                                        "model": self.info.full_name, "filename_or_obj": str(path)})
         seconds = time.perf_counter() - start
         settings = {**self.settings(), **self.model.last_tta}   # the TTA this case got (tta=None: per case)
         others = self.files_for(path)[1:]

@@ -32,8 +32,8 @@ def cli_command(model: str, inputs: Sequence[Path], output: Path | None, *, weig
                 threads: int | None = None, backend: str = "auto", precision: str = "auto") -> int:
     """The ``medseg predict`` entry: medseg's progress view and summary; returns the exit code (a single
     failing input raises its one-line error instead)."""
-    from medseg import api
     from medseg.cli._predict_view import PredictProgress, print_summary
+    from medseg.inference.files import predict_files_with
     from medseg.totalseg.standard import build_totalseg_predictor
 
     if output_type not in ("multilabel", "per-class"):
@@ -42,9 +42,9 @@ def cli_command(model: str, inputs: Sequence[Path], output: Path | None, *, weig
                                          threads=threads, batch_size=batch_size, backend=backend,
                                          precision=precision)
     with PredictProgress() as view:
-        summary = api.predict_files(inputs, output, predictor=predictor, output_type=output_type,
-                                    output_format=output_format, stats=stats, resume=resume, shard=shard,
-                                    frame=frame, series=series, progress=view.update)
+        summary = predict_files_with(predictor, inputs, output, output_type=output_type,
+                                     output_format=output_format, stats=stats, resume=resume, shard=shard,
+                                     frame=frame, series=series, progress=view.update)
     single = summary.single_failure()
     if single is not None:
         raise single

@@ -18,9 +18,9 @@ import torch
 from medseg.core.card import ModelCard
 from medseg.core.errors import MedsegError
 from medseg.core.hashing import sha256_file
-from medseg.inference.model_loading import ModelInfo
 from medseg.inference.postprocess import PostprocessSpec
-from medseg.inference.predictor import Prediction, PredictOptions
+from medseg.inference.prediction import ModelInfo, Prediction, PredictOptions
+from medseg.io.volume import labels_like
 from medseg.totalseg.pipeline import FOLD, STEP, Runtime, predict, read_parts
 from medseg.totalseg.tasks import Task, locate, parse_task
 
@@ -36,6 +36,8 @@ class TotalSegPredictor:
         by (None: no crop); exact: nnU-Net's own arithmetic in PyTorch fp32 (float16 logits of the whole scan);
         runtime: the CPU runtime of the default path's windows (``--backend``/``--precision``).
     """
+
+    plain_images = True   # the batch path hands it a medseg.io.Volume: only the grid is read from it (no MONAI)
 
     def __init__(self, task: Task, part_dirs: Sequence[Path], *, subset: Sequence[str] | None = None,
                  crop_dirs: Sequence[Path] | None = None, exact: bool = False, batch_size: int | None = None,
@@ -105,8 +107,6 @@ class TotalSegPredictor:
     def predict(self, image: Any, *, path: str | None = None,
                 progress: Callable[[int, int], None] | None = None) -> Prediction:
         """Labels of the scan on ``image``'s voxel grid (``image``: medseg's reader output, channel first)."""
-        from monai.data import MetaTensor
-
         start = time.perf_counter()
         source = Path(path) if path else Path("<array>")
         array = np.asarray(image.as_tensor() if hasattr(image, "as_tensor") else image)
@@ -119,8 +119,8 @@ class TotalSegPredictor:
                          task=self.task.name, runtime=self.runtime)
         self.last_runs = list(result.runs)
         dtype = np.uint8 if len(self.names) <= 256 else np.int16
-        out = MetaTensor(torch.from_numpy(result.labels.astype(dtype))[None], affine=image.affine,
-                         meta={"labels": list(self.names), "model": self.info.full_name, "filename_or_obj": str(path)})
+        out = labels_like(image, result.labels.astype(dtype),
+                          {"labels": list(self.names), "model": self.info.full_name, "filename_or_obj": str(path)})
         seconds = time.perf_counter() - start
         return Prediction(out, self.names, None, self.settings(), {"total_s": seconds, "inference_s": seconds},
                           warnings=list(result.warnings))

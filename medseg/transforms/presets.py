@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from monai.transforms import Compose, MapTransform, Orientationd
 
-from medseg.core.card import Intensity, ModelCard
+from medseg.core.card import Intensity, ModelCard, target_spacing
 from medseg.core.errors import MedsegError
 from medseg.transforms.ct_normalize import CTNormalized
 from medseg.transforms.ensure_float import EnsureFloatd
@@ -20,20 +20,6 @@ from medseg.transforms.zscore import ZScoreNormalized
 
 IMAGE = "image"
 RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
-
-
-def target_spacing(card: ModelCard) -> tuple[float | None, ...] | None:
-    """The card's spacing as one entry per volume axis (``None`` keeps an axis, e.g. a 2D model's slice axis)."""
-    if card.spacing is None:
-        return None
-    spacing = tuple(float(s) for s in card.spacing)
-    if len(spacing) == 3:
-        return spacing
-    if card.spatial_dims == 2 and len(spacing) == 2:
-        full: list[float | None] = list(spacing)
-        full.insert(card.slice_axis, None)
-        return tuple(full)
-    raise MedsegError(f"model card {card.name!r}: spacing {card.spacing} needs 3 entries (or 2 for a 2D model)")
 
 
 def intensity_transform(card: ModelCard, key: str = IMAGE, *, inplace: bool = False) -> MapTransform | None:
