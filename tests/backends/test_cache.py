@@ -55,6 +55,7 @@ def test_second_call_reuses_the_entry_and_new_weights_make_a_new_one(backend, tm
 @pytest.mark.parametrize(("backend", "damage"), [
     pytest.param("openvino", "unloadable", marks=needs("openvino")),
     pytest.param("onnxruntime", "truncate", marks=needs("onnxruntime")),
+    pytest.param("onnxruntime", "same size", marks=needs("onnxruntime")),
     pytest.param("onnxruntime", "manifest", marks=needs("onnxruntime"))])
 def test_corrupt_entry_is_detected_and_rebuilt(backend, damage, tmp_path, windows, caplog):
     model = tiny_stunet()
@@ -62,6 +63,8 @@ def test_corrupt_entry_is_detected_and_rebuilt(backend, damage, tmp_path, window
     victim = next(p for p in entry.iterdir() if p.name != cache.MANIFEST)
     if damage == "truncate":          # a crash or full disk while copying the cache
         victim.write_bytes(victim.read_bytes()[:100])
+    elif damage == "same size":       # rewritten in place: the size matches, the modification time does not
+        victim.write_bytes(bytes(reversed(victim.read_bytes())))
     elif damage == "manifest":
         (entry / cache.MANIFEST).write_text("{not json")
     else:                             # hashes match, but the runtime cannot read the file
