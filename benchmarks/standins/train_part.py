@@ -13,8 +13,9 @@ The scan goes through what TotalSegmentator and nnU-Net do before the window (cl
 3 mm resampling, int32, then ``medseg.nnunet.preprocessing.preprocess``: transpose, crop to non-zero,
 CTNormalization with the plans' intensity properties); the labels follow the same grid. Training: random
 crops from the scan zero-padded to the inference patch (as the window sees it; padding is ignored in the
-loss), a third centred on a voxel of a random present class, cross-entropy plus soft Dice, Adam with a
-decaying learning rate, until ``--iterations`` or ``--minutes``. The part folder (plans.json, dataset.json,
+loss), half centred on a voxel of a random present class, cross-entropy plus soft Dice, Adam with a
+decaying learning rate (bf16 autocast unless ``--no-bf16``; the weights stay fp32), until ``--iterations``
+or ``--minutes`` (``--resume`` goes on from the cached weights). The part folder (plans.json, dataset.json,
 ``fold_0/checkpoint_final.pth`` in nnU-Net's checkpoint layout, ``train_log.json``) is written under
 ``--out`` (default ``$MEDSEG_STANDINS`` or ``<repo>/../standins``; ~120 MB, not committed), where
 ``bench_totalseg.py --heads trained`` finds it::
@@ -180,7 +181,7 @@ def evaluate(net, x, y, back, names: list[str]) -> dict:
             **{f"gap_below_{t}": round(float((gap < t).mean()), 5) for t in (0.01, 0.1, 1.0)}}
 
 
-def save_checkpoint(net, folder: Path, meta: dict) -> Path:
+def save_checkpoint(net, folder: Path, trainer: str, meta: dict) -> Path:
     """``fold_0/checkpoint_final.pth`` in nnU-Net's layout (what nnU-Net, TotalSegmentator and medseg load)."""
     import torch
 
@@ -189,7 +190,7 @@ def save_checkpoint(net, folder: Path, meta: dict) -> Path:
     path = folder / "fold_0" / "checkpoint_final.pth"
     state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     with atomic_path(path) as tmp:
-        torch.save({"network_weights": state, "trainer_name": folder.name.split("__")[0],
+        torch.save({"network_weights": state, "trainer_name": trainer,
                     "init_args": {"configuration": "3d_fullres", "fold": 0},
                     "inference_allowed_mirroring_axes": (0, 1, 2), "current_epoch": int(meta["iterations"])}, tmp)
     return path
@@ -223,6 +224,11 @@ def _train(args: argparse.Namespace, tmp: Path, rng: np.random.Generator) -> dic
     classes = np.array([v for v in np.unique(target) if v > 0])
     heads = len(names)
     net = build_network(config, 1, heads)
+    if args.resume:  # go on from the cached stand-in's weights (a fresh optimiser and schedule)
+        previous = torch.load(out / "fold_0" / "checkpoint_final.pth", map_location="cpu", weights_only=True)
+        net.load_state_dict(previous["network_weights"])
+        before = json.loads((out / "train_log.json").read_text())
+        log.info("resuming from %s (%d iterations)", out, before["iterations"])
     opt = torch.optim.Adam(net.parameters(), lr=args.lr, weight_decay=1e-5)
     crop = [min(args.crop, p) for p in patch]
     log.info("scan %s -> %s, %d classes present, %d heads, crop %s", data.shape[1:], tuple(x.shape[1:]),
@@ -236,8 +242,10 @@ def _train(args: argparse.Namespace, tmp: Path, rng: np.random.Generator) -> dic
             break
         for group in opt.param_groups:
             group["lr"] = args.lr * (1 - done) ** 0.9  # nnU-Net's poly schedule, over iterations or time
-        xb, yb = sample_crop(x, y, crop, rng, classes)
-        loss, ce = loss_fn(net(xb), yb, heads)
+        xb, yb = sample_crop(x, y, crop, rng, classes, args.foreground)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            logits = net(xb)
+        loss, ce = loss_fn(logits.float(), yb, heads)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -246,10 +254,11 @@ def _train(args: argparse.Namespace, tmp: Path, rng: np.random.Generator) -> dic
             log.info("it %d  loss %.4f  ce %.4f  %.1fs", it, history[-1], ce, time.perf_counter() - start)
     seconds = time.perf_counter() - start
     report = evaluate(net, x, y, back, names)
-    meta = {"iterations": it, "seconds": round(seconds, 1), "crop": crop, "lr": args.lr, "seed": args.seed,
+    total = it + (before["iterations"] if args.resume else 0)
+    meta = {"iterations": total, "iterations_this_run": it, "bf16_autocast": args.bf16, "seconds": round(seconds, 1), "crop": crop, "lr": args.lr, "seed": args.seed,
             "threads": args.threads, "ct": str(args.ct), "labels": str(args.labels), "loss_first_10": history[:10],
             "loss_last_10": history[-10:], "fit": report}
-    save_checkpoint(net, staging, meta)
+    save_checkpoint(net, staging, out.name.split("__")[0], meta)  # the trainer of the model folder's name
     (staging / "train_log.json").write_text(json.dumps(meta, indent=1))
     if out.exists():
         shutil.rmtree(out)
@@ -269,8 +278,13 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=25.0, help="stop after this much training time")
     parser.add_argument("--crop", type=int, default=64, help="crop edge in voxels (capped at the patch)")
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--foreground", type=float, default=0.5,
+                        help="share of crops centred on a voxel of a random present class")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-bf16", dest="bf16", action="store_false",
+                        help="train in fp32 (default: bf16 autocast, ~2x faster on CPUs with AVX512-BF16)")
+    parser.add_argument("--resume", action="store_true", help="start from the cached stand-in's weights")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     meta = train(args)
