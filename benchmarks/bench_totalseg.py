@@ -235,6 +235,9 @@ def margins(ct: Path, task: str = "total_fast", heads: str = "random", precision
             "min_guard_dice": round(window_agreement.min_guard_dice(), 5),
             "min_dice": round(window_agreement.min_dice, 5),
             "guard_passes": window_agreement.passes_guard(),
+            "worst_labels": [{"label": k, "guard_dice": round(v, 5), "voxels": window_agreement.sizes[k] // 2,
+                              "changed": window_agreement.mismatched[k]}
+                             for k, v in sorted(window_agreement.guard_dice().items(), key=lambda kv: kv[1])[:3]],
             "gap_of_changed_max": round(float(gap[changed].max()), 4) if changed.any() else None,
             "gap_of_changed_median": round(float(gap[changed].median()), 4) if changed.any() else None}
     return row
