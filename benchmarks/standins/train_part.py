@@ -188,7 +188,7 @@ def save_checkpoint(net, folder: Path, trainer: str, meta: dict) -> Path:
     from medseg.core.atomic import atomic_path
 
     path = folder / "fold_0" / "checkpoint_final.pth"
-    state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    state = net.state_dict()  # as is: a block's conv/norm appear twice in it and must keep sharing storage
     with atomic_path(path) as tmp:
         torch.save({"network_weights": state, "trainer_name": trainer,
                     "init_args": {"configuration": "3d_fullres", "fold": 0},
