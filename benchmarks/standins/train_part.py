@@ -20,7 +20,7 @@ or ``--minutes`` (``--resume`` goes on from the cached weights). The part folder
 ``--out`` (default ``$MEDSEG_STANDINS`` or ``<repo>/../standins``; ~120 MB, not committed), where
 ``bench_totalseg.py --heads trained`` finds it::
 
-    PYTHONPATH=$PWD nice -n 10 python benchmarks/standins/train_part.py [--iterations 400] [--minutes 25] \\
+    PYTHONPATH=$PWD nice -n 10 python benchmarks/standins/train_part.py [--iterations 1000] [--minutes 25] \\
         [--crop 64] [--threads 2] [--out ../standins]
 """
 from __future__ import annotations
