@@ -14,6 +14,14 @@ largest sum over the process tree (TotalSegmentator's nnU-Net spawns workers), s
 A run stopped by ``--limit-s`` is reported with ``finished: false`` and the progress lines it printed (per
 part); when only TotalSegmentator was stopped, ``time_ratio_at_most`` bounds the ratio from above.
 ``--margins`` only explains why OpenVINO and PyTorch label the random stand-ins differently (near-ties).
+
+``--heads trained`` (3 mm task only) puts the trained-like weights of ``benchmarks/standins/train_part.py``
+(fitted to TotalSegmentator's own labels of the example CT; cached under ``$MEDSEG_STANDINS`` or
+``<repo>/../standins``, not committed) into the 3 mm part instead of the random network, so the accuracy
+guard and the agreement are judged on the logit margins of a trained network::
+
+    PYTHONPATH=$PWD nice -n 10 python benchmarks/standins/train_part.py          # once, ~25 min on 2 cores
+    PYTHONPATH=$PWD nice -n 10 python benchmarks/bench_totalseg.py --modes fast --heads trained [--margins]
 """
 from __future__ import annotations
 
@@ -51,8 +59,9 @@ def real_size_plans(config: dict, patch: tuple[int, int, int]) -> None:
         "n_conv_per_stage_decoder": [2] * (stages - 1)})
 
 
-def build_home(home: Path, mode: str) -> Path:
-    """Stand-in folders with real-size random networks for ``mode`` (total or total_fast)."""
+def build_home(home: Path, mode: str, heads: str = "random") -> Path:
+    """Stand-in folders with real-size networks for ``mode`` (total or total_fast): random weights with
+    sharpened heads, or (``heads="trained"``) the trained stand-in's checkpoint where one is cached."""
     import tests.totalseg._parts as parts
 
     original = parts.plans
@@ -68,7 +77,32 @@ def build_home(home: Path, mode: str) -> Path:
         # the sharpened random heads of the parity stand-ins are kept; weights otherwise PyTorch's init
     finally:
         parts.plans = original
+    if heads == "trained":
+        install_trained(home / "nnunet" / "results", mode)
     return prepare_home(home, tasks=())
+
+
+def install_trained(results: Path, mode: str) -> None:
+    """Replace the random checkpoint of every part of ``mode`` with the cached trained stand-in's, after
+    checking that it was trained for exactly these plans and labels."""
+    import shutil
+
+    from benchmarks.standins.train_part import TASK, standins_root
+    from medseg.totalseg.tasks import parse_task
+
+    if mode != TASK:
+        sys.exit(f"--heads trained: only the {TASK} task has a trained stand-in (benchmarks/standins/train_part.py)")
+    for part in parse_task(f"totalsegmentator:{mode}").parts:
+        cached, target = standins_root() / part.relative, results / part.relative
+        checkpoint = cached / "fold_0" / "checkpoint_final.pth"
+        if not checkpoint.is_file():
+            sys.exit(f"no trained stand-in at {checkpoint}: run `PYTHONPATH=$PWD nice -n 10 python "
+                     "benchmarks/standins/train_part.py` first (or set MEDSEG_STANDINS)")
+        for name in ("plans.json", "dataset.json"):
+            if json.loads((cached / name).read_text()) != json.loads((target / name).read_text()):
+                sys.exit(f"{cached / name} differs from the benchmark's {name}: the stand-in was trained for "
+                         "other plans; rerun benchmarks/standins/train_part.py")
+        shutil.copyfile(checkpoint, target / "fold_0" / "checkpoint_final.pth")
 
 
 def tree_rss(pid: int) -> int:
@@ -141,12 +175,16 @@ def measure(cmd: list[str], env: dict, cwd: Path, limit_s: float | None = None, 
     return Arm(seconds, peak, finished, lines)
 
 
-def margins(ct: Path, task: str = "total_fast") -> dict:
-    """Why OpenVINO fp32 and PyTorch fp32 label the stand-ins differently: their logit difference on the scan's
-    first window against the gap between each voxel's two best heads (near-ties of random heads)."""
+def margins(ct: Path, task: str = "total_fast", heads: str = "random", precisions: tuple[str, ...] = ("fp32",)
+            ) -> dict:
+    """How far OpenVINO (each of ``precisions``) and PyTorch fp32 label the stand-in differently on the scan's
+    first window, against the gap between each voxel's two best heads (near-ties of random heads, or the
+    margins of the trained stand-in): logit differences, changed voxels (whole window, as the run-time guard
+    compares, and the scan's voxels only) and the guard's min Dice."""
     import nibabel as nib
     import torch
 
+    from medseg.backends.guard import compare_label_maps
     from medseg.inference.runtime import cpu_runtime
     from medseg.nnunet.predictor import NnUNetModel
     from medseg.nnunet.preprocessing import preprocess
@@ -155,7 +193,7 @@ def margins(ct: Path, task: str = "total_fast") -> dict:
     from medseg.totalseg.tasks import locate, parse_task
 
     with tempfile.TemporaryDirectory(prefix="bench-totalseg-") as tmp:
-        home = build_home(Path(tmp) / "home", task)
+        home = build_home(Path(tmp) / "home", task, heads)
         spec = parse_task(f"totalsegmentator:{task}")
         model = NnUNetModel.load(locate(spec, home / "nnunet" / "results")[0], folds=["0"])
         image = nib.as_closest_canonical(nib.load(ct))
@@ -163,21 +201,46 @@ def margins(ct: Path, task: str = "total_fast") -> dict:
         scan = Path(tmp) / "scan_0000.nii.gz"
         nib.save(nib.Nifti1Image(data.astype(np.int32), affine), scan)
         case = preprocess([scan], model.folder.plans, model.config)
-        padded, _ = pad_to(torch.from_numpy(case.data), model.patch)
-        x = padded[(None, slice(None), *(slice(0, p) for p in model.patch))].contiguous()
+        padded, back = pad_to(torch.from_numpy(case.data), model.patch)
+        window = tuple(slice(0, p) for p in model.patch)
+        x = padded[(None, slice(None), *window)].contiguous()
+        inside = torch.zeros(padded.shape[1:], dtype=torch.bool)
+        inside[back[1:]] = True
+        inside = inside[window]
         with torch.inference_mode():
             ref = model.networks[0](x).float()[0]
-            ov = cpu_runtime(model.networks[0], model.runtime_card(), backend="openvino", precision="fp32")(x)
-            ov = ov.float()[0]
+            outs = {}
+            for precision in precisions:
+                run = cpu_runtime(model.networks[0], model.runtime_card(), backend="openvino", precision=precision)
+                outs[precision] = run(x).float()[0]
+                del run
     top = ref.topk(2, dim=0).values
-    gap, diff = top[0] - top[1], (ov - ref).abs()
-    changed = ref.argmax(0) != ov.argmax(0)
-    return {"heads": int(ref.shape[0]), "logit_std": round(float(ref.std()), 3),
+    gap, labels = top[0] - top[1], ref.argmax(0)
+    row: dict = {"heads": heads, "classes": int(ref.shape[0]), "logit_std": round(float(ref.std()), 3),
+                 "scan_voxels_in_window": round(float(inside.float().mean()), 3)}
+    for where, mask in (("window", torch.ones_like(inside)), ("scan", inside)):
+        g = gap[mask]
+        row[f"gap_{where}"] = {"median": round(float(g.median()), 3),
+                               **{f"q{q}": round(float(g.quantile(q / 100)), 4) for q in (0.1, 1, 5)},
+                               **{f"below_{t}": round(float((g < t).float().mean()), 5) for t in (0.01, 0.1, 1.0)}}
+    for precision, ov in outs.items():
+        diff, other = (ov - ref).abs(), ov.argmax(0)
+        changed = labels != other
+        window_agreement = compare_label_maps(other.numpy(), labels.numpy())
+        scan_agreement = compare_label_maps(other[inside].numpy(), labels[inside].numpy())
+        row[f"openvino_{precision}"] = {
             "diff_median": round(float(diff.median()), 4), "diff_max": round(float(diff.max()), 4),
-            "changed_fraction": round(float(changed.float().mean()), 5),
+            "changed_window": round(window_agreement.changed_fraction, 6),
+            "changed_scan": round(scan_agreement.changed_fraction, 6),
+            "min_guard_dice": round(window_agreement.min_guard_dice(), 5),
+            "min_dice": round(window_agreement.min_dice, 5),
+            "guard_passes": window_agreement.passes_guard(),
+            "worst_labels": [{"label": k, "guard_dice": round(v, 5), "voxels": window_agreement.sizes[k] // 2,
+                              "changed": window_agreement.mismatched[k]}
+                             for k, v in sorted(window_agreement.guard_dice().items(), key=lambda kv: kv[1])[:3]],
             "gap_of_changed_max": round(float(gap[changed].max()), 4) if changed.any() else None,
-            "gap_of_changed_median": round(float(gap[changed].median()), 4) if changed.any() else None,
-            **{f"gap_below_{t}": round(float((gap < t).float().mean()), 5) for t in (0.01, 0.1, 1.0)}}
+            "gap_of_changed_median": round(float(gap[changed].median()), 4) if changed.any() else None}
+    return row
 
 
 PROGRESS = re.compile(r"part|Predicting|Resampling|Saving", re.IGNORECASE)
@@ -200,11 +263,19 @@ def main() -> None:
     parser.add_argument("--limit-s", type=float, default=None, help="stop an arm after this many seconds "
                         "(reported as not finished, with the progress lines it printed until then)")
     parser.add_argument("--log", type=Path, default=None, help="append every output line of both arms here")
+    parser.add_argument("--heads", choices=("random", "trained"), default="random",
+                        help="stand-in weights: seeded random with sharpened heads, or (3 mm task only) the trained "
+                        "stand-in of benchmarks/standins/train_part.py")
     parser.add_argument("--margins", action="store_true", help="only explain the runtimes' label differences: "
-                        "OpenVINO fp32 vs PyTorch fp32 logits on one window against the top-two gaps")
+                        "OpenVINO (--margin-precisions) vs PyTorch fp32 logits on one window against the top-two "
+                        "gaps, changed voxels and the guard's min Dice")
+    parser.add_argument("--margin-precisions", default="fp32", help="OpenVINO precisions for --margins (fp32,bf16)")
     args = parser.parse_args()
     if args.margins:
-        print(json.dumps({"ct": args.ct.name, **margins(args.ct)}), flush=True)  # noqa: T201
+        task = "total" if args.modes == "total" else "total_fast"
+        row = margins(args.ct, task, args.heads, tuple(args.margin_precisions.split(",")))
+        row = {"ct": args.ct.name, "task": task, "load_avg": [round(x, 1) for x in os.getloadavg()], **row}
+        print(json.dumps(row), flush=True)  # noqa: T201
         return
     python = args.peer_python or peer_python()
     if python is None:
@@ -212,7 +283,7 @@ def main() -> None:
     for mode in args.modes.split(","):
         task = "total_fast" if mode == "fast" else "total"
         with tempfile.TemporaryDirectory(prefix="bench-totalseg-") as tmp:
-            home = build_home(Path(tmp) / "home", task)
+            home = build_home(Path(tmp) / "home", task, args.heads)
             theirs, ours = Path(tmp) / "totalseg.nii.gz", Path(tmp) / "medseg.nii.gz"
             env = {**os.environ, "TOTALSEG_HOME_DIR": str(home), "PYTHONPATH": str(home / "shim")}
             for key in ("nnUNet_results", "TOTALSEG_WEIGHTS_PATH"):
@@ -232,7 +303,7 @@ def main() -> None:
                     with args.log.open("a") as f:
                         f.write(f"=== {mode} {name} {time.strftime('%H:%M:%S')} load {os.getloadavg()}\n")
                 arms[name] = measure(cmd, arm_env, cwd, args.limit_s, args.log)
-            row = {"mode": mode, "ct": args.ct.name, "backend": args.backend, "precision": args.precision,
+            row = {"mode": mode, "ct": args.ct.name, "heads": args.heads, "backend": args.backend, "precision": args.precision,
                    "threads": args.threads, "load_avg": [round(x, 1) for x in os.getloadavg()]}
             for name, arm in arms.items():
                 row.update({f"{name}_s": round(arm.seconds, 1), f"{name}_finished": arm.finished,
