@@ -161,5 +161,12 @@ def build_folder_predictor(model_ref: str, *, folds: Sequence[str] | None = None
     predictor = NnUNetPredictor(model, name=name, exact=exact, tta=tta, pins=pins,
                                 channels=channels, postprocess=postprocess)
     if not exact:  # default path: OpenVINO fp32 when installed, guarded per fold network (see use_runtime)
+        from medseg.backends.export import remember_weights_sha256
+
+        stages = [(model, predictor.folds)] + ([(model.previous, predictor.previous["fold_sha256"])]
+                                               if model.previous is not None and predictor.previous else [])
+        for stage, digests in stages:   # the fold files' sha256 (hashed for the sidecar) name the compiled networks
+            for fold, net in zip(stage.folds, stage.networks):
+                remember_weights_sha256(net, f"nnunet fold file:{digests[fold.name]}")
         predictor.cpu_network = model.use_runtime(backend, precision)
     return predictor

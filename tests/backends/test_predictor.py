@@ -96,3 +96,15 @@ def test_auto_without_optional_runtimes_runs_torch(stunet, windows, monkeypatch,
     predictor = get_predictor(stunet, roi_size=ROI, cache_dir=tmp_path, device="cpu")
     assert isinstance(predictor, TorchPredictor) and "medseg[cpu]" in predictor.reason
     torch.testing.assert_close(predictor(windows), _reference(stunet, windows))
+
+
+@needs("openvino")
+def test_large_windows_run_one_per_call_with_the_batch_logits(cache_root):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv3d(1, 3, 3, padding=1)).eval()   # 64^3: above 2**17 voxels
+    predictor = get_predictor(model, backend="openvino", precision="fp32", roi_size=(64, 64, 64), cache_dir=cache_root,
+                              mode="latency")
+    windows = torch.randn(3, 1, 64, 64, 64)
+    assert predictor.runner.one_by_one
+    with torch.no_grad():
+        torch.testing.assert_close(predictor(windows), model(windows), atol=1e-4, rtol=1e-4)
