@@ -33,12 +33,18 @@ def window_starts(size: int, patch: int, step: float = 0.5) -> list[int]:
 
 @lru_cache(maxsize=4)
 def gaussian_map(patch: tuple[int, ...], sigma_scale: float = 1.0 / 8, scale: float = VALUE_SCALING) -> torch.Tensor:
-    """nnU-Net's ``compute_gaussian`` importance map (float16)."""
-    from scipy.ndimage import gaussian_filter
+    """nnU-Net's ``compute_gaussian`` importance map (float16).
 
-    tmp = np.zeros(patch)
-    tmp[tuple(p // 2 for p in patch)] = 1
-    g = gaussian_filter(tmp, [p * sigma_scale for p in patch], 0, mode="constant", cval=0)
+    nnU-Net filters a centred delta with ``gaussian_filter`` (mode constant); filtering a delta axis by axis is
+    an outer product of the 1D filtered deltas, the same float64 products in the same order (bit-identical,
+    ``tests/nnunet/test_sliding.py``), in 0.03 s instead of 0.3 s for a 128^3 patch."""
+    from scipy.ndimage import gaussian_filter1d
+
+    g = np.ones(())
+    for p in patch:
+        delta = np.zeros(p)
+        delta[p // 2] = 1
+        g = np.multiply.outer(g, gaussian_filter1d(delta, p * sigma_scale, 0, mode="constant", cval=0))
     g /= np.max(g) / scale
     out = torch.from_numpy(g).to(torch.float16)
     zero = out == 0
