@@ -5,34 +5,15 @@ packages ended up in ``sys.modules``. Nothing here can be satisfied without the 
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import nibabel as nib
 import numpy as np
 import pytest
 
-_WRAPPER = """
-import json, sys
-sys.argv = ["medseg", *json.loads(sys.argv[1])]
-from medseg.cli.main import run
-try:
-    run()
-except SystemExit as exc:
-    code = exc.code
-else:
-    code = 0
-print(json.dumps({"code": code, "loaded": [m for m in ("torch", "monai") if m in sys.modules]}), file=sys.stderr)
-"""
+from tests.cli._imports import run_cli
 
 
 def _run(args: list[str]) -> dict:
-    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}  # rich tables print fine whatever the test's locale
-    done = subprocess.run([sys.executable, "-c", _WRAPPER, json.dumps(args)], capture_output=True, timeout=120,
-                          env=env)
-    return json.loads(done.stderr.decode("utf-8").strip().splitlines()[-1])
+    return run_cli(args, ("torch", "monai"), timeout=120)
 
 
 @pytest.fixture(scope="module")

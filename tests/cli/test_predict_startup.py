@@ -8,39 +8,19 @@ ended up in ``sys.modules``. The last test shows the wrapper does see MONAI and 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli._imports import run_cli
 from tests.nnunet._fixtures import FIXTURES, inputs
 
 # what these paths must not import: MONAI (and what only it pulls in), the zoo's networks and predictor
 WATCHED = ("monai", "matplotlib", "scipy.signal", "medseg.api", "medseg.inference.predictor",
            "medseg.transforms", "medseg.models.stunet", "medseg.models.swin_unetr")
 
-_WRAPPER = """
-import json, sys
-watched = json.loads(sys.argv[2])
-sys.argv = ["medseg", *json.loads(sys.argv[1])]
-from medseg.cli.main import run
-try:
-    run()
-except SystemExit as exc:
-    code = exc.code
-else:
-    code = 0
-print(json.dumps({"code": code, "loaded": [m for m in watched if m in sys.modules]}), file=sys.stderr)
-"""
-
-
 def _run(args: list[str], env: dict[str, str] | None = None) -> dict:
-    env = {**os.environ, "PYTHONIOENCODING": "utf-8", "OMP_NUM_THREADS": "1", **(env or {})}
-    done = subprocess.run([sys.executable, "-c", _WRAPPER, json.dumps(args), json.dumps(WATCHED)],
-                          capture_output=True, timeout=180, env=env)
-    return json.loads(done.stderr.decode("utf-8").strip().splitlines()[-1])
+    return run_cli(args, WATCHED, {"OMP_NUM_THREADS": "1", **(env or {})})
 
 
 def test_nnunet_folder_predict_imports_neither_monai_nor_the_zoo(tmp_path):
