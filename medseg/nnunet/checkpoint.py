@@ -49,9 +49,9 @@ def check_trainer(trainer: str, path: Path) -> None:
 def load_fold(name: str, path: Path, sha256: str | None = None) -> Fold:
     """Load ``fold_<name>``'s checkpoint (weights only) after checking its pinned sha256, if given."""
     if sha256:
-        from medseg.core.hashing import sha256_file
+        from medseg.core.hashing import sha256_file_once
 
-        actual = sha256_file(path)
+        actual = sha256_file_once(path)
         if actual != sha256:
             raise MedsegError(f"sha256 mismatch (pinned {sha256[:12]}..., file {actual[:12]}...)", path=path,
                               hint="the fold file changed since `medseg models import-folder`; import it again")

@@ -246,10 +246,14 @@ class NnUNetModel:
         :func:`~medseg.inference.runtime.cpu_runtime`, where ``auto`` (OpenVINO fp32 when installed) is checked
         per fold network against PyTorch fp32 on its first windows and dropped below the accuracy guard's Dice.
         ``--exact`` never uses it (its windows are nnU-Net's PyTorch arithmetic)."""
+        from medseg.backends.export import remember_weights_sha256
+        from medseg.core.hashing import sha256_file_once
         from medseg.inference.runtime import cpu_runtime
 
         for stage in self.stages:
             card = stage.runtime_card()
+            for fold, net in zip(stage.folds, stage.networks):   # compiled networks named by their fold file,
+                remember_weights_sha256(net, f"nnunet fold file:{sha256_file_once(fold.path)}")  # hashed once a run
             runners = [cpu_runtime(net, card, backend=backend, precision=precision, batch_size=batch_size)
                        for net in stage.networks]
             stage.runners = None if all(r is None for r in runners) else [

@@ -18,7 +18,7 @@ import torch
 
 from medseg.core.card import ModelCard
 from medseg.core.errors import MedsegError
-from medseg.core.hashing import sha256_file
+from medseg.core.hashing import sha256_file, sha256_file_once
 from medseg.inference.postprocess import PostprocessSpec
 from medseg.inference.prediction import ModelInfo, Prediction, PredictOptions
 from medseg.io.volume import labels_like
@@ -40,7 +40,7 @@ def check_runtime(backend: str, precision: str, exact: bool = False) -> None:
 
 def fold_digests(model: NnUNetModel, pins: dict[str, str] | None = None) -> dict[str, str]:
     """sha256 of every fold file used (pinned digests from ``models import-folder`` are reused: already checked)."""
-    return {f.name: (pins or {}).get(f.name) or sha256_file(f.path) for f in model.folds}
+    return {f.name: (pins or {}).get(f.name) or sha256_file_once(f.path) for f in model.folds}
 
 
 def _card(model: NnUNetModel, name: str) -> ModelCard:
@@ -161,12 +161,5 @@ def build_folder_predictor(model_ref: str, *, folds: Sequence[str] | None = None
     predictor = NnUNetPredictor(model, name=name, exact=exact, tta=tta, pins=pins,
                                 channels=channels, postprocess=postprocess)
     if not exact:  # default path: OpenVINO fp32 when installed, guarded per fold network (see use_runtime)
-        from medseg.backends.export import remember_weights_sha256
-
-        stages = [(model, predictor.folds)] + ([(model.previous, predictor.previous["fold_sha256"])]
-                                               if model.previous is not None and predictor.previous else [])
-        for stage, digests in stages:   # the fold files' sha256 (hashed for the sidecar) name the compiled networks
-            for fold, net in zip(stage.folds, stage.networks):
-                remember_weights_sha256(net, f"nnunet fold file:{digests[fold.name]}")
         predictor.cpu_network = model.use_runtime(backend, precision)
     return predictor

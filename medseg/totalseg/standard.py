@@ -17,7 +17,7 @@ import torch
 
 from medseg.core.card import ModelCard
 from medseg.core.errors import MedsegError
-from medseg.core.hashing import sha256_file
+from medseg.core.hashing import sha256_file_once
 from medseg.inference.postprocess import PostprocessSpec
 from medseg.inference.prediction import ModelInfo, Prediction, PredictOptions
 from medseg.io.volume import labels_like
@@ -63,7 +63,7 @@ class TotalSegPredictor:
             read_parts(self.crop_dirs, [p.labels for p in parse_task(f"totalsegmentator:{CROP_TASK}").parts],
                        CROP_TASK)
         self.names = tuple(names)
-        self.folds = {f"{d.parent.name}/fold_{FOLD}": sha256_file(d / f"fold_{FOLD}" / "checkpoint_final.pth")
+        self.folds = {f"{d.parent.name}/fold_{FOLD}": sha256_file_once(d / f"fold_{FOLD}" / "checkpoint_final.pth")
                       for d in self.part_dirs + (self.crop_dirs or []) if (d / f"fold_{FOLD}").is_dir()}
         combined = hashlib.sha256("".join(f"{k}:{v}\n" for k, v in sorted(self.folds.items())).encode()).hexdigest()
         name = f"totalsegmentator:{task.name}"
