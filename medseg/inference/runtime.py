@@ -182,16 +182,6 @@ def cpu_runtime(model: nn.Module, card: ModelCard, *, backend: str, precision: s
     return runtime
 
 
-def remembered_verdict(model: nn.Module, card: ModelCard, *, backend: str = "auto", precision: str = "auto"):
-    """The guard verdict remembered for the compiled runtime ``backend``/``precision`` would give ``model``
-    (:mod:`medseg.backends.verdict`), without compiling or loading anything; None when there is none."""
-    from medseg.backends import verdict
-    from medseg.backends.predictor import compiled_entry
-
-    return verdict.read(compiled_entry(model, backend=backend, precision=precision, roi_size=card.roi_size,
-                                       in_channels=card.in_channels))
-
-
 def remembered_refusal(model: nn.Module, card: ModelCard) -> GuardedRuntime | None:
     """An already-refused :class:`GuardedRuntime` (PyTorch fp32 runs every window; nothing compiled is
     loaded) when ``auto``'s compiled runtime failed the guard on an earlier run; else None."""

@@ -141,7 +141,7 @@ def test_cpu_runtime_skips_loading_a_runtime_whose_refusal_is_remembered(model, 
     monkeypatch.setattr("medseg.backends.get_predictor", no_compile)
     guarded = rt.cpu_runtime(net, net.card, backend="auto", precision="auto")
     assert isinstance(guarded, GuardedRuntime) and not guarded.trusted and guarded.backend == "torch"
-    assert verdict.read(entry) is not None and rt.remembered_verdict(net, net.card).passed is False
+    assert verdict.read(entry) is not None and verdict.read(entry).passed is False
 
 
 def test_the_sidecar_says_the_guard_was_remembered(model, tmp_path):
