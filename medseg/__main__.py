@@ -1,4 +1,4 @@
 """``python -m medseg`` runs the CLI."""
-from medseg.cli.main import run
+from medseg.cli.main import entry
 
-run()
+entry()

@@ -104,9 +104,20 @@ class OpenVINORunner:
         if self.streams > 1 and batch.shape[0] > 1:
             return self._throughput(batch)
         if self.one_by_one and batch.shape[0] > 1:
-            return np.concatenate([self(np.ascontiguousarray(batch[i:i + 1])) for i in range(batch.shape[0])])
+            return self._one_by_one(batch)
         self.request.infer({0: batch})
         return np.array(self.request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+
+    def _one_by_one(self, batch: np.ndarray) -> np.ndarray:
+        """Each window in its own call, its logits copied once, straight into the batch's output array."""
+        out = None
+        for i in range(batch.shape[0]):
+            self.request.infer({0: np.ascontiguousarray(batch[i:i + 1])})
+            logits = self.request.get_output_tensor(0).data
+            if out is None:
+                out = np.empty((batch.shape[0], *logits.shape[1:]), dtype=np.float32)
+            out[i] = logits[0]
+        return out
 
     def _throughput(self, batch: np.ndarray) -> np.ndarray:
         if self._queue is None:  # imported on the first batched call: single windows never pay for it

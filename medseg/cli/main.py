@@ -1,10 +1,13 @@
 """Entry point of the ``medseg`` command: global options, logging, error handling, command discovery."""
 from __future__ import annotations
 
+import atexit
 import importlib
 import logging
+import os
 import pkgutil
 import sys
+import threading
 
 import typer
 from typer.core import TyperGroup
@@ -118,3 +121,40 @@ def run() -> None:
 
 if __name__ == "__main__":
     run()
+
+
+def entry() -> None:
+    """``medseg`` and ``python -m medseg``: :func:`run`, then a prompt exit.
+
+    When a command returns, everything it wrote is on disk (atomic renames) and only the interpreter's
+    teardown is left: freeing torch's and OpenVINO's modules and arrays took 0.6 s of a 14 s nnU-Net folder
+    prediction on the 2-core VM. So the process joins its threads, runs the atexit handlers (logging,
+    temporary folders, multiprocessing), flushes its streams and ends with ``os._exit``. :func:`run` (used
+    in-process, e.g. by tests) keeps raising ``SystemExit``; an unexpected exception still ends with its
+    traceback through the normal exit.
+    """
+    try:
+        run()
+        code: object = 0
+    except SystemExit as exc:
+        code = exc.code
+    prompt_exit(code)
+
+
+def prompt_exit(code: object) -> None:
+    """End the process with ``code`` (as ``sys.exit`` reads it) without the interpreter's teardown."""
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        sys.stderr.write(f"{code}\n")
+        code = 1
+    shutdown = getattr(threading, "_shutdown", None)   # what the interpreter does first: stop executors' workers
+    if shutdown is not None:                           # and join non-daemon threads
+        shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):   # a closed pipe or stream: nothing more can reach it
+            pass
+    os._exit(code)
