@@ -119,10 +119,6 @@ def run() -> None:
         raise
 
 
-if __name__ == "__main__":
-    run()
-
-
 def entry() -> None:
     """``medseg`` and ``python -m medseg``: :func:`run`, then a prompt exit.
 
@@ -131,12 +127,15 @@ def entry() -> None:
     prediction on the 2-core VM. So the process joins its threads, runs the atexit handlers (logging,
     temporary folders, multiprocessing), flushes its streams and ends with ``os._exit``. :func:`run` (used
     in-process, e.g. by tests) keeps raising ``SystemExit``; an unexpected exception still ends with its
-    traceback through the normal exit.
+    traceback through the normal exit, and so does every run under a profiler or tracer (``python -m
+    cProfile -m medseg ...``, coverage), which writes its results during the normal teardown.
     """
     try:
         run()
         code: object = 0
     except SystemExit as exc:
+        if sys.getprofile() is not None or sys.gettrace() is not None:
+            raise   # a profiler or coverage tracer writes its results in the normal teardown
         code = exc.code
     prompt_exit(code)
 
@@ -158,3 +157,7 @@ def prompt_exit(code: object) -> None:
         except (OSError, ValueError):   # a closed pipe or stream: nothing more can reach it
             pass
     os._exit(code)
+
+
+if __name__ == "__main__":
+    entry()

@@ -46,3 +46,12 @@ def test_atexit_handlers_run_and_a_text_exit_code_is_printed_with_status_1(tmp_p
                           timeout=120, check=False)
     assert done.returncode == 1
     assert done.stdout.strip() == "handler ran" and done.stderr.strip() == "stopped: reason"
+
+
+def test_a_profiled_run_still_writes_its_profile(tmp_path):
+    # cProfile writes its results in the normal teardown, which the prompt exit would skip
+    done = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(tmp_path / "run.prof"), "-m", "medseg",
+                           "--version"], capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "run.prof").stat().st_size > 0
