@@ -13,10 +13,12 @@ to the window, so every runtime reads the same declaration as from a full-size t
 from __future__ import annotations
 
 import hashlib
+import io
 import warnings
 import weakref
 from collections.abc import Sequence
 from os import PathLike
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -24,6 +26,7 @@ from torch import nn
 OPSET = 17
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
+IN_MEMORY_BYTES = 1 << 30   # a small trace is fixed in memory: protobuf holds at most 2 GB, so larger weights trace at the window
 
 
 class ExportError(RuntimeError):
@@ -119,14 +122,15 @@ def export_onnx(
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # legacy-exporter deprecation and instance-norm notes
+            buffer = io.BytesIO() if traced != roi else None   # fixed in memory, written once
             torch.onnx.export(
-                _EvalLogits(model), (example,), str(path),
+                _EvalLogits(model), (example,), buffer if buffer is not None else str(path),
                 input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                 dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
                 opset_version=OPSET, do_constant_folding=True, dynamo=False,
             )
-        if traced != roi:
-            _fix_input_window(path, roi)
+        if buffer is not None:
+            Path(path).write_bytes(_with_input_window(buffer.getvalue(), roi))
     except Exception as exc:  # any exporter failure means "run this model in PyTorch"
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
         raise ExportError(f"ONNX export failed: {type(exc).__name__}: {first}") from exc
@@ -139,7 +143,7 @@ def trace_size(model: nn.Module, roi: Sequence[int]) -> tuple[int, ...]:
     has one (a fully convolutional network), else ``roi``."""
     roi = tuple(int(s) for s in roi)
     smallest = getattr(model, "trace_window", None)
-    if not callable(smallest):
+    if not callable(smallest) or sum(p.numel() * p.element_size() for p in model.parameters()) > IN_MEMORY_BYTES:
         return roi
     size = tuple(int(s) for s in smallest(roi))
     if len(size) != len(roi) or any(s < 1 or s > r for s, r in zip(size, roi)):
@@ -147,15 +151,15 @@ def trace_size(model: nn.Module, roi: Sequence[int]) -> tuple[int, ...]:
     return size
 
 
-def _fix_input_window(path: str | PathLike, roi: Sequence[int]) -> None:
-    """Declare the window's spatial size on the ONNX input (batch stays dynamic); drop the traced
-    intermediate shapes so runtimes infer them for the window."""
+def _with_input_window(data: bytes, roi: Sequence[int]) -> bytes:
+    """The ONNX model ``data`` with the window's spatial size declared on its input (batch stays dynamic)
+    and no traced intermediate shapes, so runtimes infer them for the window."""
     import onnx
 
-    model = onnx.load(str(path))
+    model = onnx.load_from_string(data)
     dims = model.graph.input[0].type.tensor_type.shape.dim
     for i, size in enumerate(roi):
         dims[2 + i].Clear()
         dims[2 + i].dim_value = int(size)
     del model.graph.value_info[:]
-    onnx.save(model, str(path))
+    return model.SerializeToString()

@@ -75,3 +75,9 @@ def test_compiled_logits_on_the_full_window_match_pytorch(name, backend, tmp_pat
     got = predictor(windows)
     assert got.shape == reference.shape
     np.testing.assert_allclose(got.numpy(), reference.numpy(), atol=2e-4, rtol=1e-4)
+
+
+def test_weights_too_large_for_an_in_memory_model_are_traced_at_the_window(monkeypatch):
+    net, roi, _ = CASES["plain"]
+    monkeypatch.setattr(onnx_export, "IN_MEMORY_BYTES", 0)   # protobuf's 2 GB limit, scaled down
+    assert onnx_export.trace_size(net, roi) == roi
