@@ -5,10 +5,11 @@ with the window's spatial size fixed and the batch axis dynamic. The model is re
 mode afterwards.
 
 Tracing runs the network once on a zero window: for nnU-Net's 128^3 CT network that forward pass was 8 of
-the 9.3 s of the export, on a model's first run. A fully convolutional network says so with a
-``trace_window(roi)`` method (the smallest window it accepts, e.g. :class:`medseg.nnunet.network.NnUNetNetwork`):
-it is traced there with dynamic spatial axes, which gives the same graph, and the file's input is then fixed
-to the window, so every runtime reads the same declaration as from a full-size trace.
+the 9.6 s of the export, on a model's first run. A fully convolutional network says so with a
+``trace_window(roi)`` method (a small window it accepts, e.g. :class:`medseg.nnunet.network.NnUNetNetwork`):
+it is traced there with dynamic spatial axes, which gives the same graph (no shape is baked in), and the
+file's input is then fixed to the window, so every runtime reads the same declaration as from a full-size
+trace (export 1.9-2.8 s; ``tests/backends/test_export_trace.py`` checks the runtimes' logits on the window).
 """
 from __future__ import annotations
 

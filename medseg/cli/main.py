@@ -150,7 +150,7 @@ def prompt_exit(code: object) -> None:
     shutdown = getattr(threading, "_shutdown", None)   # what the interpreter does first: stop executors' workers
     if shutdown is not None:                           # and join non-daemon threads
         shutdown()
-    atexit._run_exitfuncs()
+    atexit._run_exitfuncs()   # CPython's own exit step (logging.shutdown, weakref finalizers, multiprocessing)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
