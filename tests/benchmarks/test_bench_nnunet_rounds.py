@@ -41,3 +41,16 @@ def test_a_failed_round_is_reported_not_hidden_in_a_median(bench):
 def test_one_round_is_the_run_itself(bench):
     run = _run(15.0)
     assert bench.combine([run], [_run(30.0)]) is run
+
+
+def test_memory_comes_from_the_polled_round_and_time_from_the_unpolled_ones(bench):
+    def timed(seconds):
+        return {"seconds": seconds, "rc": 0, "last_line": "", "polled": False}
+
+    polled_peer, polled_mine = {**_run(35.0, peak=3000), "polled": True}, {**_run(18.0, peak=2400), "polled": True}
+    peer = [polled_peer, timed(30.0), timed(32.0), timed(34.0)]
+    mine = [polled_mine, timed(14.0), timed(16.0), timed(15.0)]
+    row = bench.combine(mine, peer)
+    assert row["peak_rss_mb"] == 2400 and row["seconds"] == 15.0   # 18 s (slowed by the polling) left out
+    assert row["rounds_s"] == [14.0, 16.0, 15.0]
+    assert row["round_ratios"] == [round(14 / 30, 3), 0.5, round(15 / 34, 3)]
