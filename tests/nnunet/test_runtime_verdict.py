@@ -53,7 +53,8 @@ def test_a_refused_runtime_is_named_in_the_sidecar_and_not_loaded_again(hippo, t
     run = _predict(folder, scan, tmp_path / "first")
     assert run["backend"] == "torch" and run["precision"] == "fp32", run
     assert "openvino fp32 failed the accuracy guard" in run["backend_reason"], run["backend_reason"]
-    np.testing.assert_array_equal(read(tmp_path / "first" / f"{CASE}.nii.gz"), _torch_labels(folder, scan))
+    reference = _torch_labels(folder, scan)
+    np.testing.assert_array_equal(read(tmp_path / "first" / f"{CASE}.nii.gz"), reference)
 
     def never(*args, **kwargs):
         raise AssertionError("a runtime refused on an earlier run was loaded again")
@@ -62,7 +63,7 @@ def test_a_refused_runtime_is_named_in_the_sidecar_and_not_loaded_again(hippo, t
     run = _predict(folder, scan, tmp_path / "second")
     assert run["backend"] == "torch", run
     assert "openvino fp32 failed the accuracy guard against PyTorch fp32 on an earlier run" in run["backend_reason"]
-    np.testing.assert_array_equal(read(tmp_path / "second" / f"{CASE}.nii.gz"), _torch_labels(folder, scan))
+    np.testing.assert_array_equal(read(tmp_path / "second" / f"{CASE}.nii.gz"), reference)
 
 
 def test_a_passed_runtime_runs_later_cases_without_the_pytorch_window(hippo, tmp_path, monkeypatch):
